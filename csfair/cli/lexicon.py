@@ -1,0 +1,191 @@
+"""``csfair-lexicon``: build translation lexicons and token-level substitution tables, and look inside them.
+
+Subcommands:
+  ibm1     IBM Model 1 lexicons (both directions) from two line-aligned files (fast_align)
+  muse     a MUSE dictionary as a lexicon (uniform probabilities)
+  table    the token-level substitution table for a sentencepiece model and fairseq dictionary
+  inspect  print ``target<TAB>prob<TAB>sampling_prob`` rows of a word in a table
+  export   a table as TSV
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..io import InputFormatError, LineIssues
+
+
+def cmd_ibm1(args) -> None:
+    from ..ibm1 import build_ibm1_lexicons
+
+    issues = LineIssues(f"{args.src_file} ||| {args.tgt_file}", strict=args.strict)
+    fwd, bwd, stats = build_ibm1_lexicons(
+        args.src_file, args.tgt_file, args.src_lang, args.tgt_lang, lowercase=not args.no_lowercase,
+        iterations=args.iterations, workers=args.workers, max_pairs=args.max_pairs, min_prob=args.min_store_prob,
+        issues=issues, progress=not args.quiet, threads=args.threads,
+    )
+    issues.report()
+    out = Path(args.out_dir)
+    f_path = out / f"ibm1.{args.src_lang}-{args.tgt_lang}.tsv"
+    b_path = out / f"ibm1.{args.tgt_lang}-{args.src_lang}.tsv"
+    fwd.save_tsv(f_path)
+    bwd.save_tsv(b_path)
+    print(json.dumps({
+        **stats,
+        f"{args.src_lang}-{args.tgt_lang}": {"path": str(f_path), "words": len(fwd), "pairs": fwd.num_pairs},
+        f"{args.tgt_lang}-{args.src_lang}": {"path": str(b_path), "words": len(bwd), "pairs": bwd.num_pairs},
+    }))
+
+
+def cmd_muse(args) -> None:
+    from ..lexicon import Lexicon
+
+    issues = LineIssues(args.dict, strict=args.strict)
+    lex = Lexicon.read_muse(args.dict, args.src_lang, args.tgt_lang, lowercase=not args.no_lowercase, issues=issues)
+    issues.report()
+    lex.save_tsv(args.out)
+    print(json.dumps({"input": args.dict, "output": args.out, "words": len(lex), "pairs": lex.num_pairs,
+                      "skipped": issues.total}))
+
+
+def cmd_table(args) -> None:
+    from ..io import sha256_file
+    from ..lexicon import Lexicon
+    from ..substitution_table import SubstitutionTable, TableConfig
+    from ..text import load_stopwords
+    from ..vocab import WordEncoder
+
+    lex = Lexicon.load_tsv(args.lexicon)
+    src_lang = args.src_lang or lex.src_lang
+    tgt_lang = args.tgt_lang or lex.tgt_lang
+    if lex.probabilistic and args.min_prob < lex.probs.min(initial=1.0) - 1e-12 and len(lex):
+        print(f"note: {args.lexicon} keeps only p >= {lex.probs.min():.2g}; --min-prob {args.min_prob} "
+              "cannot restore smaller candidates", file=sys.stderr)
+    cfg = TableConfig(
+        min_prob=args.min_prob, temperature=args.temperature, min_word_len=args.min_word_len,
+        src_stopwords=load_stopwords(args.src_stopwords, src_lang),
+        tgt_stopwords=load_stopwords(args.tgt_stopwords, tgt_lang),
+        case_variants=not args.no_case_variants, drop_punct=not args.keep_punct,
+    )
+    enc = WordEncoder(args.spm_model, args.dict)
+    extra = dict(
+        lexicon=str(args.lexicon), spm_model=str(args.spm_model), spm_sha256=sha256_file(args.spm_model),
+        dict_path=str(args.dict), dict_sha256=enc.vocab.sha256(), dict_size=len(enc.vocab),
+        src_stopwords=args.src_stopwords, tgt_stopwords=args.tgt_stopwords,
+    )
+    lex.src_lang, lex.tgt_lang = src_lang, tgt_lang
+    table, stats = SubstitutionTable.build(lex, enc, enc.vocab.unk, cfg, extra_meta=extra, progress=not args.quiet)
+    table.save(args.out)
+    if args.tsv:
+        table.to_tsv(args.tsv, decode=enc.decode)
+    size = sum(f.stat().st_size for f in Path(args.out).iterdir())
+    print(json.dumps({"output": args.out, "bytes_on_disk": size, **stats}))
+
+
+def cmd_inspect(args) -> None:
+    from ..substitution_table import SubstitutionTable
+
+    table = SubstitutionTable.load(args.table)
+    if args.temperature is not None or args.min_prob is not None:
+        table = table.with_sampling(
+            args.temperature if args.temperature is not None else table.meta["temperature"],
+            args.min_prob if args.min_prob is not None else table.meta["min_prob"],
+        )
+    entries = table.entries_for(args.word)
+    if not entries:
+        print(f"{args.word!r} is not in {args.table} (filtered out, or not in the lexicon)", file=sys.stderr)
+        sys.exit(1)
+    for e in entries[:1] if not args.all_forms else entries:
+        if args.all_forms:
+            print(f"# {table.source_words()[e]}")
+        for tgt, p, q in table.rows(e)[: args.limit]:
+            print(f"{tgt}\t{p:.4f}\t{q:.4f}")
+
+
+def cmd_export(args) -> None:
+    from ..substitution_table import SubstitutionTable
+
+    table = SubstitutionTable.load(args.table)
+    table.to_tsv(args.out)
+    print(json.dumps({"table": args.table, "output": args.out, "entries": len(table), "candidates": table.num_candidates}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="csfair-lexicon", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("ibm1", help="IBM Model 1 lexicons in both directions (fast_align, favor_diagonal=False)")
+    s.add_argument("--src-file", required=True, help="source side, one sentence per line (.gz allowed)")
+    s.add_argument("--tgt-file", required=True, help="target side, line-aligned with --src-file")
+    s.add_argument("--src-lang", required=True)
+    s.add_argument("--tgt-lang", required=True)
+    s.add_argument("--out-dir", required=True, help="writes ibm1.SRC-TGT.tsv and ibm1.TGT-SRC.tsv")
+    s.add_argument("--iterations", type=int, default=5, help="EM iterations (default 5)")
+    s.add_argument("--no-lowercase", action="store_true", help="keep case (default: lower-case both sides)")
+    s.add_argument("--max-pairs", type=int, default=None, help="use only the first N usable pairs")
+    s.add_argument("--min-store-prob", type=float, default=1e-3, help="smallest p(t|s) written to the lexicon")
+    s.add_argument("--workers", type=int, default=2, help="tokenisation processes")
+    s.add_argument("--threads", type=int, default=1,
+                   help="fast_align OpenMP threads (1: bit-identical tables across runs; more: faster, not reproducible)")
+    s.add_argument("--strict", action="store_true", help="fail on the first bad line instead of skipping it")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(func=cmd_ibm1)
+
+    s = sub.add_parser("muse", help="a MUSE dictionary ('src tgt' per line) as a lexicon")
+    s.add_argument("--dict", required=True)
+    s.add_argument("--src-lang", required=True)
+    s.add_argument("--tgt-lang", required=True)
+    s.add_argument("--out", required=True, help="lexicon TSV")
+    s.add_argument("--no-lowercase", action="store_true")
+    s.add_argument("--strict", action="store_true", help="fail on the first malformed line instead of skipping it")
+    s.set_defaults(func=cmd_muse)
+
+    s = sub.add_parser("table", help="token-level substitution table (Visser et al. 2025, Sec. 3.1 filters)")
+    s.add_argument("--lexicon", required=True, help="lexicon TSV (from the ibm1 or muse subcommand)")
+    s.add_argument("--spm-model", required=True, help="sentencepiece model of the corpus")
+    s.add_argument("--dict", required=True, help="fairseq dict.txt of the binarised corpus")
+    s.add_argument("--out", required=True, help="table directory")
+    s.add_argument("--src-lang", default=None, help="default: from the lexicon")
+    s.add_argument("--tgt-lang", default=None, help="default: from the lexicon")
+    s.add_argument("--min-prob", type=float, default=0.02, help="keep IBM-1 candidates with p > this (paper: 0.02)")
+    s.add_argument("--temperature", type=float, default=3.0, help="T of p**(1/T) / sum p**(1/T) (paper: 3)")
+    s.add_argument("--min-word-len", type=int, default=4, help="never replace shorter source words (paper: 4)")
+    s.add_argument("--src-stopwords", default="iso",
+                   help="source words never replaced: 'iso' (stopwords-iso), a .json/.txt list, or 'none'")
+    s.add_argument("--tgt-stopwords", default="iso", help="candidates dropped: 'iso', a list, or 'none'")
+    s.add_argument("--no-case-variants", action="store_true", help="do not add Capitalised/UPPER forms")
+    s.add_argument("--keep-punct", action="store_true",
+                   help="keep candidates/source words without any letter or digit (dropped by default: "
+                   "Moses tokenisation makes IBM-1 align words to punctuation; not a paper filter)")
+    s.add_argument("--tsv", default=None, help="also export the table as TSV here")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("inspect", help="print target<TAB>prob<TAB>sampling_prob rows of a word")
+    s.add_argument("table")
+    s.add_argument("word")
+    s.add_argument("--temperature", type=float, default=None, help="re-normalise with another T")
+    s.add_argument("--min-prob", type=float, default=None, help="apply a stricter p threshold")
+    s.add_argument("--limit", type=int, default=50)
+    s.add_argument("--all-forms", action="store_true", help="also the Capitalised/UPPER entries")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("export", help="a table as TSV")
+    s.add_argument("table")
+    s.add_argument("out")
+    s.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (InputFormatError, FileNotFoundError, KeyError, ValueError) as e:
+        print(f"csfair-lexicon {args.cmd}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

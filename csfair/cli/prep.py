@@ -1,0 +1,160 @@
+"""``csfair-prep``: text preparation steps of the recipes (split, Moses, sentencepiece, dictionary).
+
+Every subcommand writes its outputs atomically and prints what it produced, so a recipe can
+skip a step whose output exists.
+"""
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from ..io import InputFormatError, LineIssues, atomic_write, iter_lines
+
+
+def cmd_split(args) -> None:
+    """Shuffle a monolingual corpus (seeded) and write train/valid/test splits."""
+    issues = LineIssues(args.input, strict=args.strict)
+    lines = [t for _, t in iter_lines(args.input, issues, max_chars=args.max_chars)]
+    issues.report()
+    order = list(range(len(lines)))
+    random.Random(args.seed).shuffle(order)
+    n_test, n_valid = args.test, args.valid
+    if n_test + n_valid >= len(lines):
+        raise SystemExit(f"{args.input}: {len(lines)} usable lines, cannot hold out {n_valid} + {n_test}")
+    parts = {
+        "test": order[:n_test],
+        "valid": order[n_test:n_test + n_valid],
+        "train": order[n_test + n_valid:],
+    }
+    if args.max_train is not None:
+        parts["train"] = parts["train"][: args.max_train]
+    counts = {}
+    for name, idx in parts.items():
+        if not idx and name != "train":
+            continue
+        with atomic_write(f"{args.out_prefix}.{name}.txt") as fh:
+            for i in sorted(idx):  # keep corpus order inside a split
+                fh.write(lines[i] + "\n")
+        counts[name] = len(idx)
+    print(json.dumps({"input": args.input, "usable_lines": len(lines), "skipped": issues.total, **counts}))
+
+
+def cmd_moses(args) -> None:
+    """Moses-tokenise a file (sacremoses, no escaping)."""
+    from tqdm import tqdm
+
+    from ..text import moses_tokenize_lines
+
+    issues = LineIssues(args.input, strict=args.strict)
+    lines = [t for _, t in iter_lines(args.input, issues, max_chars=args.max_chars)]
+    issues.report()
+    n = 0
+    with atomic_write(args.output) as fh:
+        for out in tqdm(
+            moses_tokenize_lines(lines, args.lang, args.lowercase, args.workers),
+            total=len(lines), desc=f"moses {args.lang}", unit="line", mininterval=2.0, disable=args.quiet,
+        ):
+            if out:
+                fh.write(out + "\n")
+                n += 1
+    print(json.dumps({"input": args.input, "output": args.output, "lines": n, "skipped": issues.total}))
+
+
+def cmd_spm_train(args) -> None:
+    """Train a shared sentencepiece model on an equal number of characters per language."""
+    from ..vocab import train_sentencepiece
+
+    inputs = {}
+    for spec in args.input:
+        if ":" not in spec:
+            raise SystemExit(f"--input expects LANG:PATH, got {spec!r}")
+        lang, path = spec.split(":", 1)
+        inputs[lang] = path
+    stats = train_sentencepiece(
+        inputs, args.model_prefix, vocab_size=args.vocab_size, max_chars_per_lang=args.max_chars_per_lang,
+        model_type=args.model_type, character_coverage=args.character_coverage, seed=args.seed,
+        threads=args.threads,
+    )
+    print(json.dumps({"model": f"{args.model_prefix}.model", **stats}))
+
+
+def cmd_spm_encode(args) -> None:
+    """Encode a text file into space-separated sentencepiece pieces."""
+    from ..vocab import encode_file
+
+    stats = encode_file(args.model, args.input, args.output, LineIssues(args.input, strict=args.strict))
+    print(json.dumps({"input": args.input, "output": args.output, **stats}))
+
+
+def cmd_fairseq_dict(args) -> None:
+    """Write fairseq's dict.txt for a sentencepiece model (counts from encoded files)."""
+    from ..vocab import write_fairseq_dict
+
+    stats = write_fairseq_dict(args.model, args.counts_from, args.output)
+    print(json.dumps({"output": args.output, **stats}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="csfair-prep", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("split", help="seeded train/valid/test split of a monolingual corpus")
+    s.add_argument("--input", required=True, help="one sentence per line (.gz allowed)")
+    s.add_argument("--out-prefix", required=True, help="writes PREFIX.{train,valid,test}.txt")
+    s.add_argument("--valid", type=int, default=1000, help="validation lines")
+    s.add_argument("--test", type=int, default=0, help="held-out test lines")
+    s.add_argument("--max-train", type=int, default=None, help="cap on training lines")
+    s.add_argument("--seed", type=int, default=1, help="shuffling seed")
+    s.add_argument("--max-chars", type=int, default=10000, help="skip lines longer than this (counted)")
+    s.add_argument("--strict", action="store_true", help="fail on the first bad line instead of skipping it")
+    s.set_defaults(func=cmd_split)
+
+    s = sub.add_parser("moses", help="Moses tokenisation (sacremoses, no escaping)")
+    s.add_argument("--input", required=True)
+    s.add_argument("--output", required=True)
+    s.add_argument("--lang", required=True, help="ISO 639-1 code")
+    s.add_argument("--lowercase", action="store_true")
+    s.add_argument("--workers", type=int, default=2)
+    s.add_argument("--max-chars", type=int, default=10000, help="skip lines longer than this (counted)")
+    s.add_argument("--strict", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_moses)
+
+    s = sub.add_parser("spm-train", help="shared sentencepiece model on a language-balanced sample")
+    s.add_argument("--input", action="append", required=True, help="LANG:PATH, once per language")
+    s.add_argument("--model-prefix", required=True)
+    s.add_argument("--vocab-size", type=int, default=8000)
+    s.add_argument("--max-chars-per-lang", type=int, default=None)
+    s.add_argument("--model-type", default="unigram", choices=["unigram", "bpe"])
+    s.add_argument("--character-coverage", type=float, default=0.9999)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--threads", type=int, default=2)
+    s.set_defaults(func=cmd_spm_train)
+
+    s = sub.add_parser("spm-encode", help="encode text into sentencepiece pieces")
+    s.add_argument("--model", required=True)
+    s.add_argument("--input", required=True)
+    s.add_argument("--output", required=True)
+    s.add_argument("--strict", action="store_true")
+    s.set_defaults(func=cmd_spm_encode)
+
+    s = sub.add_parser("fairseq-dict", help="fairseq dict.txt for a sentencepiece model")
+    s.add_argument("--model", required=True)
+    s.add_argument("--counts-from", nargs="+", required=True, help="encoded files to count pieces in")
+    s.add_argument("--output", required=True)
+    s.set_defaults(func=cmd_fairseq_dict)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (InputFormatError, FileNotFoundError, KeyError, ValueError) as e:
+        print(f"csfair-prep {args.cmd}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

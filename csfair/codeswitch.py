@@ -1,0 +1,146 @@
+"""Per-item code-switching of an already masked MLM instance (vectorised numpy).
+
+Visser et al. (2025), Section 3.1: "Each instance has a 50% probability of containing
+replacements, and if selected, each word has a 3% probability of being replaced"; replacements
+are sampled from the substitution table and applied only to *unmasked* words, so that "source
+words are predicted in the presence of a code-mixed context window" and code-switched tokens are
+never prediction targets.
+
+Definitions used here (csfair issue #2):
+
+* a **word** is the run of tokens from one word start (a sentencepiece piece beginning with
+  ``▁``, or a special symbol) up to the next word start;
+* a word is **eligible** when its token sequence is a key of the substitution table, it has at
+  most ``MAX_WORD_PIECES`` tokens, none of its positions is a prediction target (masked,
+  randomised or kept-but-predicted) and it contains no special symbol;
+* in a code-switched instance each eligible word is replaced with probability ``word_prob`` by
+  a candidate's tokens: sampled from the table's distribution (``multiview``) or the most
+  probable candidate (``static``);
+* replacements are applied left to right while the instance stays within ``max_len`` tokens
+  (a replacement that would overflow, and all after it, are dropped);
+* the target is carried along: original tokens at masked positions, padding elsewhere, padding
+  on every substituted token.
+
+All draws come from the generator passed in; the caller seeds it from (seed, epoch, index) on a
+stream separate from the masking draws.
+"""
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+from .substitution_table import MAX_WORD_PIECES, SubstitutionTable, word_hashes
+
+MODES = ("none", "static", "multiview")
+
+#: Index of each statistic in the array returned by :func:`code_switch`.
+STAT_INSTANCE, STAT_ELIGIBLE, STAT_REPLACED = 0, 1, 2
+
+
+@dataclass
+class CodeSwitchConfig:
+    """Code-switching options (paper defaults).
+
+    Attributes:
+        mode: ``none`` (no code-switching), ``static`` (top candidate) or ``multiview``
+            (sample candidates; the paper's IBM-1 method, and uniform sampling for MUSE).
+        instance_prob: probability that an instance is code-switched (0.5).
+        word_prob: probability that an eligible word of such an instance is replaced (0.03).
+        max_len: upper bound on the instance length after substitution, in tokens.
+    """
+
+    mode: str = "multiview"
+    instance_prob: float = 0.5
+    word_prob: float = 0.03
+    max_len: int = 512
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"cs mode must be one of {MODES}, got {self.mode!r}")
+        if not (0.0 <= self.instance_prob <= 1.0 and 0.0 <= self.word_prob <= 1.0):
+            raise ValueError("instance_prob and word_prob must be probabilities")
+        if self.max_len < 1:
+            raise ValueError("max_len must be >= 1")
+
+
+def code_switch(
+    source: np.ndarray,
+    target: np.ndarray,
+    original: np.ndarray,
+    pad_idx: int,
+    word_start: np.ndarray,
+    special: np.ndarray,
+    table: SubstitutionTable,
+    rng: np.random.Generator,
+    cfg: CodeSwitchConfig,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Code-switch one masked instance.
+
+    Args:
+        source: int64 ``[L]`` masked input.
+        target: int64 ``[L]`` original token at prediction positions, ``pad_idx`` elsewhere.
+        original: int64 ``[L]`` the unmasked tokens (words are found and looked up on these).
+        pad_idx: padding id.
+        word_start: bool ``[V]``: token id starts a word.
+        special: bool ``[V]``: token id is a special symbol (never substituted).
+        table: the substitution table for this instance's language.
+        rng: generator for the code-switching draws.
+        cfg: options.
+
+    Returns:
+        (source, target, stats): the new int64 arrays (length ``<= max(L, cfg.max_len)``;
+        the inputs are returned unchanged if nothing is replaced) and int64 ``[3]`` stats
+        ``(code-switched instance 0/1, eligible words, replaced words)``.
+    """
+    stats = np.zeros(3, dtype=np.int64)
+    if cfg.mode == "none" or rng.random() >= cfg.instance_prob:
+        return source, target, stats
+    stats[STAT_INSTANCE] = 1
+    L = len(original)
+    if L == 0:
+        return source, target, stats
+    ws = word_start[original]
+    ws[0] = True
+    starts = np.flatnonzero(ws)
+    lengths = np.diff(np.append(starts, L))
+
+    entry = table.lookup(word_hashes(original, starts, lengths))
+    blocked = (target != pad_idx) | special[original]
+    word_blocked = np.logical_or.reduceat(blocked, starts)
+    eligible = (entry >= 0) & ~word_blocked & (lengths <= MAX_WORD_PIECES)
+    cand_words = np.flatnonzero(eligible)
+    if len(cand_words):
+        ok = table.verify(entry[cand_words], original, starts[cand_words], lengths[cand_words])
+        eligible[cand_words[~ok]] = False
+    stats[STAT_ELIGIBLE] = int(eligible.sum())
+
+    chosen = np.flatnonzero(eligible & (rng.random(len(starts)) < cfg.word_prob))
+    if len(chosen) == 0:
+        return source, target, stats
+    e = entry[chosen]
+    cands = table.sample(e, rng.random(len(e))) if cfg.mode == "multiview" else table.top(e)
+
+    # length budget, left to right
+    delta = table.candidate_lengths(cands) - lengths[chosen]
+    fits = np.logical_and.accumulate(L + np.cumsum(delta) <= max(cfg.max_len, L))
+    chosen, cands, delta = chosen[fits], cands[fits], delta[fits]
+    if len(chosen) == 0:
+        return source, target, stats
+    stats[STAT_REPLACED] = len(chosen)
+
+    rep_tokens, rep_len = table.candidate_tokens(cands)
+    s = starts[chosen]
+    in_chosen = np.repeat(np.isin(np.arange(len(starts)), chosen), lengths)
+    kept = np.flatnonzero(~in_chosen)
+    shift = np.concatenate([[0], np.cumsum(delta)])
+    new_kept = kept + shift[np.searchsorted(s, kept)]
+    rep_first = s + shift[:-1]
+    rep_pos = np.repeat(rep_first - np.concatenate([[0], np.cumsum(rep_len)[:-1]]), rep_len) + np.arange(len(rep_tokens))
+
+    n_new = L + int(shift[-1])
+    new_source = np.empty(n_new, dtype=source.dtype)
+    new_source[new_kept] = source[kept]
+    new_source[rep_pos] = rep_tokens
+    new_target = np.full(n_new, pad_idx, dtype=target.dtype)
+    new_target[new_kept] = target[kept]
+    return new_source, new_target, stats

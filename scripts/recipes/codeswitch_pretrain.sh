@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Code-switched MLM pretraining for one language pair, end to end on the real data:
+#   lexicons (IBM-1 on parallel text; MUSE) -> held-out split -> Moses -> balanced sentencepiece
+#   -> fairseq dictionary -> fairseq-preprocess per language -> substitution tables
+#   -> fairseq-train --task codeswitch_masked_lm -> MLM accuracy on held-out target-language text.
+#
+# Usage:
+#   bash scripts/recipes/codeswitch_pretrain.sh --pair en-fr [options] [-- extra fairseq-train args]
+#   (scripts/recipes/en-fr.sh and en-de.sh call this with their pair)
+#
+# Options (defaults: the CPU demo size; the paper's scale is shown below):
+#   --pair P              en-fr | en-de
+#   --cs C                ibm1 (multiview IBM-1, default) | muse (uniform MUSE) | none (no code-switching)
+#   --cs-mode M           multiview (default) | static   (ignored with --cs none)
+#   --arch A              cs_roberta_tiny (default) | cs_roberta_base
+#   --tokens-per-sample N 128
+#   --batch-size N        32 (sentences-blocks per GPU/process; --update-freq multiplies it)
+#   --update-freq N       1
+#   --lr X                1.5e-3
+#   --warmup N            80
+#   --max-update N        800
+#   --vocab-size N        8000
+#   --max-train-lines N   cap per language on training lines (default: all)
+#   --test-lines N        2000 held-out target-language lines (the MLM accuracy test set)
+#   --valid-lines N       500 per language
+#   --num-workers N       1 (DataLoader workers)
+#   --seed N              1
+#   --run NAME            run name under checkpoints/<pair>/ (default: the --cs value)
+#   --data-bin DIR        data-bin/<pair>
+#   --work DIR            work/<pair> (intermediate text)
+#   --save-root DIR       checkpoints/<pair>
+#
+# Paper scale (Visser et al. 2025, Sec. 3.3: BERT-base, 128 tokens, batch 512, 1M steps), e.g. on
+# 8 GPUs: --arch cs_roberta_base --tokens-per-sample 128 --batch-size 64 --update-freq 1
+#   --lr 1e-4 --warmup 10000 --max-update 1000000 --vocab-size 32000 -- --fp16
+# (fairseq uses every visible GPU; batch = batch-size x update-freq x GPUs.)
+#
+# Every step skips itself when its output exists (outputs are written atomically), and prints
+# what it produced. The data-bin directory remembers the options it was built with and refuses
+# to be reused with different ones.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+# the project's environment (scripts/setup.sh), if it exists
+[ -x "$ROOT/.venv/bin/python" ] && export PATH="$ROOT/.venv/bin:$PATH"
+export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
+DATA=$CSFAIR_DATA
+
+PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
+MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS=1 SEED=1 RUN=""
+DATA_BIN="" WORK="" SAVE_ROOT="" EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pair) PAIR=$2; shift 2 ;;
+    --cs) CS=$2; shift 2 ;;
+    --cs-mode) CS_MODE=$2; shift 2 ;;
+    --arch) ARCH=$2; shift 2 ;;
+    --tokens-per-sample) TPS=$2; shift 2 ;;
+    --batch-size) BSZ=$2; shift 2 ;;
+    --update-freq) UPDATE_FREQ=$2; shift 2 ;;
+    --lr) LR=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --max-update) MAX_UPDATE=$2; shift 2 ;;
+    --vocab-size) VOCAB=$2; shift 2 ;;
+    --max-train-lines) MAX_TRAIN=$2; shift 2 ;;
+    --test-lines) TEST_LINES=$2; shift 2 ;;
+    --valid-lines) VALID_LINES=$2; shift 2 ;;
+    --num-workers) NUM_WORKERS=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
+    --run) RUN=$2; shift 2 ;;
+    --data-bin) DATA_BIN=$2; shift 2 ;;
+    --work) WORK=$2; shift 2 ;;
+    --save-root) SAVE_ROOT=$2; shift 2 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+# One row per pair: source (high-resource) and target language, parallel corpus prefix for
+# IBM-1, MUSE dictionaries in both directions, monolingual MLM text per language.
+case "$PAIR" in
+  en-fr) SRC=en; TGT=fr; PARALLEL=parallel/multi30k/train; MUSE_ST=dict/muse/en-fr.txt; MUSE_TS=dict/muse/fr-en.txt ;;
+  en-de) SRC=en; TGT=de; PARALLEL=parallel/multi30k/train; MUSE_ST=dict/muse/en-de.txt; MUSE_TS=dict/muse/de-en.txt ;;
+  "") echo "missing --pair (en-fr | en-de)" >&2; exit 2 ;;
+  *) echo "unsupported pair: $PAIR (en-fr | en-de)" >&2; exit 2 ;;
+esac
+case "$CS" in ibm1|muse|none) ;; *) echo "--cs must be ibm1, muse or none" >&2; exit 2 ;; esac
+
+DATA_BIN=${DATA_BIN:-data-bin/$PAIR}
+WORK=${WORK:-work/$PAIR}
+SAVE_ROOT=${SAVE_ROOT:-checkpoints/$PAIR}
+RUN=${RUN:-$CS}
+SAVE=$SAVE_ROOT/$RUN
+mkdir -p "$DATA_BIN" "$WORK" "$SAVE"
+for f in "$PARALLEL.$SRC.gz" "$PARALLEL.$TGT.gz" "$MUSE_ST" "$MUSE_TS" "mono/derived/$SRC.txt" "mono/derived/$TGT.txt"; do
+  [ -e "$DATA/$f" ] || { echo "missing real data file: $DATA/$f (set CSFAIR_DATA)" >&2; exit 1; }
+done
+
+# The binarised data depends on these options; refuse to mix builds.
+CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES valid=$VALID_LINES split_seed=1"
+if [ -f "$DATA_BIN/config.txt" ] && [ "$(cat "$DATA_BIN/config.txt")" != "$CONFIG" ]; then
+  echo "$DATA_BIN was built with: $(cat "$DATA_BIN/config.txt")" >&2
+  echo "now asked for:            $CONFIG" >&2
+  echo "use another --data-bin or delete $DATA_BIN" >&2
+  exit 1
+fi
+echo "$CONFIG" > "$DATA_BIN/config.txt"
+
+step() { echo; echo "== [$PAIR] $*"; }
+skip() { echo "   exists, skipped: $1"; }
+T0=$(date +%s)
+
+step "1/7 lexicons: IBM-1 on $PARALLEL.{$SRC,$TGT} (both directions), MUSE"
+if [ -f "$WORK/lexicons/ibm1.$TGT-$SRC.tsv" ] && [ -f "$WORK/lexicons/ibm1.$SRC-$TGT.tsv" ]; then skip "$WORK/lexicons/ibm1.*"; else
+  csfair-lexicon ibm1 --src-file "$DATA/$PARALLEL.$SRC.gz" --tgt-file "$DATA/$PARALLEL.$TGT.gz" \
+    --src-lang "$SRC" --tgt-lang "$TGT" --out-dir "$WORK/lexicons" --workers 2
+fi
+for dir in "$SRC-$TGT:$MUSE_ST" "$TGT-$SRC:$MUSE_TS"; do
+  d=${dir%%:*}; f=${dir#*:}
+  out="$WORK/lexicons/muse.$d.tsv"
+  if [ -f "$out" ]; then skip "$out"; else
+    csfair-lexicon muse --dict "$DATA/$f" --src-lang "${d%-*}" --tgt-lang "${d#*-}" --out "$out"
+  fi
+done
+
+step "2/7 held-out split of the monolingual text (target test: $TEST_LINES lines)"
+for lang in "$SRC" "$TGT"; do
+  test_n=0; [ "$lang" = "$TGT" ] && test_n=$TEST_LINES
+  if [ -f "$WORK/text/$lang.train.txt" ]; then skip "$WORK/text/$lang.*.txt"; else
+    csfair-prep split --input "$DATA/mono/derived/$lang.txt" --out-prefix "$WORK/text/$lang" \
+      --valid "$VALID_LINES" --test "$test_n" ${MAX_TRAIN:+--max-train "$MAX_TRAIN"} --seed 1
+  fi
+done
+
+step "3/7 Moses tokenisation"
+for lang in "$SRC" "$TGT"; do
+  for split in train valid test; do
+    in="$WORK/text/$lang.$split.txt"; out="$WORK/text/$lang.$split.tok"
+    [ -f "$in" ] || continue
+    if [ -f "$out" ]; then skip "$out"; else
+      csfair-prep moses --lang "$lang" --input "$in" --output "$out" --workers 2 --quiet
+    fi
+  done
+done
+
+step "4/7 shared sentencepiece ($VOCAB pieces, equal characters per language) and fairseq dictionary"
+if [ -f "$DATA_BIN/spm.model" ]; then skip "$DATA_BIN/spm.model"; else
+  csfair-prep spm-train --input "$SRC:$WORK/text/$SRC.train.tok" --input "$TGT:$WORK/text/$TGT.train.tok" \
+    --model-prefix "$DATA_BIN/spm" --vocab-size "$VOCAB"
+fi
+for lang in "$SRC" "$TGT"; do
+  for split in train valid test; do
+    in="$WORK/text/$lang.$split.tok"; out="$WORK/text/$lang.$split.spm"
+    [ -f "$in" ] || continue
+    if [ -f "$out" ]; then skip "$out"; else csfair-prep spm-encode --model "$DATA_BIN/spm.model" --input "$in" --output "$out"; fi
+  done
+done
+if [ -f "$DATA_BIN/dict.txt" ]; then skip "$DATA_BIN/dict.txt"; else
+  csfair-prep fairseq-dict --model "$DATA_BIN/spm.model" --counts-from "$WORK/text/$SRC.train.spm" "$WORK/text/$TGT.train.spm" \
+    --output "$DATA_BIN/dict.txt"
+fi
+
+step "5/7 fairseq-preprocess --only-source per language"
+for lang in "$SRC" "$TGT"; do
+  dest="$DATA_BIN/$lang"
+  if [ -f "$dest/train.idx" ]; then skip "$dest"; else
+    tmp="$DATA_BIN/.$lang.tmp"; rm -rf "$tmp"
+    args=(--trainpref "$WORK/text/$lang.train.spm" --validpref "$WORK/text/$lang.valid.spm")
+    [ -f "$WORK/text/$lang.test.spm" ] && args+=(--testpref "$WORK/text/$lang.test.spm")
+    if ! fairseq-preprocess --only-source --srcdict "$DATA_BIN/dict.txt" "${args[@]}" --destdir "$tmp" --workers 2 \
+        > "$WORK/preprocess.$lang.log" 2>&1; then
+      echo "fairseq-preprocess failed: see $WORK/preprocess.$lang.log" >&2; exit 1
+    fi
+    grep -E "sents" "$WORK/preprocess.$lang.log" | sed 's/^.*preprocess[^]]*\] /   /'
+    rm -rf "$dest"; mv "$tmp" "$dest"
+  fi
+done
+
+step "6/7 substitution tables (p > 0.02, T = 3, no stopwords, words >= 4 characters)"
+for name in ibm1 muse; do
+  for d in "$SRC-$TGT" "$TGT-$SRC"; do
+    out="$DATA_BIN/tables/$name.$d"
+    if [ -f "$out/meta.json" ]; then skip "$out"; else
+      csfair-lexicon table --lexicon "$WORK/lexicons/$name.$d.tsv" --spm-model "$DATA_BIN/spm.model" \
+        --dict "$DATA_BIN/dict.txt" --out "$out" --tsv "$WORK/lexicons/$name.$d.table.tsv" --quiet
+    fi
+  done
+done
+echo "   table sizes on disk: $(du -sh "$DATA_BIN"/tables/* | awk '{printf "%s %s; ", $2, $1}')"
+T_PREP=$(( $(date +%s) - T0 ))
+
+step "7/7 pretraining ($CS, $ARCH, $MAX_UPDATE updates) -> $SAVE"
+if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
+T1=$(date +%s)
+if [ -f "$SAVE/.done" ]; then skip "$SAVE (remove $SAVE/.done to train again)"; else
+  fairseq-train "$DATA_BIN" --user-dir user_dir --task codeswitch_masked_lm --langs "$SRC,$TGT" "${CS_ARGS[@]}" \
+    --arch "$ARCH" --criterion cs_masked_lm --tokens-per-sample "$TPS" --sample-break-mode complete \
+    --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
+    --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP" --total-num-update "$MAX_UPDATE" \
+    --max-update "$MAX_UPDATE" --batch-size "$BSZ" --update-freq "$UPDATE_FREQ" \
+    --dropout 0.1 --attention-dropout 0.1 --seed "$SEED" --num-workers "$NUM_WORKERS" \
+    --log-format simple --log-interval 50 --save-dir "$SAVE" --no-epoch-checkpoints \
+    --save-interval-updates 1000 --keep-interval-updates 1 --validate-interval-updates 1000 \
+    --skip-invalid-size-inputs-valid-test "${EXTRA[@]}" 2>&1 | tee "$SAVE/train.log" | grep -E --line-buffered "train_inner|valid on|\| train \||done training|Error|error" || true
+  [ -f "$SAVE/checkpoint_last.pt" ] || { echo "training failed: see $SAVE/train.log" >&2; exit 1; }
+  touch "$SAVE/.done"
+fi
+T_TRAIN=$(( $(date +%s) - T1 ))
+
+echo
+echo "== [$PAIR] MLM accuracy on held-out $TGT text ($TEST_LINES lines)"
+python scripts/eval_mlm.py --checkpoint "$SAVE/checkpoint_last.pt" --data "$DATA_BIN" --lang "$TGT" --split test \
+  --json "$SAVE/mlm_$TGT.test.json" 2>&1 | grep -E "^MLM accuracy|error"
+echo "   wall time: preparation ${T_PREP}s, training ${T_TRAIN}s, total $(( $(date +%s) - T0 ))s"

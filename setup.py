@@ -1,0 +1,29 @@
+"""csfair: code-switched masked-LM pretraining and zero-shot cross-lingual evaluation on fairseq.
+
+Dependencies are installed by scripts/setup.sh (torch must be the CPU wheel and fairseq-fixed
+needs a no-deps build), so install_requires is deliberately empty: `pip install -e .` must never
+pull another torch.
+"""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = re.search(
+    r'^__version__ = "([^"]+)"', (Path(__file__).parent / "csfair" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="csfair",
+    version=version,
+    description="Code-switched MLM pretraining and zero-shot cross-lingual evaluation (fairseq user-dir)",
+    packages=find_packages(include=["csfair", "csfair.*"]),
+    python_requires=">=3.11,<3.12",
+    install_requires=[],
+    entry_points={
+        "console_scripts": [
+            "csfair-lexicon = csfair.cli.lexicon:main",
+            "csfair-prep = csfair.cli.prep:main",
+        ]
+    },
+)

@@ -1,0 +1,97 @@
+"""Shared fixtures: a tiny but real English-French pipeline built once per test session.
+
+From ``$CSFAIR_DATA`` (small slices so the suite stays fast): IBM-1 lexicons on 3,000 Multi30k
+pairs, a 1,000-piece sentencepiece model on 3,000 monolingual lines per language, the fairseq
+dictionary, ``fairseq-preprocess`` per language, and IBM-1 substitution tables in both directions.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CSFAIR_DATA", str((ROOT / ".." / "shared" / "data").resolve()))
+VENV_BIN = Path(sys.executable).parent
+
+
+def data_path(rel: str) -> Path:
+    from csfair.paths import data_file
+
+    return data_file(rel)
+
+
+def run(cmd, **kw):
+    """Run a command; on failure show its output in the assertion message."""
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=kw.pop("cwd", ROOT), **kw)
+    assert p.returncode == 0, f"{' '.join(map(str, cmd))} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-5000:]}"
+    return p
+
+
+def head_lines(src: Path, dst: Path, n: int, skip: int = 0) -> Path:
+    import gzip
+
+    opener = gzip.open if str(src).endswith(".gz") else open
+    with opener(src, "rt", encoding="utf-8") as fh, open(dst, "w", encoding="utf-8") as out:
+        for i, line in enumerate(fh):
+            if i < skip:
+                continue
+            if i >= skip + n:
+                break
+            out.write(line)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory):
+    """Artifacts of a tiny real en-fr pipeline (paths in a dict)."""
+    from csfair.ibm1 import build_ibm1_lexicons
+    from csfair.substitution_table import SubstitutionTable, TableConfig
+    from csfair.text import load_stopwords, moses_tokenize_lines
+    from csfair.vocab import WordEncoder, encode_file, train_sentencepiece, write_fairseq_dict
+
+    d = tmp_path_factory.mktemp("tiny_en_fr")
+    out = {"dir": d}
+    fwd, bwd, _ = build_ibm1_lexicons(
+        data_path("parallel/multi30k/train.en.gz"), data_path("parallel/multi30k/train.fr.gz"),
+        "en", "fr", max_pairs=3000, workers=1, progress=False,
+    )
+    out["lex_en_fr"], out["lex_fr_en"] = d / "ibm1.en-fr.tsv", d / "ibm1.fr-en.tsv"
+    fwd.save_tsv(out["lex_en_fr"])
+    bwd.save_tsv(out["lex_fr_en"])
+
+    for lang in ("en", "fr"):
+        raw = head_lines(data_path(f"mono/derived/{lang}.txt"), d / f"{lang}.raw", 3400)
+        lines = raw.read_text(encoding="utf-8").splitlines()
+        tok = list(moses_tokenize_lines(lines, lang))
+        (d / f"{lang}.train.tok").write_text("\n".join(tok[:3000]) + "\n", encoding="utf-8")
+        (d / f"{lang}.valid.tok").write_text("\n".join(tok[3000:3200]) + "\n", encoding="utf-8")
+        (d / f"{lang}.test.tok").write_text("\n".join(tok[3200:3400]) + "\n", encoding="utf-8")
+    train_sentencepiece({"en": d / "en.train.tok", "fr": d / "fr.train.tok"}, d / "spm", vocab_size=1000)
+    out["spm"] = d / "spm.model"
+    for lang in ("en", "fr"):
+        for split in ("train", "valid", "test"):
+            encode_file(out["spm"], d / f"{lang}.{split}.tok", d / f"{lang}.{split}.spm")
+    out["dict"] = d / "dict.txt"
+    write_fairseq_dict(out["spm"], [d / "en.train.spm", d / "fr.train.spm"], out["dict"])
+
+    bin_dir = d / "bin"
+    for lang in ("en", "fr"):
+        run([VENV_BIN / "fairseq-preprocess", "--only-source", "--srcdict", out["dict"],
+             "--trainpref", d / f"{lang}.train.spm", "--validpref", d / f"{lang}.valid.spm",
+             "--testpref", d / f"{lang}.test.spm", "--destdir", bin_dir / lang, "--workers", "1"])
+    out["bin"] = bin_dir
+
+    enc = WordEncoder(out["spm"], out["dict"])
+    cfg = TableConfig(src_stopwords=load_stopwords("iso", "en"), tgt_stopwords=load_stopwords("iso", "fr"))
+    extra = dict(dict_sha256=enc.vocab.sha256(), dict_size=len(enc.vocab), dict_path=str(out["dict"]))
+    for lex, name in ((fwd, "ibm1.en-fr"), (bwd, "ibm1.fr-en")):
+        c = cfg if name.endswith("en-fr") else TableConfig(
+            src_stopwords=load_stopwords("iso", "fr"), tgt_stopwords=load_stopwords("iso", "en"))
+        table, _ = SubstitutionTable.build(lex, enc, enc.vocab.unk, c, extra_meta=extra)
+        table.save(bin_dir / "tables" / name)
+    out["encoder"] = enc
+    return out

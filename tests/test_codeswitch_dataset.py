@@ -1,0 +1,255 @@
+"""The codeswitch_masked_lm task and its dataset wrapper on real data (tiny en-fr pipeline)."""
+import numpy as np
+import pytest
+import torch
+
+import user_dir  # noqa: F401  (registers the task, criterion and architectures)
+from csfair.codeswitch import CodeSwitchConfig
+from csfair.masking import MaskConfig
+from csfair.substitution_table import SubstitutionTable
+from fairseq.data import MaskTokensDataset
+from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
+from user_dir.data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset, word_start_mask
+from user_dir.tasks.codeswitch_masked_lm import CodeSwitchMaskedLMConfig, CodeSwitchMaskedLMTask
+
+
+def make_task(tiny_pair, **kw):
+    args = dict(data=str(tiny_pair["bin"]), langs="en,fr", cs_mode="multiview", cs_table_name="ibm1",
+                tokens_per_sample=128, sample_break_mode="eos", seed=1)
+    args.update(kw)
+    return CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(**args))
+
+
+def batches(task, split, epoch=1, num_workers=0, bsz=16):
+    itr = task.get_batch_iterator(
+        dataset=task.dataset(split), max_sentences=bsz, max_positions=task.max_positions(),
+        ignore_invalid_inputs=True, seed=1, num_workers=num_workers, epoch=epoch, disable_iterator_cache=True,
+    )
+    return list(itr.next_epoch_itr(shuffle=True))
+
+
+def assert_same_batches(a, b):
+    assert len(a) == len(b) and len(a) > 0
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        assert x["net_input"].keys() == y["net_input"].keys()
+        for k in ("id", "target"):
+            assert torch.equal(x[k], y[k])
+        for k in x["net_input"]:
+            assert torch.equal(x["net_input"][k], y["net_input"][k])
+        assert x["nsentences"] == y["nsentences"] and x["ntokens"] == y["ntokens"]
+
+
+@pytest.mark.parametrize("split,break_mode", [("train", "none"), ("valid", "complete"), ("train", "eos")])
+def test_mode_none_batches_equal_stock_masked_lm(tiny_pair, split, break_mode):
+    data = str(tiny_pair["bin"] / "fr")
+    stock = MaskedLMTask.setup_task(MaskedLMConfig(data=data, tokens_per_sample=64, sample_break_mode=break_mode, seed=3))
+    ours = CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(
+        data=str(tiny_pair["bin"]), langs="fr", cs_mode="none", tokens_per_sample=64,
+        sample_break_mode=break_mode, seed=3))
+    for t in (stock, ours):
+        t.load_dataset(split)
+    for epoch in (1, 2):
+        assert_same_batches(batches(stock, split, epoch), batches(ours, split, epoch))
+
+
+def test_masks_equal_fairseq_mask_tokens_dataset_with_whole_words_and_spans(tiny_pair):
+    task = make_task(tiny_pair, cs_mode="none", langs="fr")
+    task.load_dataset("valid")
+    base = task.dataset("valid").dataset.defn["target"].dataset.dataset.dataset  # blocks with <s>
+    d = task.source_dictionary
+    wwm = torch.from_numpy(word_start_mask(d).astype(np.uint8))
+    for kw in (dict(mask_whole_words=wwm), dict(mask_multiple_length=3, mask_stdev=1.0), dict(random_token_prob=0.3)):
+        src_ds, tgt_ds = MaskTokensDataset.apply_mask(base, d, pad_idx=d.pad(), mask_idx=task.mask_idx, seed=5, **kw)
+        mcfg = MaskConfig(**{k: v for k, v in kw.items() if k != "mask_whole_words"})
+        ours = CodeSwitchMaskTokensDataset(base, d, d.pad(), task.mask_idx, seed=5, mask_cfg=mcfg,
+                                           mask_whole_words="mask_whole_words" in kw)
+        for epoch in (1, 4):
+            for ds in (src_ds, tgt_ds, ours):
+                ds.set_epoch(epoch)
+            for i in range(0, len(base), 7):
+                assert torch.equal(ours[i]["source"], src_ds[i]) and torch.equal(ours[i]["target"], tgt_ds[i])
+
+
+def wrapper_pair(task, tiny_pair, cs_cfg, lang="en", split="train"):
+    """(code-switched wrapper, the same wrapper without code-switching) over one language's blocks."""
+    t = make_task(tiny_pair, cs_mode="none", langs=lang, sample_break_mode="eos")
+    t.load_dataset(split)
+    base = t.dataset(split).dataset.defn["target"].dataset.dataset.dataset
+    table = task.tables[lang]
+    d = task.source_dictionary
+    mk = dict(vocab=d, pad_idx=d.pad(), mask_idx=task.mask_idx, seed=1, mask_cfg=MaskConfig())
+    cs = CodeSwitchMaskTokensDataset(base, cs_cfg=cs_cfg, tables=[table], **mk)
+    plain = CodeSwitchMaskTokensDataset(base, **mk)
+    return base, cs, plain
+
+
+def test_invariants_masked_positions_targets_specials_length(tiny_pair):
+    task = make_task(tiny_pair)
+    base, cs, plain = wrapper_pair(task, tiny_pair, CodeSwitchConfig("multiview", 1.0, 0.5, max_len=60))
+    d = task.source_dictionary
+    pad = d.pad()
+    replaced = changed = 0
+    for i in range(len(base)):
+        orig = base[i]
+        a, b = cs[i], plain[i]
+        src, tgt, stats = a["source"], a["target"], a["cs_stats"]
+        # targets: the original tokens at the masked positions, in the same order, nothing else
+        assert torch.equal(b["target"][b["target"] != pad], orig[b["target"] != pad])
+        assert torch.equal(tgt[tgt != pad], b["target"][b["target"] != pad])
+        # masked positions are never substituted: the masked input there is unchanged
+        assert torch.equal(src[tgt != pad], b["source"][b["target"] != pad])
+        # special tokens (and <mask>) untouched: the same ones, in the same order, first and last kept
+        # (fairseq's masking itself may mask <s> or </s>, as stock masked_lm does)
+        spec = lambda x: x[(x < d.nspecial) | (x == task.mask_idx)]  # noqa: E731
+        assert torch.equal(spec(src), spec(b["source"]))
+        assert src[0] == b["source"][0] and src[-1] == b["source"][-1]
+        # length bound (blocks longer than the bound are left alone)
+        assert len(src) == len(tgt) and len(src) <= max(60, len(orig))
+        replaced += int(stats[2])
+        changed += int(not torch.equal(src, b["source"]))
+        if stats[2] == 0:
+            assert torch.equal(src, b["source"]) and torch.equal(tgt, b["target"])
+    assert replaced > 100 and changed > 50
+
+
+def reference_code_switch(source, target, original, pad, word_start, special, table, keys, rng, cfg):
+    """Word-by-word loop version of csfair.codeswitch.code_switch (same draws, same order)."""
+    from csfair.substitution_table import MAX_WORD_PIECES
+
+    if rng.random() >= cfg.instance_prob:
+        return source, target, [0, 0, 0]
+    L = len(original)
+    starts = [i for i in range(L) if i == 0 or word_start[original[i]]]
+    spans = list(zip(starts, starts[1:] + [L]))
+    entries = []
+    for s, e in spans:
+        ent = keys.get(tuple(original[s:e]), -1)
+        ok = ent >= 0 and e - s <= MAX_WORD_PIECES and all(target[j] == pad and not special[original[j]] for j in range(s, e))
+        entries.append(ent if ok else -1)
+    draws = rng.random(len(spans))
+    chosen = [k for k in range(len(spans)) if entries[k] >= 0 and draws[k] < cfg.word_prob]
+    us = rng.random(len(chosen)) if cfg.mode == "multiview" else [None] * len(chosen)
+    picks, cur = {}, L
+    for k, u in zip(chosen, us):
+        ent = entries[k]
+        a, b = int(table.cand_offsets[ent]), int(table.cand_offsets[ent + 1])
+        c = a if u is None else next(c for c in range(a, b) if table.cand_cdf[c] - ent > u or c == b - 1)
+        toks = table.cand_tokens[table.cand_tok_offsets[c]:table.cand_tok_offsets[c + 1]].tolist()
+        cur += len(toks) - (spans[k][1] - spans[k][0])
+        if cur > max(cfg.max_len, L):
+            break
+        picks[k] = toks
+    out_s, out_t = [], []
+    for k, (s, e) in enumerate(spans):
+        if k in picks:
+            out_s += picks[k]
+            out_t += [pad] * len(picks[k])
+        else:
+            out_s += source[s:e].tolist()
+            out_t += target[s:e].tolist()
+    return np.array(out_s), np.array(out_t), [1, sum(x >= 0 for x in entries), len(picks)]
+
+
+@pytest.mark.parametrize("mode,word_prob,max_len", [("static", 1.0, 512), ("multiview", 0.4, 512), ("multiview", 0.6, 40)])
+def test_vectorised_code_switch_equals_word_by_word_reference(tiny_pair, mode, word_prob, max_len):
+    from csfair.codeswitch import code_switch
+    from csfair.masking import fairseq_item_seed, mask_tokens
+
+    task = make_task(tiny_pair)
+    base, cs, _ = wrapper_pair(task, tiny_pair, CodeSwitchConfig(mode, 1.0, word_prob, max_len))
+    table = task.tables["en"]
+    keys = {tuple(table.key_tokens[table.key_offsets[e]:table.key_offsets[e + 1]].tolist()): e for e in range(len(table))}
+    d = task.source_dictionary
+    cfg = cs.cs_cfg
+    total = 0
+    for i in range(0, len(base), 3):
+        orig = base[i].numpy().astype(np.int64)
+        src, tgt = mask_tokens(orig, np.random.default_rng(fairseq_item_seed(1, 0, i)), MaskConfig(), task.mask_idx,
+                               d.pad(), cs.weights)
+        seed = [1, 0, i, 0xC0DE5]
+        got = code_switch(src, tgt, orig, d.pad(), cs.word_start, cs.special, table, np.random.default_rng(seed), cfg)
+        want = reference_code_switch(src, tgt, orig, d.pad(), cs.word_start, cs.special, table, keys,
+                                     np.random.default_rng(seed), cfg)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+        assert got[2].tolist() == want[2]
+        # and the dataset wrapper returns the same item
+        assert cs[i]["source"].tolist() == got[0].tolist()
+        total += want[2][2]
+    assert total > 50
+
+
+def test_determinism_per_seed_epoch_index_and_change_across_epochs(tiny_pair):
+    task = make_task(tiny_pair)
+    cfg = CodeSwitchConfig("multiview", 0.5, 0.3, max_len=128)
+    base, cs1, _ = wrapper_pair(task, tiny_pair, cfg)
+    _, cs2, _ = wrapper_pair(task, tiny_pair, cfg)
+    idx = range(0, len(base), 3)
+    for ds in (cs1, cs2):
+        ds.set_epoch(2)
+    first = [cs1[i]["source"] for i in idx]
+    assert all(torch.equal(x, cs2[i]["source"]) for x, i in zip(first, idx))
+    cs1.set_epoch(3)
+    differ = sum(not torch.equal(x, cs1[i]["source"]) for x, i in zip(first, idx))
+    assert differ > len(first) * 0.5
+    cs1.set_epoch(2)
+    assert all(torch.equal(x, cs1[i]["source"]) for x, i in zip(first, idx))
+
+
+def test_observed_rates_match_instance_and_word_probabilities(tiny_pair):
+    task = make_task(tiny_pair)
+    base, cs, _ = wrapper_pair(task, tiny_pair, CodeSwitchConfig("multiview", 0.5, 0.03, max_len=512))
+    inst = n = elig = repl = 0
+    for epoch in (1, 2, 3, 4):
+        cs.set_epoch(epoch)
+        s = torch.stack([cs[i]["cs_stats"] for i in range(len(base))]).sum(0).tolist()
+        inst, elig, repl, n = inst + s[0], elig + s[1], repl + s[2], n + len(base)
+    sd_inst = (0.25 / n) ** 0.5
+    sd_word = (0.03 * 0.97 / elig) ** 0.5
+    assert abs(inst / n - 0.5) < 4 * sd_inst, (inst, n)
+    assert elig > 5000
+    assert abs(repl / elig - 0.03) < 4 * sd_word, (repl, elig)
+
+
+def test_workers_and_batches_identical_across_num_workers(tiny_pair):
+    task = make_task(tiny_pair)
+    task.load_dataset("train")
+    a = batches(task, "train", epoch=2, num_workers=0)
+    b = batches(task, "train", epoch=2, num_workers=2)
+    assert_same_batches(a, b)
+    assert "cs_stats" in a[0] and a[0]["cs_stats"].shape[1] == 3
+    assert sum(int(x["cs_stats"][:, 2].sum()) for x in a) > 0
+
+
+def test_valid_split_is_not_code_switched_unless_asked(tiny_pair):
+    task = make_task(tiny_pair)
+    task.load_dataset("valid")
+    assert "cs_stats" not in batches(task, "valid")[0]
+    task = make_task(tiny_pair, cs_valid=True)
+    task.load_dataset("valid")
+    assert "cs_stats" in batches(task, "valid")[0]
+
+
+def test_language_sampling_resamples_training_split(tiny_pair):
+    task = make_task(tiny_pair, lang_sampling_alpha=0.0)  # uniform over languages
+    assert task.has_sharded_data("train")
+    task.load_dataset("train", epoch=1)
+    ds = task.dataset("train")
+    wrapper = ds.dataset.defn["target"].dataset.dataset
+    offsets = wrapper.segment_offsets
+    assert offsets[1] - offsets[0] == offsets[2] - offsets[1]
+
+
+def test_table_built_for_another_dictionary_is_refused(tiny_pair, tmp_path):
+    bad = SubstitutionTable.load(tiny_pair["bin"] / "tables" / "ibm1.en-fr")
+    bad.meta["dict_sha256"] = "0" * 64
+    bad.save(tmp_path / "other")
+    with pytest.raises(ValueError, match="built for another dictionary"):
+        make_task(tiny_pair, cs_table_name="", cs_tables=f"en:{tmp_path / 'other'},fr:tables/ibm1.fr-en")
+    with pytest.raises(FileNotFoundError, match="substitution table not found"):
+        make_task(tiny_pair, cs_table_name="", cs_tables=f"en:{tmp_path / 'missing'}")
+    with pytest.raises(ValueError, match="translates from 'fr' but is applied to 'en'"):
+        make_task(tiny_pair, cs_table_name="", cs_tables="en:tables/ibm1.fr-en")
+    with pytest.raises(ValueError, match="needs substitution tables"):
+        make_task(tiny_pair, cs_table_name="")

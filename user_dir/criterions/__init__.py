@@ -1,0 +1,2 @@
+"""Criterions."""
+from . import cs_masked_lm  # noqa: F401

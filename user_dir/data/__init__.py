@@ -1,0 +1,1 @@
+from .codeswitch_mask_tokens_dataset import CodeSwitchField, CodeSwitchMaskTokensDataset  # noqa: F401

@@ -1,0 +1,170 @@
+"""fairseq dataset wrapper: mask, then code-switch, each item; source and target together.
+
+The method lives in :mod:`csfair.masking` and :mod:`csfair.codeswitch`; this file only adapts
+it to fairseq's dataset protocol (``set_epoch``, sizes, collaters).
+"""
+from functools import lru_cache
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+from fairseq.data import BaseWrapperDataset, Dictionary
+
+from csfair.codeswitch import CodeSwitchConfig, code_switch
+from csfair.masking import MaskConfig, fairseq_item_seed, mask_tokens, random_token_weights
+from csfair.substitution_table import SubstitutionTable
+
+#: Extra entropy word that separates the code-switching random stream from everything else.
+CS_STREAM = 0xC0DE5
+
+
+def word_start_mask(dictionary: Dictionary) -> np.ndarray:
+    """bool ``[V]``: the symbol begins a word, as fairseq's whole-word masking decides for
+    sentencepiece (``get_whole_word_mask`` + ``SentencepieceBPE.is_beginning_of_word``):
+    special symbols, ``madeupword*`` and pieces starting with ``▁``."""
+    out = np.zeros(len(dictionary), dtype=bool)
+    for i, sym in enumerate(dictionary.symbols):
+        out[i] = (
+            i < dictionary.nspecial
+            or sym.startswith("madeupword")
+            or sym in ("<unk>", "<s>", "</s>", "<pad>")
+            or sym.startswith("\u2581")
+        )
+    return out
+
+
+def special_mask(dictionary: Dictionary) -> np.ndarray:
+    """bool ``[V]``: symbols never substituted (fairseq specials, ``<mask>``, ``madeupword*``)."""
+    out = np.zeros(len(dictionary), dtype=bool)
+    out[: dictionary.nspecial] = True
+    for i, sym in enumerate(dictionary.symbols):
+        if sym == "<mask>" or sym.startswith("madeupword"):
+            out[i] = True
+    return out
+
+
+class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
+    """Masks each item exactly as fairseq's ``MaskTokensDataset``, then code-switches it.
+
+    Items are dicts ``{"source", "target", "cs_stats"}`` computed once per
+    (seed, epoch, index) and cached; :meth:`field` gives the per-key views that fairseq's
+    ``NestedDictionaryDataset`` expects. The masking draws use fairseq's generator
+    (:func:`csfair.masking.fairseq_item_seed`); the code-switching draws use a separate
+    generator seeded with ``(seed, epoch, index, CS_STREAM)``, so they never disturb the masks
+    and do not depend on the worker, the process or the number of GPUs.
+
+    Args:
+        dataset: token blocks with ``<s>`` prepended (fairseq's ``PrependTokenDataset``).
+        vocab: the dictionary (with ``<mask>`` added).
+        pad_idx: padding id.
+        mask_idx: ``<mask>`` id.
+        seed: the run's seed.
+        mask_cfg: masking options.
+        freq_weighted_replacement: random tokens drawn by frequency instead of uniformly.
+        mask_whole_words: mask whole words (word starts from the dictionary, sentencepiece style).
+        cs_cfg: code-switching options (``mode="none"``: masking only).
+        tables: one substitution table (or None) per language segment of ``dataset``.
+        segment_offsets: int ``[k + 1]`` index ranges of the language segments of ``dataset``.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        vocab: Dictionary,
+        pad_idx: int,
+        mask_idx: int,
+        seed: int,
+        mask_cfg: MaskConfig,
+        freq_weighted_replacement: bool = False,
+        mask_whole_words: bool = False,
+        cs_cfg: Optional[CodeSwitchConfig] = None,
+        tables: Optional[Sequence[Optional[SubstitutionTable]]] = None,
+        segment_offsets: Optional[Sequence[int]] = None,
+    ):
+        super().__init__(dataset)
+        self.vocab = vocab
+        self.pad_idx = pad_idx
+        self.mask_idx = mask_idx
+        self.seed = seed
+        self.mask_cfg = mask_cfg
+        self.cs_cfg = cs_cfg or CodeSwitchConfig(mode="none")
+        self.tables: List[Optional[SubstitutionTable]] = list(tables) if tables else [None]
+        self.segment_offsets = np.asarray(segment_offsets if segment_offsets is not None else [0, len(dataset)])
+        if len(self.segment_offsets) != len(self.tables) + 1:
+            raise ValueError("one substitution table (or None) per dataset segment is required")
+        self.weights = None
+        if mask_cfg.random_token_prob > 0.0:
+            counts = vocab.count if freq_weighted_replacement else None
+            self.weights = random_token_weights(len(vocab), vocab.nspecial, counts)
+        self.word_begins = word_start_mask(vocab) if mask_whole_words else None
+        self.word_start = word_start_mask(vocab)
+        self.special = special_mask(vocab)
+        self.epoch = 0
+
+    @property
+    def code_switching(self) -> bool:
+        """True when this dataset substitutes words (mode not none and a table is present)."""
+        return self.cs_cfg.mode != "none" and any(t is not None for t in self.tables)
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return True  # only the noise changes; batches are built on the unsubstituted sizes
+
+    def set_epoch(self, epoch, **unused):
+        super().set_epoch(epoch)
+        self.epoch = epoch
+
+    def set_max_len(self, max_len: int) -> None:
+        """Bound on item length after substitution (min of tokens-per-sample and the model's)."""
+        self.cs_cfg = CodeSwitchConfig(self.cs_cfg.mode, self.cs_cfg.instance_prob, self.cs_cfg.word_prob, max_len)
+
+    def __getitem__(self, index: int):
+        return self._item(self.seed, self.epoch, index)
+
+    @lru_cache(maxsize=16)
+    def _item(self, seed: int, epoch: int, index: int):
+        item = self.dataset[index]
+        original = item.numpy() if torch.is_tensor(item) else np.asarray(item)
+        original = original.astype(np.int64, copy=False)
+        rng = np.random.default_rng(fairseq_item_seed(seed, epoch, index))
+        source, target = mask_tokens(
+            original, rng, self.mask_cfg, self.mask_idx, self.pad_idx, self.weights, self.word_begins
+        )
+        stats = np.zeros(3, dtype=np.int64)
+        if self.code_switching:
+            seg = int(np.searchsorted(self.segment_offsets, index, side="right")) - 1
+            table = self.tables[seg]
+            if table is not None:
+                cs_rng = np.random.default_rng([seed, epoch, index, CS_STREAM])
+                source, target, stats = code_switch(
+                    source, target, original, self.pad_idx, self.word_start, self.special, table, cs_rng, self.cs_cfg
+                )
+        return {
+            "source": torch.from_numpy(source),
+            "target": torch.from_numpy(target),
+            "cs_stats": torch.from_numpy(stats),
+        }
+
+    def field(self, key: str) -> "CodeSwitchField":
+        """A dataset view of one key of the items (``source``, ``target`` or ``cs_stats``)."""
+        return CodeSwitchField(self, key)
+
+
+class CodeSwitchField(BaseWrapperDataset):
+    """One key of :class:`CodeSwitchMaskTokensDataset` items, as its own dataset.
+
+    ``sizes`` are the unsubstituted lengths (what fairseq batches on); the per-item stats are
+    collated into an int64 ``[batch, 3]`` tensor.
+    """
+
+    def __init__(self, parent: CodeSwitchMaskTokensDataset, key: str):
+        super().__init__(parent)
+        self.key = key
+
+    def __getitem__(self, index):
+        return self.dataset[index][self.key]
+
+    def collater(self, samples):
+        if self.key == "cs_stats":
+            return torch.stack(samples) if samples else torch.zeros(0, 3, dtype=torch.long)
+        return super().collater(samples)

@@ -1,0 +1,2 @@
+"""Model architectures."""
+from . import cs_roberta  # noqa: F401
