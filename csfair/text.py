@@ -11,7 +11,7 @@ import multiprocessing
 from pathlib import Path
 from typing import FrozenSet, Iterable, Iterator, List, Optional
 
-from .io import LineIssues, PathLike, iter_lines
+from .io import LineIssues, iter_lines
 from .paths import data_file
 
 _TOKENIZER = None

@@ -1,0 +1,18 @@
+"""Command-line tools (``csfair-lexicon``, ``csfair-prep``)."""
+import argparse
+import sys
+
+from ..io import InputFormatError
+
+#: Errors a user can fix (bad or missing input): printed as one line, exit status 2.
+USER_ERRORS = (InputFormatError, FileNotFoundError, KeyError, ValueError)
+
+
+def run_cli(parser: argparse.ArgumentParser, argv=None) -> None:
+    """Parse ``argv`` and run the chosen subcommand; user errors become ``prog cmd: error: ...`` and exit 2."""
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except USER_ERRORS as e:
+        print(f"{parser.prog} {args.cmd}: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..io import InputFormatError, LineIssues
+from . import run_cli
+from ..io import LineIssues
 
 
 def cmd_ibm1(args) -> None:
@@ -179,12 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (InputFormatError, FileNotFoundError, KeyError, ValueError) as e:
-        print(f"csfair-lexicon {args.cmd}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,9 @@ skip a step whose output exists.
 import argparse
 import json
 import random
-import sys
-from pathlib import Path
 
-from ..io import InputFormatError, LineIssues, atomic_write, iter_lines
+from . import run_cli
+from ..io import LineIssues, atomic_write, iter_lines
 
 
 def cmd_split(args) -> None:
@@ -148,12 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (InputFormatError, FileNotFoundError, KeyError, ValueError) as e:
-        print(f"csfair-prep {args.cmd}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -98,15 +98,17 @@ for f in "$PARALLEL.$SRC.gz" "$PARALLEL.$TGT.gz" "$MUSE_ST" "$MUSE_TS" "mono/der
   [ -e "$DATA/$f" ] || { echo "missing real data file: $DATA/$f (set CSFAIR_DATA)" >&2; exit 1; }
 done
 
-# The binarised data depends on these options; refuse to mix builds.
+# The binarised data and the intermediate text depend on these options; refuse to mix builds.
 CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES valid=$VALID_LINES split_seed=1"
-if [ -f "$DATA_BIN/config.txt" ] && [ "$(cat "$DATA_BIN/config.txt")" != "$CONFIG" ]; then
-  echo "$DATA_BIN was built with: $(cat "$DATA_BIN/config.txt")" >&2
-  echo "now asked for:            $CONFIG" >&2
-  echo "use another --data-bin or delete $DATA_BIN" >&2
-  exit 1
-fi
-echo "$CONFIG" > "$DATA_BIN/config.txt"
+for dir in "$DATA_BIN" "$WORK"; do
+  if [ -f "$dir/config.txt" ] && [ "$(cat "$dir/config.txt")" != "$CONFIG" ]; then
+    echo "$dir was built with: $(cat "$dir/config.txt")" >&2
+    echo "now asked for: $CONFIG" >&2
+    echo "use another --data-bin/--work or delete $dir" >&2
+    exit 1
+  fi
+done
+for dir in "$DATA_BIN" "$WORK"; do echo "$CONFIG" > "$dir/config.txt"; done
 
 step() { echo; echo "== [$PAIR] $*"; }
 skip() { echo "   exists, skipped: $1"; }

@@ -5,11 +5,10 @@ prediction positions, summed, normalised by their number); the criterion also co
 argmax predictions, giving the metric ``accuracy`` (Visser et al., 2025, Table 3: "accuracy of
 predicting masked tokens").
 """
-import math
 from dataclasses import dataclass
 
 import torch
-from fairseq import modules, utils
+from fairseq import modules
 from fairseq.criterions import register_criterion
 from fairseq.criterions.masked_lm import MaskedLmConfig, MaskedLmLoss
 from fairseq.logging import metrics
