@@ -229,6 +229,7 @@ def build_ibm1_lexicons(
     issues: Optional[LineIssues] = None,
     progress: bool = True,
     threads: int = 1,
+    max_chars: Optional[int] = 10000,
 ) -> Tuple[Lexicon, Lexicon, dict]:
     """IBM-1 lexicons in both directions from two line-aligned raw text files.
 
@@ -246,6 +247,7 @@ def build_ibm1_lexicons(
         issues: collector for skipped lines.
         progress: show tqdm progress bars.
         threads: fast_align OpenMP threads (1: bit-reproducible tables; see :func:`train_ibm1`).
+        max_chars: pairs with a side longer than this are skipped and counted (None: no limit).
 
     Returns:
         (forward, backward, stats): lexicons ``src->tgt`` and ``tgt->src`` and counts
@@ -259,7 +261,7 @@ def build_ibm1_lexicons(
     issues = issues if issues is not None else LineIssues(f"{src_path} ||| {tgt_path}")
     t0 = time.time()
     linenos, src_lines, tgt_lines = [], [], []
-    for lineno, s, t in iter_parallel(src_path, tgt_path, issues):
+    for lineno, s, t in iter_parallel(src_path, tgt_path, issues, max_chars=max_chars):
         linenos.append(lineno)
         src_lines.append(s)
         tgt_lines.append(t)

@@ -119,3 +119,57 @@ def test_method_package_imports_no_fairseq():
             "assert 'fairseq' not in sys.modules, 'csfair imported fairseq'")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_tabs_inside_words_crlf_and_huge_lines_in_parallel_text(tmp_path):
+    from csfair.ibm1 import build_ibm1_lexicons
+    from csfair.text import moses_tokenize
+
+    # a tab inside a line is whitespace for Moses: it separates tokens, never hides in one
+    assert moses_tokenize("a\tsmall\t\tdog.", "en") == "a small dog ."
+    en = head_lines(data_path("parallel/multi30k/train.en.gz"), tmp_path / "en.txt", 300)
+    fr = head_lines(data_path("parallel/multi30k/train.fr.gz"), tmp_path / "fr.txt", 300)
+    with open(en, "ab") as fh:
+        fh.write(b"x" * 100_000 + b"\r\n" + b"the\tdog\r\n")
+    with open(fr, "ab") as fh:
+        fh.write(b"y" * 10 + b"\r\n" + b"le\tchien\r\n")
+    issues = LineIssues("pair")
+    fwd, _, stats = build_ibm1_lexicons(en, fr, "en", "fr", progress=False, issues=issues)
+    assert stats["pairs_read"] == 301 and issues.counts == {"line longer than 10000 characters": 1}
+    assert all("\t" not in w and "\r" not in w for w in fwd.src_words + fwd.tgt_words)
+
+
+def test_muse_with_crlf_and_tab_separators(tmp_path):
+    f = tmp_path / "muse.txt"
+    f.write_bytes(b"house\tmaison\r\ncat chat\r\n\r\n")
+    issues = LineIssues("muse")
+    lex = Lexicon.read_muse(f, "en", "fr", issues=issues)
+    assert lex.candidates("house") == [("maison", 1.0)] and lex.candidates("cat") == [("chat", 1.0)]
+    assert issues.counts == {"empty line": 1}
+
+
+def test_failed_table_build_leaves_no_table(tiny_pair, tmp_path):
+    from csfair.substitution_table import SubstitutionTable, TableConfig
+
+    lex = Lexicon.load_tsv(tiny_pair["lex_en_fr"])
+    calls = {"n": 0}
+
+    def flaky(word):
+        calls["n"] += 1
+        if calls["n"] > 500:
+            raise OSError("disk full while encoding")
+        return tiny_pair["encoder"](word)
+
+    with pytest.raises(OSError):
+        table, _ = SubstitutionTable.build(lex, flaky, 3, TableConfig())
+        table.save(tmp_path / "t")
+    assert not (tmp_path / "t").exists()
+    # and a save that fails midway keeps the previous complete table
+    good, _ = SubstitutionTable.build(Lexicon.load_tsv(tiny_pair["lex_en_fr"]), tiny_pair["encoder"], 3, TableConfig())
+    good.save(tmp_path / "t")
+    before = SubstitutionTable.load(tmp_path / "t").checksum()
+    good.arrays["cand_cdf"] = object()  # np.save will fail on this
+    with pytest.raises(Exception):
+        good.save(tmp_path / "t")
+    assert SubstitutionTable.load(tmp_path / "t").checksum() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t"]

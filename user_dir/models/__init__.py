@@ -1,2 +1,2 @@
-"""Model architectures."""
-from . import cs_roberta  # noqa: F401
+"""Model architectures and model-side helpers."""
+from . import checkpoint_provenance, cs_roberta  # noqa: F401

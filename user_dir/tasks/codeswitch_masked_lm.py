@@ -16,13 +16,16 @@ Data layout (``fairseq-preprocess --only-source`` per language)::
 
 Without ``--langs`` ``DATA`` is read like stock ``masked_lm`` (``DATA/dict.txt``, ``DATA/<split>``).
 """
+import json
 import logging
 import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import numpy as np
+import torch
 from fairseq import utils
 from fairseq.data import (
     ConcatDataset,
@@ -44,12 +47,14 @@ from fairseq.logging import metrics
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
+from csfair import __version__ as csfair_version
 from csfair.codeswitch import CodeSwitchConfig
 from csfair.io import sha256_file
 from csfair.masking import MaskConfig
 from csfair.substitution_table import SubstitutionTable
 
 from ..data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset
+from ..models.checkpoint_provenance import CheckpointProvenance
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +127,21 @@ class CodeSwitchMaskedLMConfig(MaskedLMConfig):
             "on unmodified text)"
         },
     )
+    cs_allow_table_change: bool = field(
+        default=False,
+        metadata={
+            "help": "accept a checkpoint (resume or initialisation) trained with other substitution tables; "
+            "by default loading it fails, naming both tables"
+        },
+    )
+    data_trace_dir: str = field(
+        default="",
+        metadata={
+            "help": "write DIR/trace.rank<R>.jsonl: one line per training step with the update number, epoch, "
+            "item ids, a CRC32 of each item's (masked, code-switched) input and the loss, to check what the "
+            "model saw across resumes and numbers of processes"
+        },
+    )
 
 
 @register_task("codeswitch_masked_lm", dataclass=CodeSwitchMaskedLMConfig)
@@ -139,6 +159,8 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
         self.tables: Dict[Optional[str], SubstitutionTable] = self._load_tables()
         self.max_len = cfg.tokens_per_sample
         self._wrappers: List[CodeSwitchMaskTokensDataset] = []
+        self._epoch = 0
+        self._trace_file = None
 
     # ------------------------------------------------------------------ setup
     @classmethod
@@ -202,6 +224,7 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
         dict_path = self._dict_path(self.cfg)
         dict_sha = sha256_file(dict_path)
         tables = {}
+        self.table_record = {}
         for lang, path in paths.items():
             table = SubstitutionTable.load(path)
             want = table.meta.get("dict_sha256")
@@ -219,6 +242,7 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
                     f"substitution table {path} translates from {table.meta.get('src_lang')!r} "
                     f"but is applied to {lang!r} text"
                 )
+            self.table_record[lang or ""] = {"path": os.path.abspath(path), "checksum": table.meta.get("checksum")}
             table = table.with_sampling(self.cfg.cs_temperature, self.cfg.cs_min_prob)
             logger.info(
                 f"substitution table for {lang or 'data'}: {path} ({len(table)} source words, "
@@ -336,6 +360,15 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
         )
 
     # ------------------------------------------------------------------ model
+    def provenance_record(self) -> dict:
+        """What checkpoints of this run record: csfair version, dictionary and table checksums."""
+        return {
+            "csfair_version": csfair_version,
+            "dict_sha256": sha256_file(self._dict_path(self.cfg)),
+            "cs_mode": str(self.cfg.cs_mode),  # a plain str: fairseq enum values do not pickle
+            "tables": dict(getattr(self, "table_record", {})),
+        }
+
     def build_model(self, cfg, from_checkpoint=False):
         model = super().build_model(cfg, from_checkpoint)
         model_max = model.max_positions()
@@ -344,7 +377,33 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
             self.max_len = model_max
             for w in self._wrappers:
                 w.set_max_len(model_max)
+        # recorded in every checkpoint, checked whenever one is loaded into this model
+        model.add_module(
+            "csfair_provenance", CheckpointProvenance(self.provenance_record(), self.cfg.cs_allow_table_change)
+        )
         return model
+
+    def begin_epoch(self, epoch, model):
+        super().begin_epoch(epoch, model)
+        self._epoch = epoch
+
+    def _trace(self, sample, update_num, logging_output, ignore_grad):
+        if self._trace_file is None:
+            rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+            os.makedirs(self.cfg.data_trace_dir, exist_ok=True)
+            path = os.path.join(self.cfg.data_trace_dir, f"trace.rank{rank}.jsonl")
+            self._trace_file = open(path, "a", buffering=1, encoding="utf-8")
+        tokens, lengths = sample["net_input"]["src_tokens"], sample["net_input"]["src_lengths"]
+        digests = [
+            zlib.crc32(tokens[i, : int(lengths[i])].cpu().numpy().astype(np.int64).tobytes())
+            for i in range(tokens.size(0))
+        ]
+        line = {
+            "update": int(update_num), "epoch": self._epoch, "dummy": bool(ignore_grad),
+            "ids": sample["id"].tolist(), "crc32": digests,
+            "loss": float(logging_output.get("loss", 0.0)), "sample_size": int(logging_output.get("sample_size", 0)),
+        }
+        self._trace_file.write(json.dumps(line) + "\n")
 
     # ------------------------------------------------------------------ metrics
     @staticmethod
@@ -362,6 +421,8 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
         loss, sample_size, logging_output = super().train_step(
             sample, model, criterion, optimizer, update_num, ignore_grad
         )
+        if self.cfg.data_trace_dir:
+            self._trace(sample, update_num, logging_output, ignore_grad)
         return loss, sample_size, self._add_cs_stats(sample, logging_output)
 
     def valid_step(self, sample, model, criterion):
