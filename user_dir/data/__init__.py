@@ -1,1 +1,2 @@
 from .codeswitch_mask_tokens_dataset import CodeSwitchField, CodeSwitchMaskTokensDataset  # noqa: F401
+from .tagging_target_dataset import TaggingTargetDataset  # noqa: F401

@@ -1,0 +1,284 @@
+"""Readers of the evaluation corpora in ``$CSFAIR_DATA`` (formats in its README.md).
+
+Every reader returns plain examples and rejects malformed input with an
+:class:`~csfair.io.InputFormatError` naming the file and line (evaluation data is never silently
+repaired: a dropped token would shift every label after it).
+
+* token-per-line files with blank lines between sentences: XTREME UD-POS (``word<TAB>UPOS``),
+  WikiANN / WikiNEuRal (``idx<TAB>token<TAB>BIO-tag``);
+* CoNLL-U treebanks through the ``conllu`` library (UPOS; multi-word token lines and empty nodes
+  are skipped, as UD's word-level annotation requires);
+* CALCS-2016 Spanish-English LID (``tweet_id<TAB>user_id<TAB>start<TAB>end<TAB>token<TAB>label``);
+* SemEval-2020 SentiMix (``meta<TAB>id<TAB>sentiment`` header, then ``token<TAB>lid`` lines);
+* XNLI (``premise<TAB>hypothesis<TAB>label``, rows aligned across languages) and SICK.
+"""
+import random
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from .io import InputFormatError, LineIssues, PathLike, iter_lines
+
+
+@dataclass
+class TaggedSentence:
+    """A sentence as gold words with one label each.
+
+    Attributes:
+        words: the tokens.
+        labels: one label per token (UPOS, BIO tag, language tag).
+        source: ``path:line`` of its first token.
+        meta: extra fields (e.g. SentiMix sentiment).
+    """
+
+    words: List[str]
+    labels: List[str]
+    source: str = ""
+    meta: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class TextExample:
+    """A text or text pair with a label (NLI, sentiment).
+
+    Attributes:
+        text_a: premise or text.
+        text_b: hypothesis (None for single texts).
+        label: class name.
+        source: ``path:line``.
+        group: grouping key (XNLI: the premise), used to split without leakage.
+    """
+
+    text_a: str
+    text_b: Optional[str]
+    label: str
+    source: str = ""
+    group: Optional[str] = None
+
+
+def _raw_lines(path: PathLike):
+    """``(lineno, text)`` of every line, blank ones included; invalid UTF-8 or NUL is an error."""
+    issues = LineIssues(str(path), strict=True)
+    yield from iter_lines(path, issues, skip_empty=False)
+
+
+def read_column_sentences(
+    path: PathLike, word_col: int, label_col: int, ncols: Optional[int] = None, comment: Optional[str] = None
+) -> List[TaggedSentence]:
+    """Token-per-line file, blank lines between sentences, tab-separated columns.
+
+    Args:
+        path: the file.
+        word_col, label_col: 0-based columns of the token and its label.
+        ncols: required number of columns (None: at least ``max(word_col, label_col) + 1``).
+        comment: lines starting with it are ignored (e.g. ``"#"``).
+
+    Raises:
+        InputFormatError: a line with the wrong number of columns, an empty token or label.
+    """
+    need = max(word_col, label_col) + 1
+    out: List[TaggedSentence] = []
+    words: List[str] = []
+    labels: List[str] = []
+    first = 0
+    for lineno, text in _raw_lines(path):
+        if not text.strip():
+            if words:
+                out.append(TaggedSentence(words, labels, f"{path}:{first}"))
+                words, labels = [], []
+            continue
+        if comment and text.startswith(comment):
+            continue
+        cols = text.split("\t")
+        if (ncols is not None and len(cols) != ncols) or len(cols) < need:
+            raise InputFormatError(path, lineno, f"expected {ncols or need} tab-separated columns, got {len(cols)}")
+        word, label = cols[word_col].strip(), cols[label_col].strip()
+        if not word or not label:
+            raise InputFormatError(path, lineno, "empty token or label")
+        if not words:
+            first = lineno
+        words.append(word)
+        labels.append(label)
+    if words:
+        out.append(TaggedSentence(words, labels, f"{path}:{first}"))
+    return out
+
+
+def read_udpos_tsv(path: PathLike) -> List[TaggedSentence]:
+    """XTREME UD-POS: ``word<TAB>UPOS``."""
+    return read_column_sentences(path, 0, 1, ncols=2)
+
+
+def read_ner(path: PathLike) -> List[TaggedSentence]:
+    """WikiANN / WikiNEuRal as staged: ``idx<TAB>token<TAB>BIO-tag``."""
+    return read_column_sentences(path, 1, 2, ncols=3)
+
+
+def read_conllu_upos(path: PathLike) -> List[TaggedSentence]:
+    """UPOS of a CoNLL-U treebank (``conllu`` library); skips multi-word token ranges and empty nodes.
+
+    Raises:
+        InputFormatError: the parser rejects a sentence (the message has the sentence's first line).
+    """
+    import conllu
+
+    out = []
+    lineno = 1
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    for block in text.split("\n\n"):
+        start = lineno
+        lineno += block.count("\n") + 2
+        if not block.strip():
+            continue
+        try:
+            (sent,) = conllu.parse(block + "\n\n")
+        except Exception as e:  # conllu raises ParseException and ValueError
+            raise InputFormatError(path, start, f"CoNLL-U sentence not parsed: {e}") from None
+        words, labels = [], []
+        for tok in sent:
+            if not isinstance(tok["id"], int):
+                continue
+            if not tok["form"] or not tok["upos"]:
+                raise InputFormatError(path, start, f"token {tok['id']} has no form or UPOS")
+            words.append(tok["form"])
+            labels.append(tok["upos"])
+        if words:
+            out.append(TaggedSentence(words, labels, f"{path}:{start}", dict(sent.metadata)))
+    return out
+
+
+def read_calcs(path: PathLike) -> List[TaggedSentence]:
+    """CALCS-2016 LID: consecutive rows of one tweet id form a sentence; labels ``en/es/other``."""
+    out: List[TaggedSentence] = []
+    cur_id, words, labels, first = None, [], [], 0
+    for lineno, text in _raw_lines(path):
+        if not text.strip():
+            continue
+        cols = text.split("\t")
+        if len(cols) != 6:
+            raise InputFormatError(path, lineno, f"expected 6 tab-separated columns, got {len(cols)}")
+        if cols[0] != cur_id and words:
+            out.append(TaggedSentence(words, labels, f"{path}:{first}"))
+            words, labels = [], []
+        if not words:
+            first = lineno
+        cur_id = cols[0]
+        if not cols[4].strip() or not cols[5].strip():
+            raise InputFormatError(path, lineno, "empty token or label")
+        words.append(cols[4].strip())
+        labels.append(cols[5].strip())
+    if words:
+        out.append(TaggedSentence(words, labels, f"{path}:{first}"))
+    return out
+
+
+def read_sentimix(path: PathLike) -> List[TaggedSentence]:
+    """SentiMix: ``meta<TAB>id<TAB>sentiment`` then ``token<TAB>lid`` lines; ``meta["sentiment"]``."""
+    out: List[TaggedSentence] = []
+    cur: Optional[TaggedSentence] = None
+    for lineno, text in _raw_lines(path):
+        if not text.strip():
+            continue
+        cols = text.split("\t")
+        # a header is "meta<TAB>id<TAB>sentiment"; "meta<TAB>lang2" is the Spanish word "meta"
+        if cols[0] == "meta" and len(cols) == 3:
+            if cur is not None and cur.words:
+                out.append(cur)
+            cur = TaggedSentence([], [], f"{path}:{lineno}", {"id": cols[1], "sentiment": cols[2].strip()})
+            continue
+        if cur is None:
+            raise InputFormatError(path, lineno, "token line before the first 'meta' line")
+        if len(cols) != 2:
+            raise InputFormatError(path, lineno, f"expected 'token<TAB>lid', got {len(cols)} columns")
+        if not cols[0].strip() or not cols[1].strip():
+            raise InputFormatError(path, lineno, "empty token or language tag")
+        cur.words.append(cols[0].strip())
+        cur.labels.append(cols[1].strip())
+    if cur is not None and cur.words:
+        out.append(cur)
+    return out
+
+
+XNLI_LABELS = ("entailment", "neutral", "contradiction")
+
+
+def read_xnli(path: PathLike) -> List[TextExample]:
+    """XTREME XNLI: ``premise<TAB>hypothesis<TAB>label``; ``group`` is the premise text."""
+    out = []
+    for lineno, text in _raw_lines(path):
+        if not text.strip():
+            raise InputFormatError(path, lineno, "empty line inside the XNLI rows")
+        cols = text.split("\t")
+        if len(cols) != 3:
+            raise InputFormatError(path, lineno, f"expected premise, hypothesis, label; got {len(cols)} columns")
+        if cols[2] not in XNLI_LABELS:
+            raise InputFormatError(path, lineno, f"unknown label {cols[2]!r} (expected one of {XNLI_LABELS})")
+        out.append(TextExample(cols[0], cols[1], cols[2], f"{path}:{lineno}", group=cols[0]))
+    return out
+
+
+def read_sick(path: PathLike) -> List[TextExample]:
+    """SICK: ``pair_ID<TAB>sentence_A<TAB>sentence_B<TAB>relatedness<TAB>LABEL`` (header line skipped)."""
+    out = []
+    for lineno, text in _raw_lines(path):
+        cols = text.split("\t")
+        if lineno == 1 and not cols[0].isdigit():
+            continue
+        if len(cols) != 5:
+            raise InputFormatError(path, lineno, f"expected 5 tab-separated columns, got {len(cols)}")
+        label = cols[4].strip().lower()
+        if label not in XNLI_LABELS:
+            raise InputFormatError(path, lineno, f"unknown label {cols[4]!r}")
+        out.append(TextExample(cols[1], cols[2], label, f"{path}:{lineno}", group=f"sick{cols[0]}"))
+    return out
+
+
+def split_by_premise(
+    rows: Dict[str, List[TextExample]], source_lang: str = "en", dev: float = 0.1, test: float = 0.3, seed: int = 1
+) -> Tuple[List[TextExample], List[TextExample], Dict[str, List[TextExample]]]:
+    """Split row-aligned XNLI files by premise: no premise appears in two of train, dev, test.
+
+    Premises are the groups of the ``source_lang`` rows; a seeded shuffle assigns ``test`` of them
+    to the test part, ``dev`` to the dev part and the rest to training. Training and dev rows are
+    in ``source_lang``; the test rows are taken from every language, same row indices.
+
+    Args:
+        rows: ``{lang: rows}`` with the same number of rows, aligned (same labels row by row).
+        source_lang: the training language.
+        dev, test: fractions of the premises.
+        seed: shuffling seed.
+
+    Returns:
+        (train rows, dev rows, {lang: test rows}) — test rows for every language but also for
+        ``source_lang`` (its in-language test).
+
+    Raises:
+        ValueError: the languages are not row-aligned (different counts or labels).
+    """
+    base = rows[source_lang]
+    for lang, r in rows.items():
+        if len(r) != len(base):
+            raise ValueError(f"XNLI {lang} has {len(r)} rows, {source_lang} has {len(base)}: not row-aligned")
+        bad = next((i for i, (a, b) in enumerate(zip(base, r)) if a.label != b.label), None)
+        if bad is not None:
+            raise ValueError(f"XNLI {lang} row {bad + 1} ({r[bad].source}) has label {r[bad].label!r}, "
+                             f"{source_lang} has {base[bad].label!r}: not row-aligned")
+    premises = list(dict.fromkeys(x.group for x in base))
+    order = list(premises)
+    random.Random(seed).shuffle(order)
+    n_test, n_dev = round(len(order) * test), round(len(order) * dev)
+    test_p, dev_p = set(order[:n_test]), set(order[n_test:n_test + n_dev])
+    part = ["test" if x.group in test_p else "dev" if x.group in dev_p else "train" for x in base]
+    train = [x for x, p in zip(base, part) if p == "train"]
+    devs = [x for x, p in zip(base, part) if p == "dev"]
+    tests = {lang: [x for x, p in zip(r, part) if p == "test"] for lang, r in rows.items()}
+    return train, devs, tests
+
+
+def subsample(items: Sequence, n: Optional[int], seed: int = 1) -> list:
+    """At most ``n`` items, a seeded random subset in the original order (all if ``n`` is None)."""
+    items = list(items)
+    if n is None or n >= len(items):
+        return items
+    keep = sorted(random.Random(seed).sample(range(len(items)), n))
+    return [items[i] for i in keep]

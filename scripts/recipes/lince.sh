@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Code-switched (LinCE-style) evaluation, and the continued-pretraining path of the Spanglish study
+# ("Enhancing Multilingual Language Models for Code-Switched Input Data"): continue MLM training of
+# an existing checkpoint on Spanish-English code-switched text (mono/derived/cs-spaeng.txt), then
+# compare before/after on word-level LID (CALCS-2016, SentiMix), SentiMix sentiment and POS on the
+# SAGT Turkish-German and Arabizi treebanks, with a fine-tuned and with a frozen encoder.
+#
+# Usage:
+#   bash scripts/recipes/lince.sh [--checkpoint PATH] [--updates N] [--seeds 1,2,3] [--tasks T1,T2]
+#        [--out DIR] [-- extra scripts/zeroshot.py options]
+#
+#   --checkpoint  the model to start from (default: the demo's checkpoints/en-fr/ibm1/checkpoint_last.pt)
+#   --updates     continued-pretraining updates (default 300)
+#   --tasks       lid-calcs,lid-sentimix,sentiment-sentimix,pos-sagt,pos-arabizi (default: all)
+#   --out         results/lince
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+[ -x "$ROOT/.venv/bin/python" ] && export PATH="$ROOT/.venv/bin:$PATH"
+export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
+
+CKPT=checkpoints/en-fr/ibm1/checkpoint_last.pt UPDATES=300 SEEDS=1,2,3 OUT=results/lince EXTRA=()
+TASKS=lid-calcs,lid-sentimix,sentiment-sentimix,pos-sagt,pos-arabizi
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --checkpoint) CKPT=$2; shift 2 ;;
+    --updates) UPDATES=$2; shift 2 ;;
+    --seeds) SEEDS=$2; shift 2 ;;
+    --tasks) TASKS=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -f "$CKPT" ] || { echo "$CKPT: no such checkpoint (run bash scripts/demo.sh first)" >&2; exit 1; }
+T0=$(date +%s)
+
+# The checkpoint's vocabulary: its pretraining data directory holds spm.model and dict.txt.
+read -r SPM DICT ARCH_ARGS < <(python - "$CKPT" <<'PY'
+import os, sys
+sys.path.insert(0, ".")
+from user_dir.finetune import pretrained_arch_args
+args, task = pretrained_arch_args(sys.argv[1])
+data = task["data"].split(os.pathsep)[0]
+langs = [x for x in task.get("langs", "").split(",") if x]
+d = next(p for p in [os.path.join(data, "dict.txt")] + [os.path.join(data, l, "dict.txt") for l in langs] if os.path.exists(p))
+print(os.path.join(data, "spm.model"), d, " ".join(args + ["--max-positions", str(task["max_positions"])]))
+PY
+)
+CS_DIR=$OUT/cs-spaeng
+CONT=$OUT/continued
+
+echo "== 1/3 code-switched MLM text: $CSFAIR_DATA/mono/derived/cs-spaeng.txt"
+if [ -f "$CS_DIR/bin/cs/train.idx" ]; then echo "   exists, skipped: $CS_DIR"; else
+  csfair-prep split --input "$CSFAIR_DATA/mono/derived/cs-spaeng.txt" --out-prefix "$CS_DIR/text" --valid 500 --seed 1
+  for split in train valid; do
+    csfair-prep moses --lang en --input "$CS_DIR/text.$split.txt" --output "$CS_DIR/text.$split.tok" --quiet
+    csfair-prep spm-encode --model "$SPM" --input "$CS_DIR/text.$split.tok" --output "$CS_DIR/text.$split.spm"
+  done
+  rm -rf "$CS_DIR/bin.tmp"
+  fairseq-preprocess --only-source --srcdict "$DICT" --trainpref "$CS_DIR/text.train.spm" \
+    --validpref "$CS_DIR/text.valid.spm" --destdir "$CS_DIR/bin.tmp/cs" --workers 2 > "$CS_DIR/preprocess.log" 2>&1
+  cp "$SPM" "$CS_DIR/bin.tmp/spm.model"  # a data-bin holds its vocabulary: later steps look for it there
+  rm -rf "$CS_DIR/bin"; mv "$CS_DIR/bin.tmp" "$CS_DIR/bin"
+  grep -E "sents" "$CS_DIR/preprocess.log" | sed 's/^.*preprocess[^]]*\] /   /'
+fi
+
+echo "== 2/3 continued MLM pretraining ($UPDATES updates, no code-switching) -> $CONT"
+if [ -f "$CONT/.done" ]; then echo "   exists, skipped: $CONT"; else
+  # shellcheck disable=SC2086
+  fairseq-train "$CS_DIR/bin" --user-dir user_dir --task codeswitch_masked_lm --langs cs --cs-mode none \
+    $ARCH_ARGS --criterion cs_masked_lm --tokens-per-sample 128 --sample-break-mode complete \
+    --finetune-from-model "$CKPT" --optimizer adam --adam-betas '(0.9,0.98)' --weight-decay 0.01 --lr 3e-4 \
+    --lr-scheduler polynomial_decay --warmup-updates $(( UPDATES / 10 )) --total-num-update "$UPDATES" \
+    --max-update "$UPDATES" --batch-size 32 --save-dir "$CONT" --no-epoch-checkpoints \
+    --log-format simple --log-interval 50 --skip-invalid-size-inputs-valid-test 2>&1 | tee "$OUT/continued.log" \
+    | grep -E --line-buffered "train_inner|valid on|done training" || true
+  [ -f "$CONT/checkpoint_last.pt" ] || { echo "continued pretraining failed: see $OUT/continued.log" >&2; exit 1; }
+  touch "$CONT/.done"
+fi
+
+echo "== 3/3 LinCE-style tasks, before/after, fine-tuned and frozen encoder"
+for frozen in "" "--freeze-encoder"; do
+  python scripts/zeroshot.py --checkpoint "before=$CKPT" --checkpoint "after=$CONT/checkpoint_last.pt" \
+    --tasks "$TASKS" --seeds "$SEEDS" --max-train 3000 --max-eval 500 --lr 3e-4 --out "$OUT" $frozen "${EXTRA[@]}"
+done
+echo "wall time: $(( $(date +%s) - T0 )) s; tables in $OUT/tables/"

@@ -1,0 +1,124 @@
+"""fairseq glue for fine-tuning and zero-shot evaluation (used by ``scripts/zeroshot.py``).
+
+* :func:`binarize_task`: the raw files of :func:`csfair.finetune_data.write_task_data` into the
+  ``<lang>/{input0,input1,label}/<split>.{bin,idx}`` layout, with fairseq's own binariser (what
+  ``fairseq-preprocess --only-source`` runs): pieces with the pretrained dictionary (copied byte
+  for byte, so the checkpoint's dictionary checksum matches), labels with a label dictionary built
+  from the training labels;
+* :func:`pretrained_arch_args`: the ``--arch`` and size flags that rebuild a checkpoint's encoder;
+* :func:`predict`: gold and predicted labels of a split, per example, in data order.
+"""
+import os
+import shutil
+from typing import Dict, List, Tuple
+
+import torch
+
+
+def _binarize(text_file: str, dictionary, out_prefix: str) -> None:
+    from fairseq.binarizer import FileBinarizer, VocabularyDatasetBinarizer
+
+    os.makedirs(os.path.dirname(out_prefix), exist_ok=True)
+    binarizer = VocabularyDatasetBinarizer(dictionary, append_eos=True)
+    FileBinarizer.multiprocess_dataset(text_file, "mmap", binarizer, out_prefix, vocab_size=len(dictionary),
+                                       num_workers=1)
+
+
+def binarize_task(raw_dir: str, bin_dir: str, dict_path: str, pair: bool, source_lang: str) -> Dict[str, str]:
+    """Binarise every ``<lang>.<split>`` of ``raw_dir`` into ``bin_dir/<lang>/``.
+
+    Returns:
+        ``{"<lang>.<split>": data directory}``.
+    """
+    from fairseq.data import Dictionary
+
+    fields = ["input0", "input1"] if pair else ["input0"]
+    src_dict = Dictionary.load(dict_path)
+    label_dict = Dictionary()
+    train_labels = os.path.join(raw_dir, f"{source_lang}.train.label")
+    Dictionary.add_file_to_dictionary(train_labels, label_dict, lambda line: line.split(), num_workers=1)
+    label_dict.finalize(threshold=0, nwords=-1, padding_factor=1)
+    out = {}
+    for name in sorted(os.listdir(raw_dir)):
+        if not name.endswith(".input0"):
+            continue
+        lang, split = name[: -len(".input0")].rsplit(".", 1)
+        root = os.path.join(bin_dir, lang)
+        for f in fields:
+            _binarize(os.path.join(raw_dir, f"{lang}.{split}.{f}"), src_dict, os.path.join(root, f, split))
+            shutil.copyfile(dict_path, os.path.join(root, f, "dict.txt"))
+        _binarize(os.path.join(raw_dir, f"{lang}.{split}.label"), label_dict, os.path.join(root, "label", split))
+        label_dict.save(os.path.join(root, "label", "dict.txt"))
+        out[f"{lang}.{split}"] = root
+    return out
+
+
+def pretrained_arch_args(checkpoint: str) -> Tuple[List[str], dict]:
+    """``--arch`` and encoder-size flags of a checkpoint, and its task config (dict)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    cfg = state["cfg"]
+    model = cfg["model"]
+    get = (lambda k, d=None: getattr(model, k, d)) if not isinstance(model, dict) else (lambda k, d=None: model.get(k, d))
+    args = ["--arch", get("arch") or get("_name")]
+    for key in ("encoder_layers", "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_attention_heads"):
+        if get(key) is not None:
+            args += [f"--{key.replace('_', '-')}", str(get(key))]
+    if get("encoder_normalize_before"):
+        args.append("--encoder-normalize-before")
+    positions = get("max_positions") or get("tokens_per_sample") or cfg["task"].get("tokens_per_sample")
+    task = dict(cfg["task"]) if cfg.get("task") is not None else {}
+    return args, dict(task, max_positions=int(positions))
+
+
+@torch.no_grad()
+def predict(checkpoint: str, data_dir: str, split: str, kind: str, batch_size: int = 64) -> List[Tuple]:
+    """``[(gold, pred), ...]`` per example of ``split``, in data order.
+
+    Tagging: label lists over the kept words (first pieces); classification: label strings.
+    """
+    import user_dir  # noqa: F401
+    from fairseq import checkpoint_utils, utils
+
+    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir})
+    model = models[0]
+    use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        model.cuda()
+    model.eval()
+    task.load_dataset(split)
+    itr = task.get_batch_iterator(
+        dataset=task.dataset(split), max_sentences=batch_size, max_positions=task.max_positions(),
+        ignore_invalid_inputs=False, num_workers=0, disable_iterator_cache=True,
+    ).next_epoch_itr(shuffle=False)
+    nspec = task.label_dictionary.nspecial
+    names = task.label_dictionary.symbols
+    results: Dict[int, Tuple] = {}
+    for sample in itr:
+        if use_cuda:
+            sample = utils.move_to_cuda(sample)
+        if kind == "tagging":
+            head_name = task.cfg.classification_head_name
+            head = model.classification_heads[head_name]
+            em = model(**sample["net_input"], features_only=True, classification_head_name=head_name)[0]
+            target = sample["target"]
+            words = target >= 0
+            if head.crf is not None:
+                from .models.token_tagging_head import gather_words
+
+                packed, mask = gather_words(em.float(), words)
+                paths = head.crf.decode(packed, mask=mask)
+            else:
+                arg = em.argmax(-1)
+                paths = [arg[i][words[i]].tolist() for i in range(arg.size(0))]
+            for i, sid in enumerate(sample["id"].tolist()):
+                gold = [names[nspec + c] for c in target[i][words[i]].tolist()]
+                pred = [names[nspec + c] for c in paths[i]]
+                results[sid] = (gold, pred)
+        else:
+            head_name = getattr(task.cfg, "classification_head_name", "sentence_classification_head")
+            logits = model(**sample["net_input"], features_only=True, classification_head_name=head_name)[0]
+            pred = logits.argmax(-1).tolist()
+            gold = sample["target"].view(-1).tolist()
+            for sid, g, p in zip(sample["id"].tolist(), gold, pred):
+                results[sid] = (names[nspec + g], names[nspec + p])
+    return [results[i] for i in sorted(results)]
