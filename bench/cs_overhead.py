@@ -6,9 +6,9 @@ Measured in one run, against a baseline measured in the same run:
 1. wrapper: microseconds per item and tokens/s of ``CodeSwitchMaskTokensDataset`` with
    ``--cs-mode none`` (fairseq's masking only) and ``multiview`` (masking + code-switching), on
    the recipe's real training data, alternating modes over several rounds;
-2. training: ``fairseq-train`` tokens/s (fairseq's ``wps``) for ``--cs-mode none`` and
-   ``--cs-mode multiview``, same data, model, seed and number of updates, runs interleaved
-   A B A B; the ratio multiview/none is reported pair by pair.
+2. training: ``fairseq-train`` tokens/s (fairseq's ``wps``) of stock ``--task masked_lm`` and of
+   ``codeswitch_masked_lm`` with ``--cs-mode none``, ``static`` and ``multiview`` on the same (French)
+   data, model, seed and number of updates, runs interleaved; ratios to stock, pair by pair.
 
 Usage (after ``bash scripts/recipes/en-fr.sh`` has built data-bin/en-fr):
     python bench/cs_overhead.py [--data data-bin/en-fr] [--updates 60] [--repeats 3]
@@ -55,26 +55,30 @@ def bench_wrapper(data, langs, n_items, rounds):
     return out
 
 
-def bench_training(data, langs, updates, repeats):
-    base = [
-        sys.executable, "-m", "fairseq_cli.train", data, "--user-dir", os.path.join(ROOT, "user_dir"),
-        "--task", "codeswitch_masked_lm", "--langs", langs, "--arch", "cs_roberta_tiny", "--criterion", "cs_masked_lm",
-        "--tokens-per-sample", "128", "--sample-break-mode", "complete", "--optimizer", "adam", "--lr", "5e-4",
-        "--lr-scheduler", "fixed", "--batch-size", "32", "--max-update", str(updates), "--log-format", "simple",
-        "--log-interval", str(updates), "--seed", "1", "--num-workers", "1", "--no-save", "--disable-validation",
-        "--cpu",
-    ]
-    modes = {"none": ["--cs-mode", "none"], "multiview": ["--cs-mode", "multiview", "--cs-table-name", "ibm1"]}
+def bench_training(data, updates, repeats):
+    """Interleaved fairseq-train runs on the French training data: stock masked_lm and ours."""
+    model = ["--arch", "cs_roberta_tiny", "--tokens-per-sample", "128", "--sample-break-mode", "complete",
+             "--optimizer", "adam", "--lr", "5e-4", "--lr-scheduler", "fixed", "--batch-size", "32",
+             "--max-update", str(updates), "--log-format", "simple", "--log-interval", str(updates), "--seed", "1",
+             "--num-workers", "1", "--no-save", "--disable-validation", "--cpu",
+             "--user-dir", os.path.join(ROOT, "user_dir")]
+    ours = [data, "--task", "codeswitch_masked_lm", "--langs", "fr", "--criterion", "masked_lm"]
+    modes = {
+        "stock_masked_lm": [os.path.join(data, "fr"), "--task", "masked_lm", "--criterion", "masked_lm"],
+        "none": ours + ["--cs-mode", "none"],
+        "static": ours + ["--cs-mode", "static", "--cs-tables", "fr:tables/ibm1.fr-en"],
+        "multiview": ours + ["--cs-mode", "multiview", "--cs-tables", "fr:tables/ibm1.fr-en"],
+    }
     out = {m: [] for m in modes}
     for _ in range(repeats):
-        for m, extra in modes.items():
-            p = subprocess.run(base + extra, capture_output=True, text=True, cwd=ROOT)
+        for m, args in modes.items():
+            p = subprocess.run([sys.executable, "-m", "fairseq_cli.train", *args, *model],
+                               capture_output=True, text=True, cwd=ROOT)
             log = p.stdout + p.stderr
             if p.returncode != 0:
                 raise RuntimeError(log[-3000:])
-            wps = float(re.findall(r"\| train \|.*?\| wps ([0-9.]+)", log)[-1])
-            out[m].append(wps)
-    ratios = [b / a for a, b in zip(out["none"], out["multiview"])]
+            out[m].append(float(re.findall(r"\| train \|.*?\| wps ([0-9.]+)", log)[-1]))
+    ratios = {m: [b / a for a, b in zip(out["stock_masked_lm"], out[m])] for m in modes if m != "stock_masked_lm"}
     return out, ratios
 
 
@@ -92,7 +96,7 @@ def main():
     import torch
 
     wrapper = bench_wrapper(args.data, args.langs, args.items, args.rounds)
-    train, ratios = bench_training(args.data, args.langs, args.updates, args.repeats)
+    train, ratios = bench_training(args.data, args.updates, args.repeats)
     med = lambda xs: statistics.median(xs)  # noqa: E731
     res = dict(
         machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
@@ -100,8 +104,9 @@ def main():
         data=args.data,
         wrapper={m: dict(us_per_item=med([r["us_per_item"] for r in rs]), tokens_per_s=med([r["tokens_per_s"] for r in rs]),
                          rounds=rs) for m, rs in wrapper.items()},
-        training=dict(wps=train, median_wps={m: med(v) for m, v in train.items()}, ratio_multiview_over_none=ratios,
-                      median_ratio=med(ratios), updates=args.updates, model="cs_roberta_tiny", batch="32 x <=128 tokens"),
+        training=dict(wps=train, median_wps={m: med(v) for m, v in train.items()}, ratio_over_stock=ratios,
+                      median_ratio_over_stock={m: med(v) for m, v in ratios.items()}, updates=args.updates,
+                      data="French training split", model="cs_roberta_tiny", batch="32 x <=128 tokens"),
     )
     res["wrapper"]["us_added_per_item"] = res["wrapper"]["multiview"]["us_per_item"] - res["wrapper"]["none"]["us_per_item"]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -114,8 +119,12 @@ def main():
           f"| {w['multiview']['us_per_item'] / w['none']['us_per_item']:.2f} |")
     print(f"| wrapper tokens/s | {w['none']['tokens_per_s']:,.0f} | {w['multiview']['tokens_per_s']:,.0f} | "
           f"{w['multiview']['tokens_per_s'] / w['none']['tokens_per_s']:.2f} |")
-    print(f"| training tokens/s (wps, median of {args.repeats}) | {t['median_wps']['none']:,.0f} | "
-          f"{t['median_wps']['multiview']:,.0f} | {t['median_ratio']:.3f} (pairwise median) |")
+    print()
+    print("| training (French data, interleaved) | tokens/s (median) | ratio to stock masked_lm (pairwise median) |")
+    print("|---|---|---|")
+    for m, v in t["median_wps"].items():
+        r = "1" if m == "stock_masked_lm" else f"{t['median_ratio_over_stock'][m]:.3f}"
+        print(f"| {m} | {v:,.0f} | {r} |")
     print(f"wrote {args.out}")
 
 

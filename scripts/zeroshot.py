@@ -73,7 +73,7 @@ def prepare(spec, name, ckpt, args, out):
         log(f"{spec.name}: writing data for dictionary {key} ({spm})")
         stats = write_task_data(spec, spm, root, max_positions=128, max_train=args.max_train,
                                 max_eval=args.max_eval, seed=1, workers=2)
-        binarize_task(os.path.join(root, "raw"), os.path.join(root, "bin"), dict_path, spec.pair, spec.source_lang)
+        binarize_task(os.path.join(root, "raw"), os.path.join(root, "bin"), dict_path, spec.pair, spec.source_lang, spm)
         open(done, "w").close()
     stats = json.load(open(os.path.join(root, "raw", "stats.json")))
     return root, arch_args, task_cfg["max_positions"], stats

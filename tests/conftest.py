@@ -84,6 +84,9 @@ def tiny_pair(tmp_path_factory):
              "--trainpref", d / f"{lang}.train.spm", "--validpref", d / f"{lang}.valid.spm",
              "--testpref", d / f"{lang}.test.spm", "--destdir", bin_dir / lang, "--workers", "1"])
     out["bin"] = bin_dir
+    import shutil
+
+    shutil.copyfile(out["spm"], bin_dir / "spm.model")  # a data-bin holds its vocabulary (as the recipes)
 
     enc = WordEncoder(out["spm"], out["dict"])
     cfg = TableConfig(src_stopwords=load_stopwords("iso", "en"), tgt_stopwords=load_stopwords("iso", "fr"))
@@ -95,3 +98,17 @@ def tiny_pair(tmp_path_factory):
         table.save(bin_dir / "tables" / name)
     out["encoder"] = enc
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_mlm(tiny_pair, tmp_path_factory):
+    """A tiny code-switched MLM checkpoint on the tiny real pair (60 updates); its log next to it."""
+    d = tmp_path_factory.mktemp("pre")
+    p = run([VENV_BIN / "fairseq-train", tiny_pair["bin"], "--user-dir", ROOT / "user_dir", "--task", "codeswitch_masked_lm",
+             "--langs", "en,fr", "--cs-table-name", "ibm1", "--arch", "cs_roberta_tiny", "--encoder-layers", "2",
+             "--encoder-embed-dim", "128", "--encoder-ffn-embed-dim", "256", "--encoder-attention-heads", "2",
+             "--criterion", "cs_masked_lm", "--tokens-per-sample", "128", "--sample-break-mode", "complete",
+             "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "16", "--max-update", "60", "--save-dir", d,
+             "--no-epoch-checkpoints", "--disable-validation", "--cpu", "--log-format", "simple", "--log-interval", "10"])
+    (d / "train.log").write_text(p.stdout + p.stderr)
+    return d / "checkpoint_last.pt"

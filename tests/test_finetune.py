@@ -122,26 +122,13 @@ def test_converters_reject_malformed_lines(tmp_path):
         read_calcs(c)
 
 
-@pytest.fixture(scope="module")
-def pretrained(tiny_pair, tmp_path_factory):
-    """A tiny code-switched MLM checkpoint on the tiny real pair (60 updates)."""
-    d = tmp_path_factory.mktemp("pre")
-    run([VENV_BIN / "fairseq-train", tiny_pair["bin"], "--user-dir", ROOT / "user_dir", "--task", "codeswitch_masked_lm",
-         "--langs", "en,fr", "--cs-table-name", "ibm1", "--arch", "cs_roberta_tiny", "--encoder-layers", "2",
-         "--encoder-embed-dim", "128", "--encoder-ffn-embed-dim", "256", "--encoder-attention-heads", "2",
-         "--criterion", "cs_masked_lm", "--tokens-per-sample", "128", "--sample-break-mode", "complete",
-         "--optimizer", "adam", "--lr", "1e-3", "--batch-size", "16", "--max-update", "60", "--save-dir", d,
-         "--no-epoch-checkpoints", "--disable-validation", "--cpu", "--log-format", "simple"])
-    return d / "checkpoint_last.pt"
-
-
 def zeroshot(tiny_pair, ckpt, out, *extra):
     return run([sys.executable, ROOT / "scripts" / "zeroshot.py", "--checkpoint", f"tiny={ckpt}",
                 "--spm", tiny_pair["spm"], "--dict", tiny_pair["dict"], "--out", out, *extra])
 
 
-def test_pos_finetuning_beats_the_majority_class_on_english_dev(tiny_pair, pretrained, tmp_path):
-    p = zeroshot(tiny_pair, pretrained, tmp_path, "--tasks", "pos", "--langs", "fr", "--seeds", "1",
+def test_pos_finetuning_beats_the_majority_class_on_english_dev(tiny_pair, tiny_mlm, tmp_path):
+    p = zeroshot(tiny_pair, tiny_mlm, tmp_path, "--tasks", "pos", "--langs", "fr", "--seeds", "1",
                  "--max-train", "400", "--max-eval", "150", "--lr", "1e-3", "--epochs", "4", "--keep-checkpoints")
     recs = [json.loads(x) for x in open(tmp_path / "results.jsonl")]
     dev = next(r for r in recs if r["split"] == "valid")
@@ -154,22 +141,22 @@ def test_pos_finetuning_beats_the_majority_class_on_english_dev(tiny_pair, pretr
     assert dev["metrics"]["accuracy"] > majority + 0.1, (dev["metrics"], majority)
     assert "| fr |" in p.stdout and (tmp_path / "tables" / "pos.md").exists()
     # a second call finds the finished run and does not train again
-    again = zeroshot(tiny_pair, pretrained, tmp_path, "--tasks", "pos", "--langs", "fr", "--seeds", "1",
+    again = zeroshot(tiny_pair, tiny_mlm, tmp_path, "--tasks", "pos", "--langs", "fr", "--seeds", "1",
                      "--max-train", "400", "--max-eval", "150", "--lr", "1e-3", "--epochs", "4")
     assert "done before, skipped" in again.stdout
 
 
-def test_frozen_encoder_with_crf_and_sentence_pair_classification(tiny_pair, pretrained, tmp_path):
-    zeroshot(tiny_pair, pretrained, tmp_path, "--tasks", "ner-wikiann", "--langs", "de", "--seeds", "1",
+def test_frozen_encoder_with_crf_and_sentence_pair_classification(tiny_pair, tiny_mlm, tmp_path):
+    zeroshot(tiny_pair, tiny_mlm, tmp_path, "--tasks", "ner-wikiann", "--langs", "de", "--seeds", "1",
              "--max-train", "150", "--max-eval", "60", "--lr", "1e-3", "--epochs", "1", "--freeze-encoder", "--crf",
              "--keep-checkpoints")
     ft = next((tmp_path / "runs").rglob("checkpoint_last.pt"))
-    a = torch.load(pretrained, map_location="cpu", weights_only=False)["model"]
+    a = torch.load(tiny_mlm, map_location="cpu", weights_only=False)["model"]
     b = torch.load(ft, map_location="cpu", weights_only=False)["model"]
     enc = [k for k in a if k.startswith("encoder.sentence_encoder.")]
     assert enc and all(torch.equal(a[k], b[k]) for k in enc)  # frozen: the encoder did not move
     assert any(k.endswith("crf.transitions") for k in b)
-    zeroshot(tiny_pair, pretrained, tmp_path, "--tasks", "xnli", "--langs", "fr", "--seeds", "1",
+    zeroshot(tiny_pair, tiny_mlm, tmp_path, "--tasks", "xnli", "--langs", "fr", "--seeds", "1",
              "--max-train", "200", "--max-eval", "60", "--lr", "1e-3", "--epochs", "1")
     recs = [json.loads(x) for x in open(tmp_path / "results.jsonl")]
     tasks = {(r["task"], r["model"], r["split"]) for r in recs}

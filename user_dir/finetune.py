@@ -24,8 +24,11 @@ def _binarize(text_file: str, dictionary, out_prefix: str) -> None:
                                        num_workers=1)
 
 
-def binarize_task(raw_dir: str, bin_dir: str, dict_path: str, pair: bool, source_lang: str) -> Dict[str, str]:
+def binarize_task(raw_dir: str, bin_dir: str, dict_path: str, pair: bool, source_lang: str,
+                  spm_model: str = None) -> Dict[str, str]:
     """Binarise every ``<lang>.<split>`` of ``raw_dir`` into ``bin_dir/<lang>/``.
+
+    ``spm_model`` is copied to ``bin_dir/spm.model`` (the hub finds a fine-tuned model's vocabulary there).
 
     Returns:
         ``{"<lang>.<split>": data directory}``.
@@ -33,6 +36,9 @@ def binarize_task(raw_dir: str, bin_dir: str, dict_path: str, pair: bool, source
     from fairseq.data import Dictionary
 
     fields = ["input0", "input1"] if pair else ["input0"]
+    if spm_model:
+        os.makedirs(bin_dir, exist_ok=True)
+        shutil.copyfile(spm_model, os.path.join(bin_dir, "spm.model"))
     src_dict = Dictionary.load(dict_path)
     label_dict = Dictionary()
     train_labels = os.path.join(raw_dir, f"{source_lang}.train.label")

@@ -29,6 +29,8 @@
 #   --data-bin DIR        data-bin/<pair>
 #   --work DIR            work/<pair> (intermediate text)
 #   --save-root DIR       checkpoints/<pair>
+#   --tensorboard DIR     also log to TensorBoard (fairseq's --tensorboard-logdir DIR/<run>);
+#                         view with `tensorboard --logdir DIR`; curves as PNG: scripts/plot_training.py
 #
 # Paper scale (Visser et al. 2025, Sec. 3.3: BERT-base, 128 tokens, batch 512, 1M steps), e.g. on
 # 8 GPUs: --arch cs_roberta_base --tokens-per-sample 128 --batch-size 64 --update-freq 1
@@ -49,7 +51,7 @@ DATA=$CSFAIR_DATA
 
 PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
 MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS=1 SEED=1 RUN=""
-DATA_BIN="" WORK="" SAVE_ROOT="" EXTRA=()
+DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --pair) PAIR=$2; shift 2 ;;
@@ -72,6 +74,7 @@ while [ $# -gt 0 ]; do
     --data-bin) DATA_BIN=$2; shift 2 ;;
     --work) WORK=$2; shift 2 ;;
     --save-root) SAVE_ROOT=$2; shift 2 ;;
+    --tensorboard) TB=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
@@ -195,6 +198,7 @@ T_PREP=$(( $(date +%s) - T0 ))
 
 step "7/7 pretraining ($CS, $ARCH, $MAX_UPDATE updates) -> $SAVE"
 if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
+[ -n "$TB" ] && CS_ARGS+=(--tensorboard-logdir "$TB/$RUN")
 T1=$(date +%s)
 if [ -f "$SAVE/.done" ]; then skip "$SAVE (remove $SAVE/.done to train again)"; else
   fairseq-train "$DATA_BIN" --user-dir user_dir --task codeswitch_masked_lm --langs "$SRC,$TGT" "${CS_ARGS[@]}" \

@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Convert between csfair (fairseq) checkpoints and Hugging Face transformers directories.
+
+Usage:
+    python scripts/hf_convert.py export CHECKPOINT OUT_DIR [--model-type xlm-roberta|roberta]
+    python scripts/hf_convert.py import HF_DIR OUT_CHECKPOINT OUT_DATA_DIR
+
+Both directions run the two models on the same inputs and fail if any logit differs by more than
+--atol (1e-4). An imported checkpoint continues pretraining with
+``fairseq-train DATA --user-dir user_dir --task codeswitch_masked_lm ... --finetune-from-model OUT_CHECKPOINT``
+where DATA is binarised with OUT_DATA_DIR/dict.txt.
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    e = sub.add_parser("export", help="csfair MLM checkpoint -> transformers directory")
+    e.add_argument("checkpoint")
+    e.add_argument("out_dir")
+    e.add_argument("--model-type", default="xlm-roberta", choices=["xlm-roberta", "roberta"])
+    e.add_argument("--spm", default=None, help="sentencepiece model (default: the checkpoint's data dir)")
+    e.add_argument("--atol", type=float, default=1e-4)
+    i = sub.add_parser("import", help="transformers RoBERTa / XLM-R MLM directory -> csfair checkpoint")
+    i.add_argument("hf_dir")
+    i.add_argument("out_checkpoint")
+    i.add_argument("out_data")
+    i.add_argument("--atol", type=float, default=1e-4)
+    args = p.parse_args(argv)
+    from user_dir.hf_interop import export_checkpoint, import_hf
+
+    try:
+        if args.cmd == "export":
+            res = export_checkpoint(args.checkpoint, args.out_dir, spm_model=args.spm, model_type=args.model_type,
+                                    atol=args.atol)
+        else:
+            res = import_hf(args.hf_dir, args.out_checkpoint, args.out_data, atol=args.atol)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"hf_convert {args.cmd}: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()
