@@ -178,6 +178,7 @@ def write_task_data(
     seed: int = 1,
     langs: Optional[Sequence[str]] = None,
     workers: int = 1,
+    word_level: bool = False,
 ) -> dict:
     """Write the raw (fairseq-preprocess input) files of a task; returns and saves the counts.
 
@@ -191,13 +192,20 @@ def write_task_data(
         seed: subsampling and split seed (the data split does not depend on the fine-tuning seed).
         langs: evaluate only these languages (default: the task's).
         workers: Moses tokenisation processes.
+        word_level: tagging over whole words (meta-embedding taggers): every word is one "piece"
+            (internal whitespace removed); ``spm_model`` is not used.
 
     Returns:
         stats: ``{"<lang>.<split>": {examples, words|pieces, truncated, ...}}``.
     """
-    import sentencepiece as spm
+    if word_level:
+        if spec.kind != "tagging":
+            raise ValueError(f"word-level data is for tagging tasks; {spec.name} is {spec.kind}")
+        sp = None
+    else:
+        import sentencepiece as spm
 
-    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+        sp = spm.SentencePieceProcessor(model_file=str(spm_model))
     data = spec.load(seed)
     parts = {(spec.source_lang, "train"): subsample(data["train"], max_train, seed),
              (spec.source_lang, "valid"): subsample(data["valid"], max_eval, seed)}
@@ -224,6 +232,8 @@ def _write_tagging(items: List[TaggedSentence], sp, prefix: str, max_pieces: int
     n_words = n_trunc = n_pieces = 0
 
     def encode(word):
+        if sp is None:  # word level: the word itself is the symbol
+            return ["".join(word.split()) or "<unk>"]
         return sp.encode(word, out_type=str)
 
     with atomic_write(prefix + ".input0") as f0, atomic_write(prefix + ".label") as fl, \

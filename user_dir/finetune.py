@@ -24,9 +24,12 @@ def _binarize(text_file: str, dictionary, out_prefix: str) -> None:
                                        num_workers=1)
 
 
-def binarize_task(raw_dir: str, bin_dir: str, dict_path: str, pair: bool, source_lang: str,
+def binarize_task(raw_dir: str, bin_dir: str, dict_path, pair: bool, source_lang: str,
                   spm_model: str = None) -> Dict[str, str]:
     """Binarise every ``<lang>.<split>`` of ``raw_dir`` into ``bin_dir/<lang>/``.
+
+    ``dict_path`` None builds a word dictionary from every ``input0`` file (word-level taggers:
+    their embeddings are frozen, so every evaluated word gets a row) as ``bin_dir/words.dict.txt``.
 
     ``spm_model`` is copied to ``bin_dir/spm.model`` (the hub finds a fine-tuned model's vocabulary there).
 
@@ -36,6 +39,15 @@ def binarize_task(raw_dir: str, bin_dir: str, dict_path: str, pair: bool, source
     from fairseq.data import Dictionary
 
     fields = ["input0", "input1"] if pair else ["input0"]
+    if dict_path is None:
+        words = Dictionary()
+        for name in sorted(os.listdir(raw_dir)):
+            if name.endswith(".input0"):
+                Dictionary.add_file_to_dictionary(os.path.join(raw_dir, name), words, lambda line: line.split(), 1)
+        words.finalize(threshold=0, nwords=-1, padding_factor=1)
+        os.makedirs(bin_dir, exist_ok=True)
+        dict_path = os.path.join(bin_dir, "words.dict.txt")
+        words.save(dict_path)
     if spm_model:
         os.makedirs(bin_dir, exist_ok=True)
         shutil.copyfile(spm_model, os.path.join(bin_dir, "spm.model"))

@@ -94,6 +94,24 @@ def cmd_fairseq_dict(args) -> None:
     print(json.dumps({"output": args.output, **stats}))
 
 
+def cmd_parallel(args) -> None:
+    """Aligned parallel pretraining data (WEAM, TLM): pieces of both sides and word links."""
+    from ..parallel_data import write_parallel_data
+
+    stats = write_parallel_data(args.src_file, args.tgt_file, args.src_lang, args.tgt_lang, args.spm, args.out_dir,
+                                valid=args.valid, max_pairs=args.max_pairs, workers=args.workers)
+    print(json.dumps(stats))
+
+
+def cmd_fasttext(args) -> None:
+    """Skip-gram fastText vectors on a Moses-tokenised, lower-cased corpus."""
+    from ..embeddings import train_fasttext
+
+    train_fasttext(args.input, args.output, dim=args.dim, epoch=args.epoch, min_count=args.min_count,
+                   threads=args.threads)
+    print(json.dumps({"input": args.input, "output": args.output, "dim": args.dim}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="csfair-prep", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -137,6 +155,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", required=True)
     s.add_argument("--strict", action="store_true")
     s.set_defaults(func=cmd_spm_encode)
+
+    s = sub.add_parser("parallel", help="aligned parallel data for WEAM/TLM (pieces + word links)")
+    s.add_argument("--src-file", required=True)
+    s.add_argument("--tgt-file", required=True)
+    s.add_argument("--src-lang", required=True)
+    s.add_argument("--tgt-lang", required=True)
+    s.add_argument("--spm", required=True, help="the pretraining sentencepiece model")
+    s.add_argument("--out-dir", required=True, help="writes OUT/raw/{train,valid}.{src,tgt,align}")
+    s.add_argument("--valid", type=int, default=500)
+    s.add_argument("--max-pairs", type=int, default=None)
+    s.add_argument("--workers", type=int, default=2)
+    s.set_defaults(func=cmd_parallel)
+
+    s = sub.add_parser("fasttext", help="skip-gram fastText vectors (for the meta-embedding taggers)")
+    s.add_argument("--input", required=True)
+    s.add_argument("--output", required=True, help=".bin model")
+    s.add_argument("--dim", type=int, default=100)
+    s.add_argument("--epoch", type=int, default=5)
+    s.add_argument("--min-count", type=int, default=2)
+    s.add_argument("--threads", type=int, default=2)
+    s.set_defaults(func=cmd_fasttext)
 
     s = sub.add_parser("fairseq-dict", help="fairseq dict.txt for a sentencepiece model")
     s.add_argument("--model", required=True)

@@ -1,2 +1,2 @@
 """Criterions."""
-from . import cs_masked_lm, token_tagging  # noqa: F401
+from . import cs_masked_lm, token_tagging, weam_loss  # noqa: F401

@@ -1,2 +1,9 @@
 """Tasks (one per file, named after its registry name)."""
-from . import codeswitch_masked_lm, cs_sentence_prediction, token_tagging  # noqa: F401
+from . import (  # noqa: F401
+    codeswitch_masked_lm,
+    cs_sentence_prediction,
+    tlm_masked_lm,
+    token_tagging,
+    weam_masked_lm,
+    word_tagging,
+)
