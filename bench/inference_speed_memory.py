@@ -140,7 +140,7 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(res, fh, indent=2)
-    print(f"| size | length | fairseq sent/s | transformers sent/s | ratio | fairseq peak MiB | transformers peak MiB |")
+    print("| size | length | fairseq sent/s | transformers sent/s | ratio | fairseq peak MiB | transformers peak MiB |")
     print("|---|---|---|---|---|---|---|")
     by = {(r["impl"], r["size"], r["length"]): r for r in rows}
     for size in args.sizes.split(","):

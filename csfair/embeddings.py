@@ -91,10 +91,11 @@ def write_lines(path: PathLike, lines) -> int:
     return n
 
 
-def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100):
+def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100, max_lines: Optional[int] = None):
     """The cached fastText model of a language (trained on ``mono/derived/<lang>.txt`` if missing).
 
-    Training text: Moses-tokenised, lower-cased. Returns a loaded ``fasttext`` model.
+    Training text: Moses-tokenised, lower-cased (the first ``max_lines`` lines; None: all).
+    Returns a loaded ``fasttext`` model.
 
     Raises:
         FileNotFoundError: no monolingual text for ``lang`` in ``$CSFAIR_DATA``.
@@ -109,14 +110,14 @@ def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100
     if not os.path.exists(model_path):
         raw = data_file(f"mono/derived/{lang}.txt")
         text = os.path.join(ft_dir, f"{lang}.txt")
-        lines = [t for _, t in iter_lines(raw, LineIssues(str(raw)))]
+        lines = [t for _, t in iter_lines(raw, LineIssues(str(raw)))][:max_lines]
         write_lines(text, moses_tokenize_lines(lines, lang, lowercase=True, workers=workers))
         train_fasttext(text, model_path, dim=dim, threads=workers)
     return fasttext.load_model(model_path)
 
 
 def subword_model(langs: Sequence[str], spm_model: PathLike, ft_dir: PathLike, lines_per_lang: int = 30000,
-                  workers: int = 2, dim: int = 100):
+                  workers: int = 2, dim: int = 100, max_lines: Optional[int] = None):
     """fastText vectors of sentencepiece pieces (HME's subword embeddings), trained on piece-segmented text."""
     import fasttext
     import sentencepiece as spm
@@ -126,7 +127,7 @@ def subword_model(langs: Sequence[str], spm_model: PathLike, ft_dir: PathLike, l
         sp = spm.SentencePieceProcessor(model_file=str(spm_model))
         out = []
         for lang in sorted(langs):
-            fasttext_model(lang, ft_dir, workers, dim)  # ensures the tokenised text exists
+            fasttext_model(lang, ft_dir, workers, dim, max_lines)  # ensures the tokenised text exists
             with open(os.path.join(ft_dir, f"{lang}.txt"), encoding="utf-8") as fh:
                 for k, line in enumerate(fh):
                     if k >= lines_per_lang:
@@ -139,9 +140,11 @@ def subword_model(langs: Sequence[str], spm_model: PathLike, ft_dir: PathLike, l
 
 
 def build_meta_tables(words: Sequence[str], nspecial: int, langs: Sequence[str], meta_dir: PathLike, ft_dir: PathLike,
-                      spm_model: Optional[PathLike] = None, pivot: str = "en", workers: int = 2) -> dict:
+                      spm_model: Optional[PathLike] = None, pivot: str = "en", workers: int = 2,
+                      max_lines: Optional[int] = None) -> dict:
     """Frozen tables of the meta-embedding taggers, one row per word of a dictionary.
 
+    ``max_lines`` caps the monolingual lines fastText trains on (None: all).
     ``emb.<lang>.npy``: the word's fastText vector in ``lang``, mapped into the ``pivot`` space by an
     orthogonal Procrustes map fitted on the MUSE train range (``dict/muse/<pivot>-<lang>.txt``, the
     first 5000 source words); ``emb.subword.npy`` (if ``spm_model``): the mean fastText vector of the
@@ -154,9 +157,9 @@ def build_meta_tables(words: Sequence[str], nspecial: int, langs: Sequence[str],
 
     os.makedirs(meta_dir, exist_ok=True)
     stats = {}
-    pivot_model = fasttext_model(pivot, ft_dir, workers)
+    pivot_model = fasttext_model(pivot, ft_dir, workers, max_lines=max_lines)
     for lang in langs:
-        model = pivot_model if lang == pivot else fasttext_model(lang, ft_dir, workers)
+        model = pivot_model if lang == pivot else fasttext_model(lang, ft_dir, workers, max_lines=max_lines)
         w = None
         if lang != pivot:
             pairs = dictionary_pairs(data_file(f"dict/muse/{pivot}-{lang}.txt"), 0, 5000, swap=True)
@@ -169,7 +172,7 @@ def build_meta_tables(words: Sequence[str], nspecial: int, langs: Sequence[str],
         import sentencepiece as spm
 
         sp = spm.SentencePieceProcessor(model_file=str(spm_model))
-        sub = subword_model(langs, spm_model, ft_dir, workers=workers)
+        sub = subword_model(langs, spm_model, ft_dir, workers=workers, max_lines=max_lines)
         rows = []
         for k, word in enumerate(words):
             pieces = sp.encode(word.lower(), out_type=str) if k >= nspecial else []

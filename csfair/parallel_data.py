@@ -15,7 +15,7 @@ span is from its first piece to the next word start.
 import json
 import os
 import random
-from typing import List, Optional, Sequence, Set, Tuple
+from typing import Optional, Sequence, Set, Tuple
 
 import numpy as np
 

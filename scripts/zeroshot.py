@@ -127,7 +127,8 @@ def prepare(spec, model, args, out):
         if not os.path.exists(os.path.join(meta, ".done")):
             words = Dictionary.load(os.path.join(root, "bin", "words.dict.txt"))
             log(f"{spec.name}: fastText tables for {', '.join(langs)} (+ subwords) -> {meta}")
-            build_meta_tables(words.symbols, words.nspecial, langs, meta, os.path.join(out, "fasttext"), spm)
+            ft_dir = os.path.join(out, "fasttext" + (f"-{args.fasttext_lines}" if args.fasttext_lines else ""))
+            build_meta_tables(words.symbols, words.nspecial, langs, meta, ft_dir, spm, max_lines=args.fasttext_lines)
             open(os.path.join(meta, ".done"), "w").close()
         sources = langs + (["subword"] if model.tagger == "hme" else [])
         arch_args = ["--arch", f"{model.tagger}_tagger", "--me-sources", ",".join(sources), "--meta-dir", meta]
@@ -236,6 +237,8 @@ def main(argv=None):
     p.add_argument("--dict", default=None, help="dictionary (default: the checkpoint's data dir)")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "zeroshot"))
     p.add_argument("--keep-checkpoints", action="store_true")
+    p.add_argument("--fasttext-lines", type=int, default=None,
+                   help="monolingual lines per language for the taggers' fastText vectors (default: all)")
     args = p.parse_args(argv)
 
     models = [Model(x) for x in args.checkpoint]

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, VENV_BIN, data_path, run
+from conftest import ROOT, data_path, run
 from csfair.corpora import (
     read_calcs,
     read_sentimix,

@@ -9,6 +9,8 @@
 #   --systems     weam, tlm (default both)
 #   --max-update  updates of each (default 800, the demo's budget)
 #   --exchange    WEAM word-exchange probability (default 0: masked-word prediction only)
+#   --max-tokens  tokens per batch (default 3600, about the demo's 32 blocks of up to 128 tokens, so
+#                 that WEAM, TLM and the code-switched MLMs see the same number of tokens per update)
 # Needs data-bin/en-fr from bash scripts/demo.sh (its spm.model and dict.txt).
 set -euo pipefail
 
@@ -16,14 +18,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 [ -x "$ROOT/.venv/bin/python" ] && export PATH="$ROOT/.venv/bin:$PATH"
 export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
-SYSTEMS=weam,tlm MAX_UPDATE=800 EXCHANGE=0.0 EXTRA=()
+SYSTEMS=weam,tlm MAX_UPDATE=800 EXCHANGE=0.0 MAX_TOKENS=3600 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --systems) SYSTEMS=$2; shift 2 ;;
     --max-update) MAX_UPDATE=$2; shift 2 ;;
     --exchange) EXCHANGE=$2; shift 2 ;;
+    --max-tokens) MAX_TOKENS=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -62,7 +65,7 @@ for sys in ${SYSTEMS//,/ }; do
   fairseq-train "$PARA" --user-dir user_dir "${ARGS[@]}" --tokens-per-sample 128 \
     --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
     --lr 1.5e-3 --lr-scheduler polynomial_decay --warmup-updates 80 --total-num-update "$MAX_UPDATE" \
-    --max-update "$MAX_UPDATE" --batch-size 32 --num-workers 1 --seed 1 --log-format simple --log-interval 50 \
+    --max-update "$MAX_UPDATE" --max-tokens "$MAX_TOKENS" --num-workers 1 --seed 1 --log-format simple --log-interval 50 \
     --save-dir "$SAVE" --no-epoch-checkpoints --skip-invalid-size-inputs-valid-test "${EXTRA[@]}" 2>&1 \
     | tee "$SAVE/train.log" | grep -E --line-buffered "train_inner|valid on|done training" || true
   [ -f "$SAVE/checkpoint_last.pt" ] || { echo "$sys pretraining failed: see $SAVE/train.log" >&2; exit 1; }

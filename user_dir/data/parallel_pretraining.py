@@ -1,7 +1,8 @@
 """Loading of parallel pretraining data (WEAM, TLM): ``DATA/{src,tgt}/<split>`` and ``DATA/align/<split>.align``."""
 import os
 
-from fairseq.data import data_utils
+import numpy as np
+from fairseq.data import FairseqDataset, data_utils
 
 
 def load_sides(data: str, split: str, dictionary, combine: bool = False):
@@ -23,3 +24,30 @@ def load_sides(data: str, split: str, dictionary, combine: bool = False):
 def dict_path(data: str) -> str:
     """``DATA/src/dict.txt`` (both sides share the pretraining dictionary)."""
     return os.path.join(data, "src", "dict.txt")
+
+
+class PairItemsDataset(FairseqDataset):
+    """Size bookkeeping and epoch handling shared by the WEAM and TLM datasets (``self._sizes``)."""
+
+    epoch = 0
+
+    @property
+    def sizes(self):
+        return self._sizes
+
+    def num_tokens(self, index):
+        return self._sizes[index]
+
+    def size(self, index):
+        return self._sizes[index]
+
+    def ordered_indices(self):
+        return np.arange(len(self))
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return True  # only the noise changes with the epoch
+
+    def set_epoch(self, epoch, **unused):
+        super().set_epoch(epoch)
+        self.epoch = epoch

@@ -3,12 +3,14 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from fairseq.data import FairseqDataset, data_utils
+from fairseq.data import data_utils
 
 from csfair.masking import MaskConfig, fairseq_item_seed, mask_tokens
 
+from .parallel_pretraining import PairItemsDataset
 
-class TlmDataset(FairseqDataset):
+
+class TlmDataset(PairItemsDataset):
     """``<s> source </s> </s> target </s>`` masked on both sides; positions restart at the second part.
 
     Lample & Conneau (2019), Section 3.3: "we also reset the positions of target sentences". RoBERTa
@@ -30,31 +32,9 @@ class TlmDataset(FairseqDataset):
         self.pad, self.mask_idx, self.bos, self.eos = pad_idx, mask_idx, vocab.bos(), vocab.eos()
         self.seed, self.mask_cfg, self.weights = seed, mask_cfg, weights
         self._sizes = (src.sizes + tgt.sizes + 2).astype(np.int64)
-        self.epoch = 0
 
     def __len__(self):
         return len(self.src)
-
-    @property
-    def sizes(self):
-        return self._sizes
-
-    def num_tokens(self, index):
-        return self._sizes[index]
-
-    def size(self, index):
-        return self._sizes[index]
-
-    def ordered_indices(self):
-        return np.arange(len(self))
-
-    @property
-    def can_reuse_epoch_itr_across_epochs(self):
-        return True
-
-    def set_epoch(self, epoch, **unused):
-        super().set_epoch(epoch)
-        self.epoch = epoch
 
     def positions(self, len_first: int, len_second: int) -> np.ndarray:
         """Position ids: ``pad+1 ...`` for ``<s> a </s>``, again ``pad+1 ...`` for ``</s> b </s>``."""

@@ -3,14 +3,15 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-from fairseq.data import FairseqDataset
 
 from csfair.masking import MaskConfig, fairseq_item_seed, mask_tokens
+
+from .parallel_pretraining import PairItemsDataset
 
 EXCHANGE_STREAM = 0x3EA3
 
 
-class WeamDataset(FairseqDataset):
+class WeamDataset(PairItemsDataset):
     """Word-Exchange Aligning Model data (Bilingual Alignment Pre-Training; csfair issue #6).
 
     Item ``k < N`` is the source side of pair ``k``, item ``N + k`` its target side. Per
@@ -43,31 +44,9 @@ class WeamDataset(FairseqDataset):
         self.word_start, self.exchange_prob = word_start, exchange_prob
         self.n = len(src)
         self._sizes = np.concatenate([src.sizes, tgt.sizes]).astype(np.int64) + 1
-        self.epoch = 0
 
     def __len__(self):
         return 2 * self.n
-
-    @property
-    def sizes(self):
-        return self._sizes
-
-    def num_tokens(self, index):
-        return self._sizes[index]
-
-    def size(self, index):
-        return self._sizes[index]
-
-    def ordered_indices(self):
-        return np.arange(len(self))
-
-    @property
-    def can_reuse_epoch_itr_across_epochs(self):
-        return True
-
-    def set_epoch(self, epoch, **unused):
-        super().set_epoch(epoch)
-        self.epoch = epoch
 
     def _span_end(self, tokens, start):
         end = start + 1

@@ -15,19 +15,15 @@ import logging
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
-from fairseq.data import Dictionary, SortDataset, data_utils
 from fairseq.tasks import register_task
-from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
+from fairseq.tasks.masked_lm import MaskedLMConfig
 
-from csfair.io import sha256_file
-from csfair.masking import MaskConfig, random_token_weights
 from csfair.parallel_data import read_links
 
 from ..data.codeswitch_mask_tokens_dataset import word_start_mask
-from ..data.parallel_pretraining import dict_path, load_sides
+from ..data.parallel_pretraining import load_sides
 from ..data.weam_dataset import WeamDataset
-from ..models.checkpoint_provenance import CheckpointProvenance
+from .parallel_base import ParallelPretrainingTask
 
 logger = logging.getLogger(__name__)
 
@@ -40,25 +36,8 @@ class WeamMaskedLMConfig(MaskedLMConfig):
 
 
 @register_task("weam_masked_lm", dataclass=WeamMaskedLMConfig)
-class WeamMaskedLMTask(MaskedLMTask):
+class WeamMaskedLMTask(ParallelPretrainingTask):
     """Masked LM on aligned parallel sentences with a cross-lingual prediction target."""
-
-    @classmethod
-    def load_dict(cls, cfg):
-        path = dict_path(cfg.data)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{path}: missing (expected DATA/src/dict.txt)")
-        return Dictionary.load(path)
-
-    def mask_config(self):
-        return MaskConfig(self.cfg.mask_prob, self.cfg.leave_unmasked_prob, self.cfg.random_token_prob,
-                          self.cfg.mask_multiple_length, self.cfg.mask_stdev)
-
-    def random_weights(self):
-        if self.cfg.random_token_prob <= 0:
-            return None
-        d = self.source_dictionary
-        return random_token_weights(len(d), d.nspecial, d.count if self.cfg.freq_weighted_replacement else None)
 
     def load_dataset(self, split, epoch=1, combine=False, **kwargs):
         src, tgt = load_sides(self.cfg.data, split, self.source_dictionary, combine)
@@ -66,13 +45,5 @@ class WeamMaskedLMTask(MaskedLMTask):
         d = self.source_dictionary
         ds = WeamDataset(src, tgt, offsets, links, d, d.pad(), self.mask_idx, self.cfg.seed, self.mask_config(),
                          self.random_weights(), word_start_mask(d), self.cfg.weam_exchange_prob)
-        with data_utils.numpy_seed(self.cfg.seed):
-            shuffle = np.random.permutation(len(ds))
         logger.info(f"loaded {len(ds)} WEAM items ({len(src)} pairs, {len(links)} links) from {self.cfg.data} {split}")
-        self.datasets[split] = SortDataset(ds, sort_order=[shuffle, ds.sizes])
-
-    def build_model(self, cfg, from_checkpoint=False):
-        model = super().build_model(cfg, from_checkpoint)
-        model.add_module("csfair_provenance", CheckpointProvenance(
-            {"dict_sha256": sha256_file(dict_path(self.cfg.data)), "cs_mode": "none"}))
-        return model
+        self.register_split(split, ds)
