@@ -18,8 +18,11 @@ from .io import LineIssues, PathLike, atomic_write, iter_lines
 
 
 def train_fasttext(corpus: PathLike, out_bin: PathLike, dim: int = 100, epoch: int = 5, min_count: int = 2,
-                   threads: int = 2, seed: int = 1) -> str:
+                   threads: int = 2, seed: int = 1, bucket: int = 2_000_000) -> str:
     """Train skip-gram vectors on a (tokenised, lower-cased) corpus; writes ``out_bin`` atomically.
+
+    ``bucket``: hashed character n-gram rows (fastText's default 2,000,000; the ``.bin`` file holds
+    ``bucket x dim`` float32, 800 MB at the defaults, so small runs may pass fewer).
 
     Note: fastText 0.9.3 takes no seed; with several threads its SGD is not bit-reproducible.
     """
@@ -27,7 +30,7 @@ def train_fasttext(corpus: PathLike, out_bin: PathLike, dim: int = 100, epoch: i
 
     tmp = f"{out_bin}.tmp"
     model = fasttext.train_unsupervised(str(corpus), model="skipgram", dim=dim, epoch=epoch, minCount=min_count,
-                                        thread=threads, verbose=0)
+                                        thread=threads, bucket=bucket, verbose=0)
     model.save_model(tmp)
     os.replace(tmp, out_bin)
     return str(out_bin)
@@ -91,7 +94,8 @@ def write_lines(path: PathLike, lines) -> int:
     return n
 
 
-def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100, max_lines: Optional[int] = None):
+def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100, max_lines: Optional[int] = None,
+                   bucket: int = 2_000_000):
     """The cached fastText model of a language (trained on ``mono/derived/<lang>.txt`` if missing).
 
     Training text: Moses-tokenised, lower-cased (the first ``max_lines`` lines; None: all).
@@ -112,12 +116,12 @@ def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100
         text = os.path.join(ft_dir, f"{lang}.txt")
         lines = [t for _, t in iter_lines(raw, LineIssues(str(raw)))][:max_lines]
         write_lines(text, moses_tokenize_lines(lines, lang, lowercase=True, workers=workers))
-        train_fasttext(text, model_path, dim=dim, threads=workers)
+        train_fasttext(text, model_path, dim=dim, threads=workers, bucket=bucket)
     return fasttext.load_model(model_path)
 
 
 def subword_model(langs: Sequence[str], spm_model: PathLike, ft_dir: PathLike, lines_per_lang: int = 30000,
-                  workers: int = 2, dim: int = 100, max_lines: Optional[int] = None):
+                  workers: int = 2, dim: int = 100, max_lines: Optional[int] = None, bucket: int = 2_000_000):
     """fastText vectors of sentencepiece pieces (HME's subword embeddings), trained on piece-segmented text."""
     import fasttext
     import sentencepiece as spm
@@ -127,7 +131,7 @@ def subword_model(langs: Sequence[str], spm_model: PathLike, ft_dir: PathLike, l
         sp = spm.SentencePieceProcessor(model_file=str(spm_model))
         out = []
         for lang in sorted(langs):
-            fasttext_model(lang, ft_dir, workers, dim, max_lines)  # ensures the tokenised text exists
+            fasttext_model(lang, ft_dir, workers, dim, max_lines, bucket)  # ensures the tokenised text exists
             with open(os.path.join(ft_dir, f"{lang}.txt"), encoding="utf-8") as fh:
                 for k, line in enumerate(fh):
                     if k >= lines_per_lang:
@@ -135,16 +139,17 @@ def subword_model(langs: Sequence[str], spm_model: PathLike, ft_dir: PathLike, l
                     out.append(" ".join(sp.encode(line.strip(), out_type=str)))
         text = model_path[:-4] + ".txt"
         write_lines(text, out)
-        train_fasttext(text, model_path, dim=dim, min_count=1, threads=workers)
+        train_fasttext(text, model_path, dim=dim, min_count=1, threads=workers, bucket=bucket)
     return fasttext.load_model(model_path)
 
 
 def build_meta_tables(words: Sequence[str], nspecial: int, langs: Sequence[str], meta_dir: PathLike, ft_dir: PathLike,
                       spm_model: Optional[PathLike] = None, pivot: str = "en", workers: int = 2,
-                      max_lines: Optional[int] = None) -> dict:
+                      max_lines: Optional[int] = None, bucket: int = 2_000_000) -> dict:
     """Frozen tables of the meta-embedding taggers, one row per word of a dictionary.
 
-    ``max_lines`` caps the monolingual lines fastText trains on (None: all).
+    ``max_lines`` caps the monolingual lines fastText trains on (None: all); ``bucket`` is fastText's
+    number of hashed n-gram rows (see ``train_fasttext``).
     ``emb.<lang>.npy``: the word's fastText vector in ``lang``, mapped into the ``pivot`` space by an
     orthogonal Procrustes map fitted on the MUSE train range (``dict/muse/<pivot>-<lang>.txt``, the
     first 5000 source words); ``emb.subword.npy`` (if ``spm_model``): the mean fastText vector of the
@@ -157,9 +162,9 @@ def build_meta_tables(words: Sequence[str], nspecial: int, langs: Sequence[str],
 
     os.makedirs(meta_dir, exist_ok=True)
     stats = {}
-    pivot_model = fasttext_model(pivot, ft_dir, workers, max_lines=max_lines)
+    pivot_model = fasttext_model(pivot, ft_dir, workers, max_lines=max_lines, bucket=bucket)
     for lang in langs:
-        model = pivot_model if lang == pivot else fasttext_model(lang, ft_dir, workers, max_lines=max_lines)
+        model = pivot_model if lang == pivot else fasttext_model(lang, ft_dir, workers, max_lines=max_lines, bucket=bucket)
         w = None
         if lang != pivot:
             pairs = dictionary_pairs(data_file(f"dict/muse/{pivot}-{lang}.txt"), 0, 5000, swap=True)
@@ -172,7 +177,7 @@ def build_meta_tables(words: Sequence[str], nspecial: int, langs: Sequence[str],
         import sentencepiece as spm
 
         sp = spm.SentencePieceProcessor(model_file=str(spm_model))
-        sub = subword_model(langs, spm_model, ft_dir, workers=workers, max_lines=max_lines)
+        sub = subword_model(langs, spm_model, ft_dir, workers=workers, max_lines=max_lines, bucket=bucket)
         rows = []
         for k, word in enumerate(words):
             pieces = sp.encode(word.lower(), out_type=str) if k >= nspecial else []

@@ -99,10 +99,12 @@ def mask_tokens(
         positions, ``pad_idx`` elsewhere).
 
     Raises:
-        ValueError: the item already contains ``mask_idx``.
+        ValueError: the item already contains ``mask_idx``, or random tokens are asked for without weights.
     """
     if (item == mask_idx).any():
         raise ValueError(f"Dataset contains mask_idx (={mask_idx}), this is not expected!")
+    if cfg.random_token_prob > 0 and weights is None:
+        raise ValueError("random_token_prob > 0 needs the random-token weights (random_token_weights())")
     sz = len(item)
     if word_begins is not None:
         wb = word_begins[item]

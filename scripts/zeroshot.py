@@ -57,21 +57,33 @@ TAGGER_LANGS = {"pos": ["en", "fr", "de", "es"], "ner-wikiann": ["en", "de", "es
 
 class Model:
     """A table column: a pretrained checkpoint (NAME=PATH), a randomly initialised Transformer
-    (NAME=scratch:LAYERS, hidden 768) or a meta-embedding tagger (NAME=mme / NAME=hme)."""
+    (NAME=scratch:LAYERS or NAME=scratch:LAYERS:HIDDEN; hidden 768 by default, FFN 4 x hidden, one
+    attention head per 64 dimensions) or a meta-embedding tagger (NAME=mme / NAME=hme)."""
 
     def __init__(self, spec):
         if "=" not in spec:
             raise SystemExit(f"--checkpoint expects NAME=PATH, NAME=scratch:LAYERS, NAME=mme or NAME=hme; got {spec!r}")
         self.name, value = spec.split("=", 1)
-        self.kind, self.path, self.layers, self.tagger = "pretrained", None, None, None
+        self.kind, self.path, self.layers, self.hidden, self.tagger = "pretrained", None, None, None, None
         if value.startswith("scratch:"):
-            self.kind, self.layers = "scratch", int(value.split(":", 1)[1])
+            shape = value.split(":")[1:]
+            if len(shape) not in (1, 2) or not all(x.isdigit() and int(x) > 0 for x in shape):
+                raise SystemExit(f"--checkpoint {spec!r}: expected NAME=scratch:LAYERS[:HIDDEN] with positive integers")
+            self.kind, self.layers = "scratch", int(shape[0])
+            self.hidden = int(shape[1]) if len(shape) == 2 else 768
         elif value in ("mme", "hme"):
             self.kind, self.tagger = "tagger", value
         else:
             if not os.path.exists(value):
                 raise SystemExit(f"{value}: checkpoint not found")
             self.path = os.path.abspath(value)
+
+
+def _column_key(model):
+    """The ``checkpoint`` field of a non-pretrained column's results (``scratch:L``, ``scratch:L:H``, ``tagger:mme``)."""
+    if model.kind == "scratch":
+        return f"scratch:{model.layers}" + (f":{model.hidden}" if model.hidden != 768 else "")
+    return f"tagger:{model.tagger}"
 
 
 def _vocab_of(model, args):
@@ -87,7 +99,9 @@ def _vocab_of(model, args):
         max_pos = task_cfg["max_positions"]
     else:
         data, langs, max_pos = os.path.join(ROOT, "data-bin", "en-fr"), [], 128
-        arch_args = ["--arch", "cs_roberta_base", "--encoder-layers", str(model.layers)]
+        h = model.hidden or 768  # taggers reuse this vocabulary branch; their arch flags come later
+        arch_args = ["--arch", "cs_roberta_base", "--encoder-layers", str(model.layers), "--encoder-embed-dim", str(h),
+                     "--encoder-ffn-embed-dim", str(4 * h), "--encoder-attention-heads", str(max(1, h // 64))]
     spm = args.spm or os.path.join(data, "spm.model")
     dict_path = args.dict or next((p for p in [os.path.join(data, "dict.txt")] +
                                    [os.path.join(data, lg, "dict.txt") for lg in langs] if os.path.exists(p)), None)
@@ -127,8 +141,10 @@ def prepare(spec, model, args, out):
         if not os.path.exists(os.path.join(meta, ".done")):
             words = Dictionary.load(os.path.join(root, "bin", "words.dict.txt"))
             log(f"{spec.name}: fastText tables for {', '.join(langs)} (+ subwords) -> {meta}")
-            ft_dir = os.path.join(out, "fasttext" + (f"-{args.fasttext_lines}" if args.fasttext_lines else ""))
-            build_meta_tables(words.symbols, words.nspecial, langs, meta, ft_dir, spm, max_lines=args.fasttext_lines)
+            ft_dir = os.path.join(out, "fasttext" + (f"-{args.fasttext_lines}" if args.fasttext_lines else "")
+                                  + (f"-b{args.fasttext_bucket}" if args.fasttext_bucket != 2_000_000 else ""))
+            build_meta_tables(words.symbols, words.nspecial, langs, meta, ft_dir, spm, max_lines=args.fasttext_lines,
+                              bucket=args.fasttext_bucket)
             open(os.path.join(meta, ".done"), "w").close()
         sources = langs + (["subword"] if model.tagger == "hme" else [])
         arch_args = ["--arch", f"{model.tagger}_tagger", "--me-sources", ",".join(sources), "--meta-dir", meta]
@@ -215,8 +231,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--checkpoint", action="append", required=True,
-                   help="a table column: NAME=PATH (pretrained checkpoint), NAME=scratch:LAYERS (random init, "
-                        "hidden 768), NAME=mme or NAME=hme (meta-embedding taggers)")
+                   help="a table column: NAME=PATH (pretrained checkpoint), NAME=scratch:LAYERS[:HIDDEN] (random init, "
+                        "hidden 768 unless given), NAME=mme or NAME=hme (meta-embedding taggers)")
     p.add_argument("--tasks", default="pos,ner-wikiann,xnli", help=f"comma-separated: {', '.join(TASKS)}")
     p.add_argument("--langs", default=None, help="evaluate only these target languages")
     p.add_argument("--seeds", default="1,2,3", help="fine-tuning seeds (paper: 5 for XNLI, 10 for NER)")
@@ -239,6 +255,8 @@ def main(argv=None):
     p.add_argument("--keep-checkpoints", action="store_true")
     p.add_argument("--fasttext-lines", type=int, default=None,
                    help="monolingual lines per language for the taggers' fastText vectors (default: all)")
+    p.add_argument("--fasttext-bucket", type=int, default=2_000_000,
+                   help="fastText's hashed character n-gram rows (its default 2,000,000 = 800 MB per model at dim 100)")
     args = p.parse_args(argv)
 
     models = [Model(x) for x in args.checkpoint]
@@ -264,7 +282,7 @@ def main(argv=None):
             if args.grid:
                 configs = [(lr, ep) for lr in GRID_LR for ep in GRID_EPOCHS]
             base = dict(model=label, task=spec.name, max_train=args.max_train, max_eval=args.max_eval,
-                        checkpoint=model.path or f"{model.kind}:{model.layers or model.tagger}")
+                        checkpoint=model.path or _column_key(model))
             done = load_results(results_path)
             if len(configs) > 1:
                 best = None

@@ -63,7 +63,7 @@ def test_weam_cross_lingual_targets_point_at_aligned_tokens_only():
     flat = np.array([p for row in links for p in row], dtype=np.int32)
     for exchange in (0.0, 1.0):
         ds = WeamDataset(mk(src_rows), mk(tgt_rows), offsets, flat, d, d.pad(), d.index("<mask>"), 1,
-                         MaskConfig(mask_prob=0.6), None, word_start_mask(d), exchange)
+                         MaskConfig(mask_prob=0.6, random_token_prob=0.0), None, word_start_mask(d), exchange)
         hits = 0
         for epoch in range(1, 30):
             ds.set_epoch(epoch)
@@ -99,8 +99,10 @@ def test_tlm_positions_restart_for_the_second_sentence(tiny_pair):
     d = Dictionary.load(str(tiny_pair["dict"]))
     d.add_symbol("<mask>")
     mk = lambda rows: ListDataset([torch.tensor(r) for r in rows], np.array([len(r) for r in rows]))  # noqa: E731
+    from csfair.masking import random_token_weights
+
     ds = TlmDataset(mk([[10, 11, 2]]), mk([[12, 13, 14, 2]]), d, d.pad(), d.index("<mask>"), 1,
-                    MaskConfig(), None)
+                    MaskConfig(), random_token_weights(len(d), d.nspecial))
     item = ds[0]
     assert item["positions"].tolist() == [2, 3, 4, 5, 2, 3, 4, 5, 6]  # <s> a a </s> | </s> b b b </s>
     assert len(item["source"]) == len(item["positions"])
@@ -204,9 +206,9 @@ def test_weam_and_tlm_train_above_chance(parallel, system):
 
 def test_taggers_and_scratch_baseline_beat_the_majority_class(tiny_pair, tmp_path):
     p = run([sys.executable, ROOT / "scripts" / "zeroshot.py", "--checkpoint", "mme=mme", "--checkpoint", "hme=hme",
-             "--checkpoint", "s2=scratch:2", "--tasks", "lid-calcs", "--seeds", "1,2", "--max-train", "400",
+             "--checkpoint", "s2=scratch:2:384", "--tasks", "lid-calcs", "--seeds", "1,2", "--max-train", "400",
              "--max-eval", "100", "--epochs", "5", "--scratch-lr", "2e-3", "--spm", tiny_pair["spm"],
-             "--dict", tiny_pair["dict"], "--out", tmp_path, "--fasttext-lines", "8000"])
+             "--dict", tiny_pair["dict"], "--out", tmp_path, "--fasttext-lines", "8000", "--fasttext-bucket", "100000"])
     recs = [json.loads(x) for x in open(tmp_path / "results.jsonl")]
     gold = [json.loads(x)["labels"] for x in open(next((tmp_path / "data").rglob("raw/cs.valid.jsonl")))]
     flat = [t for s in gold for t in s]
