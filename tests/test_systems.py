@@ -206,7 +206,7 @@ def test_weam_and_tlm_train_above_chance(parallel, system):
 
 def test_taggers_and_scratch_baseline_beat_the_majority_class(tiny_pair, tmp_path):
     p = run([sys.executable, ROOT / "scripts" / "zeroshot.py", "--checkpoint", "mme=mme", "--checkpoint", "hme=hme",
-             "--checkpoint", "s2=scratch:2:384", "--tasks", "lid-calcs", "--seeds", "1,2", "--max-train", "400",
+             "--checkpoint", "s2=scratch:1:128", "--tasks", "lid-calcs", "--seeds", "1,2", "--max-train", "400",
              "--max-eval", "100", "--epochs", "5", "--scratch-lr", "2e-3", "--spm", tiny_pair["spm"],
              "--dict", tiny_pair["dict"], "--out", tmp_path, "--fasttext-lines", "8000", "--fasttext-bucket", "100000"])
     recs = [json.loads(x) for x in open(tmp_path / "results.jsonl")]
@@ -219,5 +219,6 @@ def test_taggers_and_scratch_baseline_beat_the_majority_class(tiny_pair, tmp_pat
     ens = [r for r in recs if r["model"] == "hme-ensemble" and r["split"] == "test"]
     assert len(ens) == 1 and 0 <= ens[0]["metrics"]["accuracy"] <= 1
     params = {r["model"]: r["params"] for r in recs if "params" in r}
-    assert params["s2"] > params["hme"] > params["mme"] > 0
+    assert params["hme"] > params["mme"] > 0 and params["s2"] > 0  # HME adds subword and character encoders
+    assert {r["checkpoint"] for r in recs if r["model"] == "s2"} == {"scratch:1:128"}
     assert "hme (" in p.stdout  # parameters next to the scores
