@@ -21,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    e = sub.add_parser("export", help="csfair MLM checkpoint -> transformers directory")
+    e = sub.add_parser("export", help="csfair checkpoint -> transformers directory (MLM; "
+                         "sentence classification heads under heads/<name>/)")
     e.add_argument("checkpoint")
     e.add_argument("out_dir")
     e.add_argument("--model-type", default="xlm-roberta", choices=["xlm-roberta", "roberta"])

@@ -81,6 +81,21 @@ def test_hub_predict_tags_and_predict_on_finetuned_checkpoints(tiny_pair, tiny_m
     assert label in ("entailment", "neutral", "contradiction") and abs(sum(probs.values()) - 1) < 1e-5
     with pytest.raises(ValueError):
         nli.predict_tags(words)
+    # the sentence classification head maps to transformers' *ForSequenceClassification; tagging heads do not
+    from transformers import AutoModelForSequenceClassification
+
+    from user_dir.hf_interop import export_checkpoint
+
+    summary = export_checkpoint(str(tmp_path / "runs" / "t" / "xnli" / "seed1" / "checkpoint_last.pt"), str(tmp_path / "hf"))
+    (name, info), = summary["heads_exported"].items()
+    assert info["max_abs_logit_diff"] < 1e-4 and sorted(info["labels"]) == ["contradiction", "entailment", "neutral"]
+    hf = AutoModelForSequenceClassification.from_pretrained(info["out_dir"]).eval()
+    ids = nli.encode("A man is sleeping.", "Nobody sleeps.").unsqueeze(0)
+    hf_probs = torch.softmax(hf(input_ids=ids).logits[0], -1)
+    assert max(abs(hf_probs[hf.config.label2id[k]].item() - v) for k, v in probs.items()) < 1e-4
+    tag_summary = export_checkpoint(str(tmp_path / "runs" / "t" / "pos" / "seed1" / "checkpoint_last.pt"),
+                                    str(tmp_path / "hf-pos"))
+    assert tag_summary["heads_exported"] == {} and len(tag_summary["heads_not_exported"]) == 1
 
 
 def test_hf_export_equal_logits_tokenizer_and_roundtrip(hub, tiny_mlm, tmp_path):

@@ -13,6 +13,13 @@ Moses-tokenised text to the exported tokenizer to get the same ids.)
 
 Both directions are verified by running both models on the same inputs: the largest absolute
 difference of the logits must stay below ``atol`` (1e-4).
+
+Heads: a sentence classification head of a fine-tuned checkpoint (``cs_sentence_prediction``:
+fairseq's ``RobertaClassificationHead``, ``<s>`` -> dense -> tanh -> out_proj) is transformers'
+``RobertaClassificationHead`` and is exported as a ``*ForSequenceClassification`` directory under
+``<out_dir>/heads/<name>/``, verified the same way. Token tagging heads are not exported: they
+classify the first piece of each word through two layers (and optionally a CRF), which
+``*ForTokenClassification`` (one linear layer on every piece) cannot represent.
 """
 import json
 import os
@@ -188,13 +195,84 @@ def export_checkpoint(checkpoint: str, out_dir: str, spm_model: Optional[str] = 
     tokenizer = build_hf_tokenizer(tok_spm, tok_dict)
     tokenizer.save_pretrained(out_dir)
     shutil.copyfile(tok_spm, os.path.join(out_dir, "sentencepiece.bpe.model"))
-    heads = sorted(getattr(fs_model, "classification_heads", {}).keys())
+    heads_done, heads_left = {}, {}
+    for name, head in sorted(getattr(fs_model, "classification_heads", {}).items()):
+        why = _sentence_head_problem(head, get)
+        if why:
+            heads_left[name] = why
+            continue
+        head_dir = os.path.join(out_dir, "heads", name)
+        heads_done[name] = _export_sentence_head(hub, name, head, config, model_type, fs_state, num_layers,
+                                                 batches, atol, head_dir)
+        tokenizer.save_pretrained(head_dir)
+        shutil.copyfile(tok_spm, os.path.join(head_dir, "sentencepiece.bpe.model"))
     summary = dict(checkpoint=os.path.abspath(checkpoint), out_dir=os.path.abspath(out_dir), model_type=model_type,
                    parameters=sum(p.numel() for p in hf.parameters()), max_abs_logit_diff=diff,
-                   heads_not_exported=heads, note="MLM model and tokenizer; csfair pre-tokenises with Moses")
+                   heads_exported=heads_done, heads_not_exported=heads_left,
+                   note="MLM model and tokenizer; csfair pre-tokenises with Moses")
     with open(os.path.join(out_dir, "csfair_export.json"), "w") as fh:
         json.dump(summary, fh, indent=2)
     return summary
+
+
+def _sentence_head_problem(head, get) -> Optional[str]:
+    """Why a fairseq head has no transformers sequence-classification equivalent (None: it has one)."""
+    from fairseq.models.roberta.model import RobertaClassificationHead
+
+    if not isinstance(head, RobertaClassificationHead):
+        return f"{type(head).__name__}: token-level head (first piece per word, two layers), no transformers equivalent"
+    if get("pooler_activation_fn", "tanh") != "tanh":
+        return f"pooler activation {get('pooler_activation_fn')} (transformers uses tanh)"
+    if not isinstance(head.out_proj, torch.nn.Linear):
+        return "quantisation noise / spectral norm on the output projection"
+    return None
+
+
+@torch.no_grad()
+def _export_sentence_head(hub, name, head, config, model_type, fs_state, num_layers, batches, atol, head_dir) -> Dict:
+    """Write one ``*ForSequenceClassification`` directory; verify its logits on ``batches``.
+
+    Raises:
+        ValueError: the logits differ by more than ``atol``.
+    """
+    import copy
+
+    from transformers import RobertaForSequenceClassification, XLMRobertaForSequenceClassification
+
+    num_classes = head.out_proj.out_features
+    labels = getattr(hub.task, "label_dictionary", None)
+    if labels is not None:
+        names = labels.symbols[labels.nspecial:labels.nspecial + num_classes]
+    else:
+        names = [f"LABEL_{i}" for i in range(num_classes)]
+    cfg = copy.deepcopy(config)
+    cfg.num_labels = num_classes
+    cfg.id2label = {i: n for i, n in enumerate(names)}
+    cfg.label2id = {n: i for i, n in enumerate(names)}
+    cfg.classifier_dropout = head.dropout.p
+    cls = XLMRobertaForSequenceClassification if model_type == "xlm-roberta" else RobertaForSequenceClassification
+    hf = cls(cfg)
+    state = hf.state_dict()
+    for fs_key, hf_key in _pairs(num_layers, "roberta"):
+        if hf_key in state:
+            state[hf_key] = fs_state[fs_key].clone()
+    state["roberta.embeddings.token_type_embeddings.weight"].zero_()
+    for part in ("dense", "out_proj"):
+        for t in ("weight", "bias"):
+            state[f"classifier.{part}.{t}"] = fs_state[f"classification_heads.{name}.{part}.{t}"].clone()
+    hf.load_state_dict(state, strict=True)
+    hf.eval()
+    hub.model.eval()
+    worst = 0.0
+    for ids in batches:
+        a = hub.model(ids, features_only=True, classification_head_name=name)[0]
+        b = hf(input_ids=ids, attention_mask=ids.ne(1).long()).logits
+        worst = max(worst, (a - b).abs().max().item())
+    if worst > atol:
+        raise ValueError(f"head {name}: exported logits differ by {worst:.2e} > {atol}")
+    os.makedirs(head_dir, exist_ok=True)
+    hf.save_pretrained(head_dir)
+    return dict(out_dir=os.path.abspath(head_dir), labels=list(names), max_abs_logit_diff=worst)
 
 
 def import_hf(hf_dir: str, out_checkpoint: str, out_data: str, sample_batches: Optional[List[torch.Tensor]] = None,
