@@ -6,13 +6,40 @@
   for byte, so the checkpoint's dictionary checksum matches), labels with a label dictionary built
   from the training labels;
 * :func:`pretrained_arch_args`: the ``--arch`` and size flags that rebuild a checkpoint's encoder;
-* :func:`predict`: gold and predicted labels of a split, per example, in data order.
+* :func:`predict`: gold and predicted labels of a split, per example, in data order;
+* :func:`finish_finetune_model`: what the fine-tuning tasks add to a built model (provenance, frozen encoder).
 """
 import os
 import shutil
 from typing import Dict, List, Tuple
 
 import torch
+
+
+def finish_finetune_model(model, data_dir: str, freeze_encoder: bool):
+    """Attach the provenance record (the fine-tuning dictionary's checksum) and optionally freeze the encoder.
+
+    Used by ``token_tagging`` and ``cs_sentence_prediction``. With ``freeze_encoder`` only the
+    ``classification_heads.*`` parameters train (the frozen-encoder probes of the Spanglish study).
+
+    Args:
+        model: a built fairseq model with ``classification_heads``.
+        data_dir: the task's data directory (``input0/dict.txt`` is checksummed).
+        freeze_encoder: set ``requires_grad = False`` on every parameter outside the heads.
+    Returns:
+        the same model.
+    """
+    from csfair.io import sha256_file
+
+    from .models.checkpoint_provenance import CheckpointProvenance
+
+    model.add_module("csfair_provenance", CheckpointProvenance(
+        {"dict_sha256": sha256_file(os.path.join(data_dir, "input0", "dict.txt")), "cs_mode": "none"}))
+    if freeze_encoder:
+        for name, p in model.named_parameters():
+            if not name.startswith("classification_heads."):
+                p.requires_grad = False
+    return model
 
 
 def _binarize(text_file: str, dictionary, out_prefix: str) -> None:

@@ -8,13 +8,12 @@ head of RoBERTa, exactly as fairseq's ``sentence_prediction`` (same data layout 
   pretraining dictionary) instead of failing as an unexpected key;
 * ``--freeze-encoder`` trains the classification head only (frozen-encoder probe).
 """
-import os
 from dataclasses import dataclass, field
 
 from fairseq.tasks import register_task
 from fairseq.tasks.sentence_prediction import SentencePredictionConfig, SentencePredictionTask
 
-from ..models.checkpoint_provenance import CheckpointProvenance
+from ..finetune import finish_finetune_model
 
 
 @dataclass
@@ -27,13 +26,5 @@ class CodeSwitchSentencePredictionTask(SentencePredictionTask):
     """fairseq's sentence_prediction with the csfair provenance check and an optional frozen encoder."""
 
     def build_model(self, cfg, from_checkpoint=False):
-        from csfair.io import sha256_file
-
         model = super().build_model(cfg, from_checkpoint)
-        model.add_module("csfair_provenance", CheckpointProvenance(
-            {"dict_sha256": sha256_file(os.path.join(self.cfg.data, "input0", "dict.txt")), "cs_mode": "none"}))
-        if self.cfg.freeze_encoder:
-            for name, p in model.named_parameters():
-                if not name.startswith("classification_heads."):
-                    p.requires_grad = False
-        return model
+        return finish_finetune_model(model, self.cfg.data, self.cfg.freeze_encoder)

@@ -31,7 +31,7 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import II, MISSING, OmegaConf, open_dict
 
 from ..data.tagging_target_dataset import TaggingTargetDataset
-from ..models.checkpoint_provenance import CheckpointProvenance
+from ..finetune import finish_finetune_model
 from ..models.token_tagging_head import TokenTaggingHead
 
 logger = logging.getLogger(__name__)
@@ -132,13 +132,7 @@ class TokenTaggingTask(FairseqTask):
             dim, dim, self.num_classes, getattr(cfg, "pooler_activation_fn", "tanh"),
             getattr(cfg, "pooler_dropout", 0.1), use_crf=self.cfg.use_crf,
         )
-        model.add_module("csfair_provenance", CheckpointProvenance(
-            {"dict_sha256": _sha(os.path.join(self.cfg.data, "input0", "dict.txt")), "cs_mode": "none"}))
-        if self.cfg.freeze_encoder:
-            for name, p in model.named_parameters():
-                if not name.startswith("classification_heads."):
-                    p.requires_grad = False
-        return model
+        return finish_finetune_model(model, self.cfg.data, self.cfg.freeze_encoder)
 
     def max_positions(self):
         return self.cfg.max_positions
@@ -150,9 +144,3 @@ class TokenTaggingTask(FairseqTask):
     @property
     def target_dictionary(self):
         return self.dictionary
-
-
-def _sha(path):
-    from csfair.io import sha256_file
-
-    return sha256_file(path)
