@@ -4,7 +4,7 @@
 On parallel text (Multi30k val, XNLI dev rows, which are row-aligned) and the MUSE dictionary:
 UMAP figures of sentence (``<s>`` and mean-pooled) and word embeddings coloured by language, one
 panel per checkpoint; bilingual word retrieval P@1/P@5 on MUSE test-range pairs whose source word
-is not in the substitution table (so code-switching never showed the pair); parallel sentence
+is in none of the compared checkpoints' substitution tables (code-switching never showed the pair); parallel sentence
 retrieval accuracy per layer; a language-identity probe. Writes ``<out>/report.md``, PNGs and
 ``<out>/analysis.json``.
 
@@ -54,8 +54,10 @@ def word_vectors(hub, words):
     return np.stack([s[1:-1].mean(0).cpu().numpy() for s in states])
 
 
-def muse_test_pairs(src, tgt, table, n):
-    """MUSE pairs of the test range (source ranks 5000-6500) whose source word the table does not hold."""
+def muse_test_pairs(src, tgt, exclude, n):
+    """MUSE pairs of the test range (source ranks 5000-6500) whose source word is not in ``exclude``
+    (the source words of every compared checkpoint's substitution table: all checkpoints are scored
+    on the same pairs, none of which code-switching showed to any of them)."""
     seen_src = []
     pairs = {}
     with open(data_file(f"dict/muse/{src}-{tgt}.txt"), encoding="utf-8") as fh:
@@ -68,7 +70,7 @@ def muse_test_pairs(src, tgt, table, n):
                 seen_src.append(s)
                 pairs[s] = []
             pairs[s].append(t)
-    in_table = {w.lower() for w in table.source_words()} if table is not None else set()
+    in_table = exclude
     # identical spellings (e.g. "internet" -> "internet") have identical contextless vectors:
     # they would be found trivially, so pairs with such a translation are left out
     test_src = [s for s in seen_src[5000:6500] if s not in in_table and s.isalpha() and s not in pairs[s]]
@@ -97,10 +99,11 @@ def main(argv=None):
     tgt_xnli = [xt[i].text_a for i in premise_rows]
 
     results, panels = {}, {"sent_mean": [], "sent_cls": [], "words": []}
+    hubs, exclude = {}, set()
     for spec in args.checkpoint:
         name, path = spec.split("=", 1)
         d, f = (path, "checkpoint_last.pt") if os.path.isdir(path) else (os.path.dirname(path), os.path.basename(path))
-        hub = from_pretrained(d, f, device="cpu")
+        hub = hubs[name] = from_pretrained(d, f, device="cpu")
         try:
             table = hub.table_for(args.src)
         except (ValueError, FileNotFoundError):
@@ -110,6 +113,12 @@ def main(argv=None):
                 from csfair.substitution_table import SubstitutionTable
 
                 table = SubstitutionTable.load(cand)
+        if table is not None:
+            exclude |= {w.lower() for w in table.source_words()}
+    pairs = muse_test_pairs(args.src, args.tgt, exclude, args.words)
+    if not pairs:
+        raise SystemExit("no MUSE test-range pair is outside every checkpoint's substitution table")
+    for name, hub in hubs.items():
         res = {}
         for corpus, (a, b) in {"multi30k": (src_m30k, tgt_m30k), "xnli": (src_xnli, tgt_xnli)}.items():
             ma, ca = sentence_vectors(hub, a, args.src)
@@ -126,7 +135,6 @@ def main(argv=None):
                     A.language_probe(np.concatenate([ma[mid], mb[mid]]), y), 4)
                 panels["sent_mean"].append({"title": name, "x": x, "labels": y})
                 panels["sent_cls"].append({"title": name, "x": np.concatenate([ca[-1], cb[-1]]), "labels": y})
-        pairs = muse_test_pairs(args.src, args.tgt, table, args.words)
         targets = sorted({t for _, ts in pairs for t in ts})
         index = {t: i for i, t in enumerate(targets)}
         sv = word_vectors(hub, [s for s, _ in pairs])
@@ -141,7 +149,7 @@ def main(argv=None):
     figs = {}
     titles = {"sent_mean": "sentence embeddings (mean-pooled, last layer), Multi30k val",
               "sent_cls": "sentence embeddings (<s>, last layer), Multi30k val",
-              "words": "word embeddings (MUSE test-range words unseen by the table)"}
+              "words": "word embeddings (MUSE test-range words in no substitution table)"}
     for key, pan in panels.items():
         figs[key] = os.path.basename(A.umap_figure(pan, os.path.join(args.out, f"umap_{key}.png"), titles[key]))
 
@@ -149,7 +157,8 @@ def main(argv=None):
     lines = [f"# Cross-lingual alignment: {args.src}-{args.tgt}", "",
              f"Checkpoints: {', '.join(f'`{s}`' for s in args.checkpoint)}. {args.sentences} parallel sentences "
              f"per corpus (Multi30k val; XNLI dev premises), {len(pairs)} MUSE test-range word pairs "
-             "whose source word is not in the substitution table and has no identically spelled translation.", "",
+             "whose source word is in none of the checkpoints' substitution tables and has no identically "
+             "spelled translation (the same pairs for every checkpoint).", "",
              "| measure | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
 
     def row(label, fn):
