@@ -17,8 +17,11 @@ import numpy as np
 from .io import LineIssues, PathLike, atomic_write, iter_lines
 
 
+FASTTEXT_BUCKET = 2_000_000  # fastText's default number of hashed character n-gram rows
+
+
 def train_fasttext(corpus: PathLike, out_bin: PathLike, dim: int = 100, epoch: int = 5, min_count: int = 2,
-                   threads: int = 2, seed: int = 1, bucket: int = 2_000_000) -> str:
+                   threads: int = 2, seed: int = 1, bucket: int = FASTTEXT_BUCKET) -> str:
     """Train skip-gram vectors on a (tokenised, lower-cased) corpus; writes ``out_bin`` atomically.
 
     ``bucket``: hashed character n-gram rows (fastText's default 2,000,000; the ``.bin`` file holds
@@ -95,7 +98,7 @@ def write_lines(path: PathLike, lines) -> int:
 
 
 def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100, max_lines: Optional[int] = None,
-                   bucket: int = 2_000_000):
+                   bucket: int = FASTTEXT_BUCKET):
     """The cached fastText model of a language (trained on ``mono/derived/<lang>.txt`` if missing).
 
     Training text: Moses-tokenised, lower-cased (the first ``max_lines`` lines; None: all).
@@ -121,7 +124,7 @@ def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100
 
 
 def subword_model(langs: Sequence[str], spm_model: PathLike, ft_dir: PathLike, lines_per_lang: int = 30000,
-                  workers: int = 2, dim: int = 100, max_lines: Optional[int] = None, bucket: int = 2_000_000):
+                  workers: int = 2, dim: int = 100, max_lines: Optional[int] = None, bucket: int = FASTTEXT_BUCKET):
     """fastText vectors of sentencepiece pieces (HME's subword embeddings), trained on piece-segmented text."""
     import fasttext
     import sentencepiece as spm
@@ -145,7 +148,7 @@ def subword_model(langs: Sequence[str], spm_model: PathLike, ft_dir: PathLike, l
 
 def build_meta_tables(words: Sequence[str], nspecial: int, langs: Sequence[str], meta_dir: PathLike, ft_dir: PathLike,
                       spm_model: Optional[PathLike] = None, pivot: str = "en", workers: int = 2,
-                      max_lines: Optional[int] = None, bucket: int = 2_000_000) -> dict:
+                      max_lines: Optional[int] = None, bucket: int = FASTTEXT_BUCKET) -> dict:
     """Frozen tables of the meta-embedding taggers, one row per word of a dictionary.
 
     ``max_lines`` caps the monolingual lines fastText trains on (None: all); ``bucket`` is fastText's

@@ -27,6 +27,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from csfair import metrics as M  # noqa: E402
+from csfair.embeddings import FASTTEXT_BUCKET  # noqa: E402
 from csfair.finetune_data import TASKS, write_task_data  # noqa: E402
 from csfair.io import sha256_file  # noqa: E402
 from csfair.results import aggregate, append_result, load_results, to_csv, to_markdown  # noqa: E402
@@ -50,6 +51,7 @@ def score(spec, pairs):
 
 
 # Languages with fastText vectors (mono/derived) used by the meta-embedding taggers, per task.
+SCRATCH_HIDDEN = 768  # scratch:LAYERS columns (BERT-base width)
 TAGGER_LANGS = {"pos": ["en", "fr", "de", "es"], "ner-wikiann": ["en", "de", "es"],
                 "ner-wikineural": ["en", "fr", "de", "es"], "lid-calcs": ["en", "es"], "lid-sentimix": ["en", "es"],
                 "pos-sagt": ["en", "de"], "pos-arabizi": ["en", "fr"]}
@@ -70,7 +72,7 @@ class Model:
             if len(shape) not in (1, 2) or not all(x.isdigit() and int(x) > 0 for x in shape):
                 raise SystemExit(f"--checkpoint {spec!r}: expected NAME=scratch:LAYERS[:HIDDEN] with positive integers")
             self.kind, self.layers = "scratch", int(shape[0])
-            self.hidden = int(shape[1]) if len(shape) == 2 else 768
+            self.hidden = int(shape[1]) if len(shape) == 2 else SCRATCH_HIDDEN
         elif value in ("mme", "hme"):
             self.kind, self.tagger = "tagger", value
         else:
@@ -82,7 +84,7 @@ class Model:
 def _column_key(model):
     """The ``checkpoint`` field of a non-pretrained column's results (``scratch:L``, ``scratch:L:H``, ``tagger:mme``)."""
     if model.kind == "scratch":
-        return f"scratch:{model.layers}" + (f":{model.hidden}" if model.hidden != 768 else "")
+        return f"scratch:{model.layers}" + (f":{model.hidden}" if model.hidden != SCRATCH_HIDDEN else "")
     return f"tagger:{model.tagger}"
 
 
@@ -99,9 +101,11 @@ def _vocab_of(model, args):
         max_pos = task_cfg["max_positions"]
     else:
         data, langs, max_pos = os.path.join(ROOT, "data-bin", "en-fr"), [], 128
-        h = model.hidden or 768  # taggers reuse this vocabulary branch; their arch flags come later
-        arch_args = ["--arch", "cs_roberta_base", "--encoder-layers", str(model.layers), "--encoder-embed-dim", str(h),
-                     "--encoder-ffn-embed-dim", str(4 * h), "--encoder-attention-heads", str(max(1, h // 64))]
+        arch_args = []  # taggers: set in prepare()
+        if model.kind == "scratch":
+            h = model.hidden
+            arch_args = ["--arch", "cs_roberta_base", "--encoder-layers", str(model.layers), "--encoder-embed-dim",
+                         str(h), "--encoder-ffn-embed-dim", str(4 * h), "--encoder-attention-heads", str(max(1, h // 64))]
     spm = args.spm or os.path.join(data, "spm.model")
     dict_path = args.dict or next((p for p in [os.path.join(data, "dict.txt")] +
                                    [os.path.join(data, lg, "dict.txt") for lg in langs] if os.path.exists(p)), None)
@@ -142,7 +146,7 @@ def prepare(spec, model, args, out):
             words = Dictionary.load(os.path.join(root, "bin", "words.dict.txt"))
             log(f"{spec.name}: fastText tables for {', '.join(langs)} (+ subwords) -> {meta}")
             ft_dir = os.path.join(out, "fasttext" + (f"-{args.fasttext_lines}" if args.fasttext_lines else "")
-                                  + (f"-b{args.fasttext_bucket}" if args.fasttext_bucket != 2_000_000 else ""))
+                                  + (f"-b{args.fasttext_bucket}" if args.fasttext_bucket != FASTTEXT_BUCKET else ""))
             build_meta_tables(words.symbols, words.nspecial, langs, meta, ft_dir, spm, max_lines=args.fasttext_lines,
                               bucket=args.fasttext_bucket)
             open(os.path.join(meta, ".done"), "w").close()
@@ -255,7 +259,7 @@ def main(argv=None):
     p.add_argument("--keep-checkpoints", action="store_true")
     p.add_argument("--fasttext-lines", type=int, default=None,
                    help="monolingual lines per language for the taggers' fastText vectors (default: all)")
-    p.add_argument("--fasttext-bucket", type=int, default=2_000_000,
+    p.add_argument("--fasttext-bucket", type=int, default=FASTTEXT_BUCKET,
                    help="fastText's hashed character n-gram rows (its default 2,000,000 = 800 MB per model at dim 100)")
     args = p.parse_args(argv)
 

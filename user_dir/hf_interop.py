@@ -170,14 +170,8 @@ def export_checkpoint(checkpoint: str, out_dir: str, spm_model: Optional[str] = 
     config = _hf_config(get, vocab_size, model_type)
     cls = XLMRobertaForMaskedLM if model_type == "xlm-roberta" else RobertaForMaskedLM
     hf = cls(config)
-    prefix = "roberta"
     fs_state = fs_model.state_dict()
-    hf_state = hf.state_dict()
-    for fs_key, hf_key in _pairs(num_layers, prefix):
-        if hf_state[hf_key].shape != fs_state[fs_key].shape:
-            raise ValueError(f"{fs_key} {tuple(fs_state[fs_key].shape)} does not fit {hf_key} {tuple(hf_state[hf_key].shape)}")
-        hf_state[hf_key] = fs_state[fs_key].clone()
-    hf_state[f"{prefix}.embeddings.token_type_embeddings.weight"].zero_()
+    hf_state = _copy_to_hf(fs_state, hf.state_dict(), num_layers)
     hf_state["lm_head.decoder.weight"] = fs_state[FS + "embed_tokens.weight"].clone()
     if "lm_head.decoder.bias" in hf_state:
         hf_state["lm_head.decoder.bias"] = fs_state["encoder.lm_head.bias"].clone()
@@ -193,8 +187,7 @@ def export_checkpoint(checkpoint: str, out_dir: str, spm_model: Optional[str] = 
     tok_dict = dict_path or hub.dict_path
     tok_spm = spm_model or hub.bpe_model
     tokenizer = build_hf_tokenizer(tok_spm, tok_dict)
-    tokenizer.save_pretrained(out_dir)
-    shutil.copyfile(tok_spm, os.path.join(out_dir, "sentencepiece.bpe.model"))
+    _save_tokenizer(tokenizer, tok_spm, out_dir)
     heads_done, heads_left = {}, {}
     for name, head in sorted(getattr(fs_model, "classification_heads", {}).items()):
         why = _sentence_head_problem(head, get)
@@ -204,8 +197,7 @@ def export_checkpoint(checkpoint: str, out_dir: str, spm_model: Optional[str] = 
         head_dir = os.path.join(out_dir, "heads", name)
         heads_done[name] = _export_sentence_head(hub, name, head, config, model_type, fs_state, num_layers,
                                                  batches, atol, head_dir)
-        tokenizer.save_pretrained(head_dir)
-        shutil.copyfile(tok_spm, os.path.join(head_dir, "sentencepiece.bpe.model"))
+        _save_tokenizer(tokenizer, tok_spm, head_dir)
     summary = dict(checkpoint=os.path.abspath(checkpoint), out_dir=os.path.abspath(out_dir), model_type=model_type,
                    parameters=sum(p.numel() for p in hf.parameters()), max_abs_logit_diff=diff,
                    heads_exported=heads_done, heads_not_exported=heads_left,
@@ -213,6 +205,29 @@ def export_checkpoint(checkpoint: str, out_dir: str, spm_model: Optional[str] = 
     with open(os.path.join(out_dir, "csfair_export.json"), "w") as fh:
         json.dump(summary, fh, indent=2)
     return summary
+
+
+def _copy_to_hf(fs_state: Dict, hf_state: Dict, num_layers: int) -> Dict:
+    """Copy every mapped fairseq weight into a transformers state dict (keys the model lacks, e.g. the
+    LM head of a ``*ForSequenceClassification``, are skipped); zero the token-type embedding, which
+    fairseq does not have.
+
+    Raises:
+        ValueError: a weight's shape does not fit.
+    """
+    for fs_key, hf_key in _pairs(num_layers, "roberta"):
+        if hf_key not in hf_state:
+            continue
+        if hf_state[hf_key].shape != fs_state[fs_key].shape:
+            raise ValueError(f"{fs_key} {tuple(fs_state[fs_key].shape)} does not fit {hf_key} {tuple(hf_state[hf_key].shape)}")
+        hf_state[hf_key] = fs_state[fs_key].clone()
+    hf_state["roberta.embeddings.token_type_embeddings.weight"].zero_()
+    return hf_state
+
+
+def _save_tokenizer(tokenizer, spm_model: str, out_dir: str) -> None:
+    tokenizer.save_pretrained(out_dir)
+    shutil.copyfile(spm_model, os.path.join(out_dir, "sentencepiece.bpe.model"))
 
 
 def _sentence_head_problem(head, get) -> Optional[str]:
@@ -252,11 +267,7 @@ def _export_sentence_head(hub, name, head, config, model_type, fs_state, num_lay
     cfg.classifier_dropout = head.dropout.p
     cls = XLMRobertaForSequenceClassification if model_type == "xlm-roberta" else RobertaForSequenceClassification
     hf = cls(cfg)
-    state = hf.state_dict()
-    for fs_key, hf_key in _pairs(num_layers, "roberta"):
-        if hf_key in state:
-            state[hf_key] = fs_state[fs_key].clone()
-    state["roberta.embeddings.token_type_embeddings.weight"].zero_()
+    state = _copy_to_hf(fs_state, hf.state_dict(), num_layers)
     for part in ("dense", "out_proj"):
         for t in ("weight", "bias"):
             state[f"classifier.{part}.{t}"] = fs_state[f"classification_heads.{name}.{part}.{t}"].clone()
