@@ -222,3 +222,19 @@ def test_taggers_and_scratch_baseline_beat_the_majority_class(tiny_pair, tmp_pat
     assert params["hme"] > params["mme"] > 0 and params["s2"] > 0  # HME adds subword and character encoders
     assert {r["checkpoint"] for r in recs if r["model"] == "s2"} == {"scratch:1:128"}
     assert "hme (" in p.stdout  # parameters next to the scores
+
+
+@pytest.mark.parametrize("task", ["weam_masked_lm", "tlm_masked_lm"])
+def test_weam_and_tlm_draw_anew_every_epoch_with_workers(parallel, task):
+    """fairseq-train's own iterator (get_batch_iterator + next_epoch_itr), one persistent worker."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from check_epoch_draws import epoch_digests
+
+    arch = "tlm_roberta_tiny" if task == "tlm_masked_lm" else "cs_roberta_tiny"
+    seen = epoch_digests([str(parallel), "--user-dir", str(ROOT / "user_dir"), "--task", task, "--arch", arch,
+                          "--tokens-per-sample", "128", "--batch-size", "16", "--num-workers", "1", "--cpu",
+                          "--skip-invalid-size-inputs-valid-test"], epochs=2)
+    ids = sorted(seen[1])
+    assert len(ids) > 500 and sorted(seen[2]) == ids
+    same = sum(seen[1][i] == seen[2][i] for i in ids)
+    assert same <= 0.02 * len(ids), (task, same, len(ids))

@@ -46,7 +46,7 @@ def special_mask(dictionary: Dictionary) -> np.ndarray:
 class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
     """Masks each item exactly as fairseq's ``MaskTokensDataset``, then code-switches it.
 
-    Items are dicts ``{"source", "target", "cs_stats"}`` computed once per
+    Items are dicts ``{"source", "target", "cs_stats", "draw_epoch"}`` computed once per
     (seed, epoch, index) and cached; :meth:`field` gives the per-key views that fairseq's
     ``NestedDictionaryDataset`` expects. The masking draws use fairseq's generator
     (:func:`csfair.masking.fairseq_item_seed`); the code-switching draws use a separate
@@ -143,10 +143,12 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
             "source": torch.from_numpy(source),
             "target": torch.from_numpy(target),
             "cs_stats": torch.from_numpy(stats),
+            # checked by the task in every training step (user_dir/tasks/fresh_epoch_draws.py)
+            "draw_epoch": epoch,
         }
 
     def field(self, key: str) -> "CodeSwitchField":
-        """A dataset view of one key of the items (``source``, ``target`` or ``cs_stats``)."""
+        """A dataset view of one key of the items (``source``, ``target``, ``cs_stats`` or ``draw_epoch``)."""
         return CodeSwitchField(self, key)
 
 
@@ -154,7 +156,7 @@ class CodeSwitchField(BaseWrapperDataset):
     """One key of :class:`CodeSwitchMaskTokensDataset` items, as its own dataset.
 
     ``sizes`` are the unsubstituted lengths (what fairseq batches on); the per-item stats are
-    collated into an int64 ``[batch, 3]`` tensor.
+    collated into an int64 ``[batch, STATS]`` tensor, the draw epochs into int64 ``[batch]``.
     """
 
     def __init__(self, parent: CodeSwitchMaskTokensDataset, key: str):
@@ -167,4 +169,6 @@ class CodeSwitchField(BaseWrapperDataset):
     def collater(self, samples):
         if self.key == "cs_stats":
             return torch.stack(samples) if samples else torch.zeros(0, 3, dtype=torch.long)
+        if self.key == "draw_epoch":
+            return torch.tensor(samples, dtype=torch.long)
         return super().collater(samples)

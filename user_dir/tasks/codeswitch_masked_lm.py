@@ -55,6 +55,7 @@ from csfair.substitution_table import SubstitutionTable
 
 from ..data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset
 from ..models.checkpoint_provenance import CheckpointProvenance
+from .fresh_epoch_draws import FreshEpochDrawsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -138,14 +139,14 @@ class CodeSwitchMaskedLMConfig(MaskedLMConfig):
         default="",
         metadata={
             "help": "write DIR/trace.rank<R>.jsonl: one line per training step with the update number, epoch, "
-            "item ids, a CRC32 of each item's (masked, code-switched) input and the loss, to check what the "
+            "item ids, a CRC32 and the length of each item's (masked, code-switched) input and the loss, to check what the "
             "model saw across resumes and numbers of processes"
         },
     )
 
 
 @register_task("codeswitch_masked_lm", dataclass=CodeSwitchMaskedLMConfig)
-class CodeSwitchMaskedLMTask(MaskedLMTask):
+class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, MaskedLMTask):
     """Masked LM over one or more languages with per-language code-switching (see module docstring)."""
 
     cfg: CodeSwitchMaskedLMConfig
@@ -352,6 +353,7 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
             "target": target_dataset,
             "nsentences": NumSamplesDataset(),
             "ntokens": NumelDataset(src_dataset, reduce=True),
+            "draw_epoch": wrapper.field("draw_epoch"),
         }
         if wrapper.code_switching:
             fields["cs_stats"] = wrapper.field("cs_stats")
@@ -400,7 +402,7 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
         ]
         line = {
             "update": int(update_num), "epoch": self._epoch, "dummy": bool(ignore_grad),
-            "ids": sample["id"].tolist(), "crc32": digests,
+            "ids": sample["id"].tolist(), "crc32": digests, "lengths": [int(x) for x in lengths.tolist()],
             "loss": float(logging_output.get("loss", 0.0)), "sample_size": int(logging_output.get("sample_size", 0)),
         }
         self._trace_file.write(json.dumps(line) + "\n")
@@ -418,6 +420,8 @@ class CodeSwitchMaskedLMTask(MaskedLMTask):
         return logging_output
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        if not ignore_grad:  # fairseq's dummy batches are drawn once, before training
+            self.check_draw_epoch(sample, self._epoch)
         loss, sample_size, logging_output = super().train_step(
             sample, model, criterion, optimizer, update_num, ignore_grad
         )

@@ -10,10 +10,12 @@ from csfair.masking import MaskConfig, random_token_weights
 
 from ..data.parallel_pretraining import dict_path
 from ..models.checkpoint_provenance import CheckpointProvenance
+from .fresh_epoch_draws import FreshEpochDrawsMixin
 
 
-class ParallelPretrainingTask(MaskedLMTask):
-    """Masked-LM options of fairseq, ``DATA/src/dict.txt``, fairseq-style masking and batching."""
+class ParallelPretrainingTask(FreshEpochDrawsMixin, MaskedLMTask):
+    """Masked-LM options of fairseq, ``DATA/src/dict.txt``, fairseq-style masking and batching;
+    new draws every epoch with DataLoader workers (:class:`FreshEpochDrawsMixin`)."""
 
     @classmethod
     def load_dict(cls, cfg):
