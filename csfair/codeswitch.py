@@ -16,8 +16,14 @@ Definitions used here (csfair issue #2):
 * in a code-switched instance each eligible word is replaced with probability ``word_prob`` by
   a candidate's tokens: sampled from the table's distribution (``multiview``) or the most
   probable candidate (``static``);
-* replacements are applied left to right while the instance stays within ``max_len`` tokens
-  (a replacement that would overflow, and all after it, are dropped);
+* a word cut by a block boundary (fairseq's ``--sample-break-mode none`` cuts blocks anywhere) is
+  never eligible: a fragment must not match a shorter table key. The first word is a fragment when
+  the item does not begin at a word start, the last one when the item does not end with a special
+  symbol (``</s>``); for blocks that end mid-sentence this also excludes a last word that happens
+  to be complete, which costs at most one word per block;
+* replacements are applied left to right, each one only if the instance then still fits within
+  ``max_len`` tokens: a replacement that would overflow is dropped and later, shorter ones are still
+  applied (csfair issue 10: the paper's dose of 3% of the words must not shrink for full blocks);
 * the target is carried along: original tokens at masked positions, padding elsewhere, padding
   on every substituted token.
 
@@ -33,8 +39,12 @@ from .substitution_table import MAX_WORD_PIECES, SubstitutionTable, word_hashes
 
 MODES = ("none", "static", "multiview")
 
-#: Index of each statistic in the array returned by :func:`code_switch`.
-STAT_INSTANCE, STAT_ELIGIBLE, STAT_REPLACED = 0, 1, 2
+#: Index of each statistic in the array returned by :func:`code_switch`: the instance was chosen
+#: for code-switching (0/1), its eligible words, its replaced words, the input tokens that now hold a
+#: translation (tokens of replaced words whose pieces differ from the source word's), and the
+#: instance's input tokens after substitution.
+STAT_INSTANCE, STAT_ELIGIBLE, STAT_REPLACED, STAT_CHANGED_TOKENS, STAT_TOKENS = 0, 1, 2, 3, 4
+NUM_STATS = 5
 
 
 @dataclass
@@ -89,10 +99,12 @@ def code_switch(
 
     Returns:
         (source, target, stats): the new int64 arrays (length ``<= max(L, cfg.max_len)``;
-        the inputs are returned unchanged if nothing is replaced) and int64 ``[3]`` stats
-        ``(code-switched instance 0/1, eligible words, replaced words)``.
+        the inputs are returned unchanged if nothing is replaced) and int64 ``[NUM_STATS]`` stats
+        (see ``STAT_*``: code-switched instance 0/1, eligible words, replaced words, changed input
+        tokens, input tokens).
     """
-    stats = np.zeros(3, dtype=np.int64)
+    stats = np.zeros(NUM_STATS, dtype=np.int64)
+    stats[STAT_TOKENS] = len(source)
     if cfg.mode == "none" or rng.random() >= cfg.instance_prob:
         return source, target, stats
     stats[STAT_INSTANCE] = 1
@@ -100,6 +112,7 @@ def code_switch(
     if L == 0:
         return source, target, stats
     ws = word_start[original]
+    first_is_fragment = not ws[0]
     ws[0] = True
     starts = np.flatnonzero(ws)
     lengths = np.diff(np.append(starts, L))
@@ -107,6 +120,9 @@ def code_switch(
     entry = table.lookup(word_hashes(original, starts, lengths))
     blocked = (target != pad_idx) | special[original]
     word_blocked = np.logical_or.reduceat(blocked, starts)
+    # words cut by a block boundary (see the module docstring)
+    word_blocked[0] |= first_is_fragment
+    word_blocked[-1] |= not special[original[-1]]
     eligible = (entry >= 0) & ~word_blocked & (lengths <= MAX_WORD_PIECES)
     cand_words = np.flatnonzero(eligible)
     if len(cand_words):
@@ -120,15 +136,30 @@ def code_switch(
     e = entry[chosen]
     cands = table.sample(e, rng.random(len(e))) if cfg.mode == "multiview" else table.top(e)
 
-    # length budget, left to right
+    # length budget, left to right: drop only the replacements that do not fit
     delta = table.candidate_lengths(cands) - lengths[chosen]
-    fits = np.logical_and.accumulate(L + np.cumsum(delta) <= max(cfg.max_len, L))
-    chosen, cands, delta = chosen[fits], cands[fits], delta[fits]
+    budget = max(cfg.max_len, L) - L
+    if np.cumsum(delta).max() > budget:  # rare (full blocks): a short greedy loop over the few chosen words
+        fits = np.zeros(len(delta), dtype=bool)
+        used = 0
+        for j, dj in enumerate(delta.tolist()):
+            if used + dj <= budget:
+                fits[j] = True
+                used += dj
+        chosen, cands, delta = chosen[fits], cands[fits], delta[fits]
     if len(chosen) == 0:
         return source, target, stats
     stats[STAT_REPLACED] = len(chosen)
 
     rep_tokens, rep_len = table.candidate_tokens(cands)
+    # changed tokens: those of replacements whose pieces differ from the source word's
+    same = rep_len == lengths[chosen]
+    if same.any():
+        rep_first_in = np.concatenate([[0], np.cumsum(rep_len)[:-1]])
+        for j in np.flatnonzero(same):
+            a, n = int(rep_first_in[j]), int(rep_len[j])
+            same[j] = np.array_equal(rep_tokens[a:a + n], original[starts[chosen[j]]:starts[chosen[j]] + n])
+    stats[STAT_CHANGED_TOKENS] = int(rep_len[~same].sum())
     s = starts[chosen]
     in_chosen = np.repeat(np.isin(np.arange(len(starts)), chosen), lengths)
     kept = np.flatnonzero(~in_chosen)
@@ -143,4 +174,5 @@ def code_switch(
     new_source[rep_pos] = rep_tokens
     new_target = np.full(n_new, pad_idx, dtype=target.dtype)
     new_target[new_kept] = target[kept]
+    stats[STAT_TOKENS] = n_new
     return new_source, new_target, stats

@@ -174,12 +174,25 @@ def train_sentencepiece(
         max_sentence_length=1 << 14,
         minloglevel=2,
     )
+    _drop_build_paths(Path(f"{tmp_prefix}.model"), prefix.name)
     for ext in (".vocab", ".model"):  # .model last: its presence marks a finished step
         Path(f"{tmp_prefix}{ext}").replace(f"{prefix}{ext}")
     return dict(
         lines={k: len(v) for k, v in sample.items()}, chars=chars, vocab_size=vocab_size,
         seconds=round(time.time() - t0, 2),
     )
+
+
+def _drop_build_paths(model_path: Path, name: str) -> None:
+    """Replace the temporary path that sentencepiece stores in ``trainer_spec.model_prefix`` by
+    the model's bare name, so that the same data gives a byte-identical model wherever it is built
+    (the path is informational; encoding does not read it)."""
+    from sentencepiece import sentencepiece_model_pb2
+
+    proto = sentencepiece_model_pb2.ModelProto()
+    proto.ParseFromString(model_path.read_bytes())
+    proto.trainer_spec.model_prefix = name
+    model_path.write_bytes(proto.SerializeToString())
 
 
 def encode_file(spm_model: PathLike, in_path: PathLike, out_path: PathLike, issues: Optional[LineIssues] = None) -> dict:

@@ -31,7 +31,8 @@ def batches(task, split, epoch=1, num_workers=0, bsz=16):
 def assert_same_batches(a, b):
     assert len(a) == len(b) and len(a) > 0
     for x, y in zip(a, b):
-        assert x.keys() == y.keys()
+        # csfair's bookkeeping (the epoch an item was drawn for) is the only extra entry
+        assert set(x.keys()) - {"draw_epoch"} == set(y.keys()) - {"draw_epoch"}
         assert x["net_input"].keys() == y["net_input"].keys()
         for k in ("id", "target"):
             assert torch.equal(x[k], y[k])
@@ -118,14 +119,17 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
     from csfair.substitution_table import MAX_WORD_PIECES
 
     if rng.random() >= cfg.instance_prob:
-        return source, target, [0, 0, 0]
+        return source, target, [0, 0, 0, 0, len(source)]
     L = len(original)
     starts = [i for i in range(L) if i == 0 or word_start[original[i]]]
     spans = list(zip(starts, starts[1:] + [L]))
     entries = []
-    for s, e in spans:
+    for k, (s, e) in enumerate(spans):
         ent = keys.get(tuple(original[s:e]), -1)
         ok = ent >= 0 and e - s <= MAX_WORD_PIECES and all(target[j] == pad and not special[original[j]] for j in range(s, e))
+        # fragments cut by a block boundary: a first word that does not start a word, a last one
+        # not followed by a special symbol
+        ok = ok and not (k == 0 and not word_start[original[0]]) and not (k == len(spans) - 1 and not special[original[-1]])
         entries.append(ent if ok else -1)
     draws = rng.random(len(spans))
     chosen = [k for k in range(len(spans)) if entries[k] >= 0 and draws[k] < cfg.word_prob]
@@ -136,9 +140,9 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
         a, b = int(table.cand_offsets[ent]), int(table.cand_offsets[ent + 1])
         c = a if u is None else next(c for c in range(a, b) if table.cand_cdf[c] - ent > u or c == b - 1)
         toks = table.cand_tokens[table.cand_tok_offsets[c]:table.cand_tok_offsets[c + 1]].tolist()
+        if cur + len(toks) - (spans[k][1] - spans[k][0]) > max(cfg.max_len, L):
+            continue  # does not fit: dropped, later (shorter) replacements may still fit
         cur += len(toks) - (spans[k][1] - spans[k][0])
-        if cur > max(cfg.max_len, L):
-            break
         picks[k] = toks
     out_s, out_t = [], []
     for k, (s, e) in enumerate(spans):
@@ -148,7 +152,8 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
         else:
             out_s += source[s:e].tolist()
             out_t += target[s:e].tolist()
-    return np.array(out_s), np.array(out_t), [1, sum(x >= 0 for x in entries), len(picks)]
+    changed = sum(len(t) for k, t in picks.items() if t != original[spans[k][0]:spans[k][1]].tolist())
+    return np.array(out_s), np.array(out_t), [1, sum(x >= 0 for x in entries), len(picks), changed, len(out_s)]
 
 
 @pytest.mark.parametrize("mode,word_prob,max_len", [("static", 1.0, 512), ("multiview", 0.4, 512), ("multiview", 0.6, 40)])
@@ -218,7 +223,7 @@ def test_workers_and_batches_identical_across_num_workers(tiny_pair):
     a = batches(task, "train", epoch=2, num_workers=0)
     b = batches(task, "train", epoch=2, num_workers=2)
     assert_same_batches(a, b)
-    assert "cs_stats" in a[0] and a[0]["cs_stats"].shape[1] == 3
+    assert "cs_stats" in a[0] and a[0]["cs_stats"].shape[1] == 6  # NUM_STATS + the language segment
     assert sum(int(x["cs_stats"][:, 2].sum()) for x in a) > 0
 
 

@@ -112,3 +112,58 @@ def test_sampled_candidates_belong_to_their_entry(case, seed):
     ends = table.cand_offsets[1:] - 1
     np.testing.assert_allclose(cdf[ends], np.arange(len(table)) + 1.0)
     assert (np.diff(cdf) > 0).all()
+
+
+def toy_table(mapping_tokens):
+    """A table from {source word pieces: [(candidate pieces, p), ...]} (word strings made up)."""
+    mapping, enc = OrderedDict(), {}
+    for k, (key, cands) in enumerate(mapping_tokens.items()):
+        enc[f"src{k}"] = key
+        mapping[f"src{k}"] = []
+        for j, (c, p) in enumerate(cands):
+            enc[f"cand{k}x{j}"] = c
+            mapping[f"src{k}"].append((f"cand{k}x{j}", p))
+    lex = Lexicon.from_mapping(mapping, "xx", "yy", "ibm1", True)
+    table, _ = SubstitutionTable.build(lex, lambda w: enc[w], UNK, TableConfig(min_prob=0.0, case_variants=False))
+    return table
+
+
+def switch_all(seq, table, max_len):
+    """Every eligible word replaced (instance and word probability 1), nothing masked."""
+    seq = np.asarray(seq, dtype=np.int64)
+    tgt = np.full(len(seq), PAD, dtype=np.int64)
+    cfg = CodeSwitchConfig("static", 1.0, 1.0, max_len=max_len)
+    return code_switch(seq.copy(), tgt, seq, PAD, WORD_START, SPECIAL, table, np.random.default_rng(0), cfg)
+
+
+def test_a_replacement_that_does_not_fit_drops_only_itself():
+    # word (4,) -> 3 pieces (+2 tokens), word (5,) -> 1 piece (+0): with room for 1 more token the
+    # first cannot be applied, the second still is
+    table = toy_table({(4,): [((6, 22, 23), 0.9)], (5,): [((7,), 0.9)]})
+    seq = [BOS, 4, 5, EOS]
+    src, _, stats = switch_all(seq, table, max_len=len(seq) + 1)
+    assert src.tolist() == [BOS, 4, 7, EOS] and stats[2] == 1
+    src, _, stats = switch_all(seq, table, max_len=len(seq) + 2)
+    assert src.tolist() == [BOS, 6, 22, 23, 7, EOS] and stats[2] == 2
+
+
+def test_words_cut_by_a_block_boundary_never_match_a_shorter_key():
+    # key (4,) is the first piece of the word (4, 22) of the running text
+    table = toy_table({(4,): [((7,), 0.9)], (5,): [((8,), 0.9)]})
+    # block ends inside a word: its last "word" (4,) may be the start of (4, 22): not eligible
+    src, _, stats = switch_all([BOS, 5, 4], table, max_len=10)
+    assert src.tolist() == [BOS, 8, 4] and stats[1] == 1
+    # block starts inside a word (no <s>): the leading continuation pieces are a fragment
+    src, _, stats = switch_all([22, 5, EOS], table, max_len=10)
+    assert src.tolist() == [22, 8, EOS] and stats[1] == 1
+    # a complete last word before </s> is eligible
+    src, _, _ = switch_all([BOS, 5, 4, EOS], table, max_len=10)
+    assert src.tolist() == [BOS, 8, 7, EOS]
+
+
+def test_changed_tokens_count_only_real_changes():
+    # (4,) -> itself (a no-op insertion), (5,) -> two new pieces
+    table = toy_table({(4,): [((4,), 0.9)], (5,): [((9, 24), 0.9)]})
+    src, _, stats = switch_all([BOS, 4, 5, EOS], table, max_len=10)
+    assert src.tolist() == [BOS, 4, 9, 24, EOS]
+    assert stats[2] == 2 and stats[3] == 2 and stats[4] == 5  # replaced words, changed tokens, tokens

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from fairseq.data import BaseWrapperDataset, Dictionary
 
-from csfair.codeswitch import CodeSwitchConfig, code_switch
+from csfair.codeswitch import NUM_STATS, STAT_TOKENS, CodeSwitchConfig, code_switch
 from csfair.masking import MaskConfig, fairseq_item_seed, mask_tokens, random_token_weights
 from csfair.substitution_table import SubstitutionTable
 
@@ -130,15 +130,17 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
         source, target = mask_tokens(
             original, rng, self.mask_cfg, self.mask_idx, self.pad_idx, self.weights, self.word_begins
         )
-        stats = np.zeros(3, dtype=np.int64)
+        stats = np.zeros(NUM_STATS + 1, dtype=np.int64)
         if self.code_switching:
             seg = int(np.searchsorted(self.segment_offsets, index, side="right")) - 1
             table = self.tables[seg]
+            stats[STAT_TOKENS] = len(source)
             if table is not None:
                 cs_rng = np.random.default_rng([seed, epoch, index, CS_STREAM])
-                source, target, stats = code_switch(
+                source, target, stats[:NUM_STATS] = code_switch(
                     source, target, original, self.pad_idx, self.word_start, self.special, table, cs_rng, self.cs_cfg
                 )
+            stats[NUM_STATS] = seg  # which language segment (and so which table direction)
         return {
             "source": torch.from_numpy(source),
             "target": torch.from_numpy(target),
@@ -156,7 +158,8 @@ class CodeSwitchField(BaseWrapperDataset):
     """One key of :class:`CodeSwitchMaskTokensDataset` items, as its own dataset.
 
     ``sizes`` are the unsubstituted lengths (what fairseq batches on); the per-item stats are
-    collated into an int64 ``[batch, STATS]`` tensor, the draw epochs into int64 ``[batch]``.
+    collated into an int64 ``[batch, NUM_STATS + 1]`` tensor (:mod:`csfair.codeswitch`'s ``STAT_*``
+    columns, then the item's language segment), the draw epochs into int64 ``[batch]``.
     """
 
     def __init__(self, parent: CodeSwitchMaskTokensDataset, key: str):
@@ -168,7 +171,7 @@ class CodeSwitchField(BaseWrapperDataset):
 
     def collater(self, samples):
         if self.key == "cs_stats":
-            return torch.stack(samples) if samples else torch.zeros(0, 3, dtype=torch.long)
+            return torch.stack(samples) if samples else torch.zeros(0, NUM_STATS + 1, dtype=torch.long)
         if self.key == "draw_epoch":
             return torch.tensor(samples, dtype=torch.long)
         return super().collater(samples)

@@ -48,7 +48,15 @@ from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from csfair import __version__ as csfair_version
-from csfair.codeswitch import CodeSwitchConfig
+from csfair.codeswitch import (
+    NUM_STATS,
+    STAT_CHANGED_TOKENS,
+    STAT_ELIGIBLE,
+    STAT_INSTANCE,
+    STAT_REPLACED,
+    STAT_TOKENS,
+    CodeSwitchConfig,
+)
 from csfair.io import sha256_file
 from csfair.masking import MaskConfig
 from csfair.substitution_table import SubstitutionTable
@@ -408,15 +416,35 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, MaskedLMTask):
         self._trace_file.write(json.dumps(line) + "\n")
 
     # ------------------------------------------------------------------ metrics
-    @staticmethod
-    def _add_cs_stats(sample, logging_output):
+    def cs_directions(self) -> List[Optional[str]]:
+        """Per language segment, the name of its code-switching direction (``en-fr``: English text
+        with French insertions), or None for a language without a table."""
+        out = []
+        for lang in self.langs:
+            table = self.tables.get(lang)
+            if table is None:
+                out.append(None)
+                continue
+            out.append(f"{table.meta.get('src_lang') or lang or 'data'}-{table.meta.get('tgt_lang') or '?'}")
+        return out
+
+    def _add_cs_stats(self, sample, logging_output):
         stats = sample.get("cs_stats") if isinstance(sample, dict) else None
-        if stats is not None and stats.numel():
-            s = stats.sum(0).tolist()
-            logging_output["cs_instances"] = s[0]
-            logging_output["cs_eligible"] = s[1]
-            logging_output["cs_replaced"] = s[2]
+        if stats is not None:
+            s = stats.sum(0).tolist() if stats.numel() else [0] * (NUM_STATS + 1)
+            logging_output["cs_instances"] = s[STAT_INSTANCE]
+            logging_output["cs_eligible"] = s[STAT_ELIGIBLE]
+            logging_output["cs_replaced"] = s[STAT_REPLACED]
             logging_output["cs_nsentences"] = stats.size(0)
+            # every direction in every logging output (zeros included): fairseq sums logging
+            # outputs across ranks by key, so all ranks must report the same keys
+            seg = stats[:, NUM_STATS] if stats.numel() else stats.new_zeros(0)
+            for k, name in enumerate(self.cs_directions()):
+                if name is None:
+                    continue
+                rows = stats[seg == k]
+                logging_output[f"cs_changed_tokens:{name}"] = int(rows[:, STAT_CHANGED_TOKENS].sum())
+                logging_output[f"cs_tokens:{name}"] = int(rows[:, STAT_TOKENS].sum())
         return logging_output
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
@@ -434,8 +462,10 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, MaskedLMTask):
         return loss, sample_size, self._add_cs_stats(sample, logging_output)
 
     def reduce_metrics(self, logging_outputs, criterion):
-        """Adds ``cs_inst`` (fraction of instances code-switched) and ``cs_word`` (fraction of
-        eligible words replaced in them), aggregated over the epoch."""
+        """Adds ``cs_inst`` (fraction of instances code-switched), ``cs_word`` (fraction of
+        eligible words replaced in them) and, per direction, ``cs_tok_<src>-<tgt>`` (fraction of the
+        input tokens that hold a translation, i.e. changed by code-switching), aggregated over the
+        interval and the epoch."""
         super().reduce_metrics(logging_outputs, criterion)
         nsent = sum(log.get("cs_nsentences", 0) for log in logging_outputs)
         if nsent > 0:
@@ -445,3 +475,9 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, MaskedLMTask):
             metrics.log_scalar("cs_inst", inst / nsent, nsent, round=4)
             if elig > 0:
                 metrics.log_scalar("cs_word", repl / elig, elig, round=4)
+            # the dose that reaches the model: fraction of input tokens holding a translation
+            for name in filter(None, self.cs_directions()):
+                tokens = sum(log.get(f"cs_tokens:{name}", 0) for log in logging_outputs)
+                changed = sum(log.get(f"cs_changed_tokens:{name}", 0) for log in logging_outputs)
+                if tokens > 0:
+                    metrics.log_scalar(f"cs_tok_{name}", changed / tokens, tokens, round=4)
