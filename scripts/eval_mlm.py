@@ -1,111 +1,433 @@
 #!/usr/bin/env python
-"""Held-out masked-LM accuracy of a checkpoint (Visser et al., 2025, Table 3).
+"""Held-out masked-LM accuracy of one or more checkpoints (Visser et al., 2025, Table 3).
 
-Masks the held-out text of one language exactly as training does (fairseq's masking, seeded per
-(seed, epoch=1, index), so every model is scored on the same masks), with code-switching off,
-and reports the fraction of prediction positions whose argmax is the original token.
+What is scored. The held-out text of one language is cut into the checkpoint's blocks and masked
+exactly as training masks it (fairseq's ``MaskTokensDataset`` draws, through the task's dataset,
+with code-switching off). A prediction position counts only when its original token is a *real*
+token: ``<s>``, ``</s>``, ``<pad>``, ``<unk>``, ``<mask>`` and ``madeupword*`` are never targets
+(before, ~4.8% of the scored positions were near-free ``<s>``/``</s>``). The special positions are
+*dropped from the targets* rather than excluded from the mask draw, so that (1) the inputs the
+models see are masked by the very procedure they were trained with (a ``<mask>`` may stand where a
+``</s>`` was, for every model alike), and (2) the masks are the dataset's own, keyed on
+(seed, draw, index) and checked against fairseq's by the dataset tests, with no second masking
+implementation in the evaluation. Accuracy = correct argmax predictions / scored real tokens.
+
+Same masks for every checkpoint. The masking seed belongs to the evaluation (``--seed``, default
+1), never to the checkpoint's training run. Draw k (k = 1..``--draws``) uses the dataset's epoch k,
+so its masks are keyed on (seed, k, block index): they depend neither on the model nor on the
+batch size. The result is the mean over draws with its standard error
+(:func:`csfair.stats.standard_error`). Every run reports a SHA-256 digest of its scored
+positions and targets (``mask_digest``); ``--compare`` refuses to compare runs whose digests differ.
+
+``--compare NAME=PATH NAME=PATH ...`` scores every checkpoint on these identical masks and gives,
+for each checkpoint against the reference (the first, or ``--reference NAME``), the difference of
+accuracy pooled over the draws and its paired bootstrap confidence interval over *sentences*
+(:func:`csfair.stats.paired_bootstrap`; per sentence, the correct predictions are the numerator and
+the scored tokens the denominator, both summed over the draws). A sentence is the stretch of a
+block up to and including its ``</s>`` (with ``--sample-break-mode complete``, as the recipes train,
+exactly a line of the test file; with ``none`` a line cut by a block boundary counts as two items).
 
 Usage:
     python scripts/eval_mlm.py --checkpoint checkpoints/en-fr/ibm1/checkpoint_last.pt \\
-        --data data-bin/en-fr --lang fr --split test [--json results.json]
+        --data data-bin/en-fr --lang fr --split test [--draws 5] [--seed 1] [--json results.json]
+    python scripts/eval_mlm.py --compare none=checkpoints/en-fr/none/checkpoint_last.pt \\
+        ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt muse=checkpoints/en-fr/muse/checkpoint_last.pt \\
+        --data data-bin/en-fr --lang fr --split test [--reference none] [--json compare.json]
 """
 import argparse
+import hashlib
 import json
+import logging
 import math
 import os
 import sys
 import time
 from argparse import Namespace
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+#: masking options of the checkpoint's task that decide the masks (with the seed and the blocks)
+MASK_OPTIONS = ("tokens_per_sample", "sample_break_mode", "mask_prob", "leave_unmasked_prob", "random_token_prob",
+                "mask_multiple_length", "mask_stdev", "mask_whole_words", "freq_weighted_replacement")
 
 
-def evaluate(checkpoint, data, lang, split="test", batch_size=64, seed=None, cpu=False, tokens_per_sample=None):
-    """Return a dict with accuracy, loss (bits/token) and counts.
+class EvalError(Exception):
+    """A checkpoint, the data or a comparison cannot be evaluated as asked (message says why)."""
+
+
+def scored_vocab(dictionary) -> np.ndarray:
+    """bool ``[V]``: the symbol is a real token that may be a target.
+
+    False for fairseq's leading specials (``<s>``, ``<pad>``, ``</s>``, ``<unk>``), ``<mask>`` and
+    the ``madeupword*`` padding symbols; True for every other dictionary entry.
+    """
+    out = np.ones(len(dictionary), dtype=bool)
+    out[: dictionary.nspecial] = False
+    for i, sym in enumerate(dictionary.symbols):
+        if sym == "<mask>" or sym.startswith("madeupword"):
+            out[i] = False
+    return out
+
+
+def load_checkpoint(checkpoint: str, data: str, lang: str, seed: int, tokens_per_sample: Optional[int] = None,
+                    cpu: bool = False):
+    """Load a checkpoint and its task on DATA, code-switching off, masking seed ``seed``.
+
+    Returns:
+        ``(model, task, cfg, info)``; ``info`` holds the masking options and the dictionary
+        checksum the checkpoint records (``dict_sha256``, None for a checkpoint without a record).
 
     Raises:
-        FileNotFoundError: checkpoint or split missing.
+        EvalError: checkpoint missing, several data paths, or a checkpoint trained with another
+            dictionary than DATA's.
     """
     from fairseq import checkpoint_utils, utils
 
     utils.import_user_module(Namespace(user_dir=os.path.join(ROOT, "user_dir")))
+    from user_dir.models.checkpoint_provenance import CodeSwitchProvenanceError
+
     if not os.path.exists(checkpoint):
-        raise FileNotFoundError(f"{checkpoint}: no such checkpoint")
-    overrides = {"data": data, "langs": lang or "", "cs_mode": "none", "cs_tables": "", "cs_table_name": ""}
-    if seed is not None:
-        overrides["seed"] = seed
+        raise EvalError(f"{checkpoint}: no such checkpoint")
+    if len(utils.split_paths(data)) != 1:
+        # load_dataset(epoch=k) would read shard (k-1) % n: each draw would score other text
+        raise EvalError(f"--data {data}: give one data directory (draws are keyed on the dataset's epoch)")
+    overrides = {"data": data, "langs": lang or "", "cs_mode": "none", "cs_tables": "", "cs_table_name": "",
+                 "seed": seed}
     if tokens_per_sample is not None:
         overrides["tokens_per_sample"] = tokens_per_sample
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides=overrides)
+    try:
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides=overrides)
+    except CodeSwitchProvenanceError as e:
+        raise EvalError(f"{checkpoint}: {e}") from e
+    except RuntimeError as e:
+        if "size mismatch" not in str(e):
+            raise
+        raise EvalError(f"{checkpoint}: its embeddings do not fit the dictionary of {data} "
+                        "(not the dictionary it was trained with)") from e
     model = models[0]
-    use_cuda = torch.cuda.is_available() and not cpu
-    if use_cuda:
-        model.cuda()
+    provenance = getattr(model, "csfair_provenance", None)
+    saved = getattr(provenance, "loaded", None) or {}
+    info = {k: _plain(getattr(task.cfg, k, None)) for k in MASK_OPTIONS}
+    info["dict_sha256"] = saved.get("dict_sha256")
+    info["data_dict_sha256"] = (provenance.record.get("dict_sha256") if provenance is not None else None)
     model.eval()
-    task.load_dataset(split, combine=False, epoch=1)
-    dataset = task.dataset(split)
-    itr = task.get_batch_iterator(
-        dataset=dataset,
-        max_sentences=batch_size,
-        max_positions=utils.resolve_max_positions(task.max_positions(), model.max_positions()),
-        ignore_invalid_inputs=True,  # blocks longer than the model's positions are skipped, counted below
-        seed=cfg.common.seed,
-        num_workers=0,
-    ).next_epoch_itr(shuffle=False)
-    pad = task.source_dictionary.pad()
-    n_correct = n_masked = n_sent = 0
-    loss_sum = 0.0
-    t0 = time.time()
-    with torch.no_grad():
-        for sample in itr:
-            if use_cuda:
-                sample = utils.move_to_cuda(sample)
-            mask = sample["target"].ne(pad)
-            if not mask.any():
-                continue
-            logits = model(**sample["net_input"], masked_tokens=mask)[0]
-            targets = sample["target"][mask]
-            loss_sum += torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
-            n_correct += int((logits.argmax(-1) == targets).sum())
-            n_masked += int(mask.sum())
-            n_sent += int(sample["nsentences"])
+    if torch.cuda.is_available() and not cpu:
+        model.cuda()
+    return model, task, cfg, info
+
+
+def _plain(v):
+    """A JSON-friendly value (fairseq enum choices are str subclasses)."""
+    return v if isinstance(v, (int, float, bool)) or v is None else str(v)
+
+
+def score_draws(model, task, split: str, draws: int, batch_size: int = 64, keep_positions: bool = False) -> dict:
+    """Score ``draws`` mask draws of ``split`` (draw k = dataset epoch k, k = 1..draws).
+
+    Returns:
+        dict with ``per_draw`` (list of ``{correct, scored, loss_sum, blocks}``), ``blocks_total``,
+        ``sentences`` (int64 ``[n, 2]``: block index and sentence number in the block of every
+        sentence with a scored token in some draw, sorted), ``sent_correct`` / ``sent_scored``
+        (int64 ``[n]``, summed over the draws), ``mask_digest`` (hex SHA-256 of every draw's
+        scored positions and targets, by block index) and, with ``keep_positions``,
+        ``positions``: ``{(draw, block): (positions int64 [m], targets int64 [m], correct bool [m])}``.
+    """
+    from fairseq import utils
+
+    d = task.source_dictionary
+    pad, eos = d.pad(), d.eos()
+    real = torch.from_numpy(scored_vocab(d))
+    device = next(model.parameters()).device
+    real = real.to(device)
+    max_positions = utils.resolve_max_positions(task.max_positions(), model.max_positions())
+    per_draw: List[dict] = []
+    sent_stats: Dict[Tuple[int, int], List[int]] = {}
+    digest = hashlib.sha256()
+    positions = {}
+    blocks_total = 0
+    for draw in range(1, draws + 1):
+        task.load_dataset(split, combine=False, epoch=draw)
+        dataset = task.dataset(split)
+        blocks_total = len(dataset)
+        itr = task.get_batch_iterator(
+            dataset=dataset, max_sentences=batch_size, max_positions=max_positions,
+            ignore_invalid_inputs=True,  # blocks longer than the model's positions are skipped, counted
+            seed=task.cfg.seed, num_workers=0, epoch=draw, disable_iterator_cache=True,
+        ).next_epoch_itr(shuffle=False)
+        correct = scored_n = blocks = 0
+        loss_sum = 0.0
+        by_block = {}
+        with torch.no_grad():
+            for sample in itr:
+                if device.type == "cuda":
+                    sample = utils.move_to_cuda(sample)
+                src, tgt = sample["net_input"]["src_tokens"], sample["target"]
+                blocks += int(sample["nsentences"])
+                selected = tgt.ne(pad)
+                scored = selected & real[tgt]
+                original = torch.where(selected, tgt, src)  # unselected positions are unchanged in the input
+                is_eos = original.eq(eos).long()
+                sent_no = is_eos.cumsum(1) - is_eos  # </s> closes its own sentence
+                rows, cols = scored.nonzero(as_tuple=True)  # row-major, the order of tgt[scored]
+                if rows.numel():
+                    logits = model(**sample["net_input"], masked_tokens=scored)[0]
+                    targets = tgt[scored]
+                    loss_sum += torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
+                    hit = logits.argmax(-1).eq(targets)
+                    correct += int(hit.sum())
+                    scored_n += int(targets.numel())
+                else:
+                    targets = tgt[scored]
+                    hit = torch.zeros(0, dtype=torch.bool, device=tgt.device)
+                ids = sample["id"].cpu().numpy()
+                rows_np, cols_np = rows.cpu().numpy(), cols.cpu().numpy()
+                targets_np, hit_np = targets.cpu().numpy(), hit.cpu().numpy()
+                sent_np = sent_no[rows, cols].cpu().numpy()
+                for r, block in enumerate(ids.tolist()):
+                    sel = rows_np == r
+                    by_block[block] = (cols_np[sel].astype(np.int64), targets_np[sel].astype(np.int64), hit_np[sel])
+                    for s, h in zip(sent_np[sel].tolist(), hit_np[sel].tolist()):
+                        st = sent_stats.setdefault((block, s), [0, 0])
+                        st[0] += int(h)
+                        st[1] += 1
+        for block in sorted(by_block):
+            pos, tg, hit_b = by_block[block]
+            digest.update(np.asarray([draw, block, pos.size], dtype=np.int64).tobytes())
+            digest.update(pos.tobytes())
+            digest.update(tg.tobytes())
+            if keep_positions:
+                positions[(draw, block)] = (pos, tg, hit_b)
+        per_draw.append(dict(correct=correct, scored=scored_n, loss_sum=loss_sum, blocks=blocks))
+    keys = sorted(sent_stats)
+    out = dict(
+        per_draw=per_draw, blocks_total=blocks_total,
+        sentences=np.asarray(keys, dtype=np.int64).reshape(-1, 2),
+        sent_correct=np.asarray([sent_stats[k][0] for k in keys], dtype=np.int64),
+        sent_scored=np.asarray([sent_stats[k][1] for k in keys], dtype=np.int64),
+        mask_digest=digest.hexdigest(),
+    )
+    if keep_positions:
+        out["positions"] = positions
+    return out
+
+
+def summarize(raw: dict) -> dict:
+    """Accuracy and loss per draw, their mean and standard error over draws, and token counts."""
+    from csfair.stats import standard_error
+
+    acc = [d["correct"] / d["scored"] if d["scored"] else float("nan") for d in raw["per_draw"]]
+    loss = [d["loss_sum"] / d["scored"] / math.log(2) if d["scored"] else float("nan") for d in raw["per_draw"]]
+    scored = [d["scored"] for d in raw["per_draw"]]
+    blocks = raw["per_draw"][0]["blocks"] if raw["per_draw"] else 0
     return dict(
-        checkpoint=checkpoint, data=data, lang=lang, split=split, seed=cfg.common.seed,
-        accuracy=n_correct / max(n_masked, 1), loss_bits=loss_sum / max(n_masked, 1) / math.log(2),
-        masked_tokens=n_masked, blocks=n_sent, blocks_skipped_too_long=len(dataset) - n_sent,
-        seconds=round(time.time() - t0, 2),
+        accuracy=float(np.mean(acc)), accuracy_se=standard_error(acc), accuracy_per_draw=acc,
+        accuracy_pooled=sum(d["correct"] for d in raw["per_draw"]) / max(sum(scored), 1),
+        loss_bits=float(np.mean(loss)), loss_bits_se=standard_error(loss),
+        masked_tokens=int(sum(scored)), masked_tokens_per_draw=scored,
+        sentences=int(len(raw["sent_scored"])), blocks=blocks, blocks_skipped_too_long=raw["blocks_total"] - blocks,
+        mask_digest=raw["mask_digest"],
     )
 
 
+def evaluate(checkpoint, data, lang, split="test", batch_size=64, seed=1, cpu=False, tokens_per_sample=None,
+             draws=5, keep_raw=False):
+    """Held-out MLM accuracy of one checkpoint: mean ± SE over ``draws`` mask draws.
+
+    Args:
+        checkpoint: path of a ``codeswitch_masked_lm`` (or stock ``masked_lm``) checkpoint.
+        data: the data-bin directory (one subdirectory per language).
+        lang: language subdirectory to score.
+        split: split name (``test``).
+        batch_size: blocks per forward pass (does not change the masks).
+        seed: the evaluation's masking seed (not the checkpoint's).
+        cpu: stay on the CPU even when CUDA is available.
+        tokens_per_sample: block size; None: the checkpoint's.
+        draws: number of mask draws (>= 1).
+        keep_raw: also return the per-sentence counts and positions (``raw``; for ``--compare``, tests).
+
+    Returns:
+        dict: ``accuracy`` (mean over draws, fraction), ``accuracy_se``, ``accuracy_per_draw``,
+        ``accuracy_pooled``, ``loss_bits`` (bits/token), ``masked_tokens`` (scored real tokens, all
+        draws), ``masked_tokens_per_draw``, ``sentences``, ``blocks``, ``blocks_skipped_too_long``,
+        ``mask_digest``, ``mask_options``, ``dict_sha256``, ``seed``, ``draws``, ``seconds``.
+
+    Raises:
+        EvalError: see :func:`load_checkpoint`; ``draws < 1``; no token scored.
+    """
+    if draws < 1:
+        raise EvalError(f"--draws must be >= 1, got {draws}")
+    t0 = time.time()
+    model, task, cfg, info = load_checkpoint(checkpoint, data, lang, seed, tokens_per_sample, cpu)
+    raw = score_draws(model, task, split, draws, batch_size, keep_positions=keep_raw)
+    res = summarize(raw)
+    if res["masked_tokens"] == 0:
+        raise EvalError(f"{data} {lang}/{split}: no real token was scored (empty split, or every block too long)")
+    out = dict(checkpoint=checkpoint, data=data, lang=lang, split=split, seed=seed, draws=draws, **res,
+               mask_options={k: info[k] for k in MASK_OPTIONS}, dict_sha256=info["dict_sha256"] or info["data_dict_sha256"],
+               dict_recorded=info["dict_sha256"] is not None, seconds=round(time.time() - t0, 2))
+    if keep_raw:
+        out["raw"] = raw
+    return out
+
+
+def parse_named(specs: Sequence[str]) -> List[Tuple[str, str]]:
+    """``NAME=PATH`` strings -> ``[(name, path)]``; raises EvalError on a malformed or repeated name."""
+    out, seen = [], set()
+    for s in specs:
+        name, sep, path = s.partition("=")
+        if not sep or not name or not path:
+            raise EvalError(f"--compare takes NAME=PATH, got {s!r}")
+        if name in seen:
+            raise EvalError(f"--compare: name {name!r} given twice")
+        seen.add(name)
+        out.append((name, path))
+    if len(out) < 2:
+        raise EvalError("--compare needs at least two NAME=PATH checkpoints")
+    return out
+
+
+def compare(named: Sequence[Tuple[str, str]], data, lang, split="test", reference=None, batch_size=64, seed=1,
+            cpu=False, tokens_per_sample=None, draws=5, n_boot=1000, boot_seed=12345):
+    """Score several checkpoints on identical masks; paired bootstrap of each difference to the reference.
+
+    Returns:
+        dict with the evaluation's settings, ``reference``, ``rows`` (one per checkpoint: name,
+        checkpoint, accuracy, accuracy_se, accuracy_per_draw, accuracy_pooled, loss_bits,
+        masked_tokens, and for non-reference rows ``diff``, ``lo``, ``hi``, ``p_value``,
+        ``significant``: pooled accuracy minus the reference's, 95% interval over sentences).
+
+    Raises:
+        EvalError: unknown reference, checkpoints with different dictionaries, or runs scored on
+            different masks (different block size or masking options).
+    """
+    from csfair.stats import paired_bootstrap
+
+    names = [n for n, _ in named]
+    reference = reference or names[0]
+    if reference not in names:
+        raise EvalError(f"--reference {reference!r} is not one of the --compare names {names}")
+    runs = {}
+    for name, path in named:
+        runs[name] = evaluate(path, data, lang, split, batch_size, seed, cpu, tokens_per_sample, draws, keep_raw=True)
+    ref = runs[reference]
+    recorded = {n: r["dict_sha256"] for n, r in runs.items() if r["dict_recorded"]}
+    if len(set(recorded.values())) > 1:
+        raise EvalError("the checkpoints were trained with different dictionaries: "
+                        + ", ".join(f"{n} (sha256 {s[:12]})" for n, s in recorded.items())
+                        + "; accuracies over different vocabularies are not comparable")
+    for name, r in runs.items():
+        if r["mask_digest"] != ref["mask_digest"]:
+            diff = {k: (ref["mask_options"][k], r["mask_options"][k]) for k in MASK_OPTIONS
+                    if ref["mask_options"][k] != r["mask_options"][k]}
+            raise EvalError(
+                f"{name} and {reference} were scored on different masks ({r['mask_digest'][:12]} vs "
+                f"{ref['mask_digest'][:12]}); their masking options differ: {diff or 'none (blocks skipped?)'}; "
+                "give --tokens-per-sample to score them on the same blocks"
+            )
+    rows = []
+    for name, path in named:
+        r = runs[name]
+        row = {k: r[k] for k in ("checkpoint", "accuracy", "accuracy_se", "accuracy_per_draw", "accuracy_pooled",
+                                 "loss_bits", "loss_bits_se", "masked_tokens", "dict_recorded")}
+        row["name"] = name
+        if name != reference:
+            assert np.array_equal(r["raw"]["sentences"], ref["raw"]["sentences"])  # implied by the digest
+            bs = paired_bootstrap(ref["raw"]["sent_correct"], r["raw"]["sent_correct"], ref["raw"]["sent_scored"],
+                                  n_boot=n_boot, seed=boot_seed)
+            row.update(diff=bs["diff"], lo=bs["lo"], hi=bs["hi"], p_value=bs["p_value"],
+                       significant=bool(bs["significant"]))
+        rows.append(row)
+    return dict(data=data, lang=lang, split=split, seed=seed, draws=draws, reference=reference,
+                masked_tokens_per_draw=ref["masked_tokens_per_draw"], sentences=ref["sentences"],
+                blocks=ref["blocks"], mask_digest=ref["mask_digest"], mask_options=ref["mask_options"],
+                n_boot=n_boot, boot_seed=boot_seed, rows=rows)
+
+
+def format_compare(res: dict) -> str:
+    """The comparison as a fixed-width text table (one row per checkpoint)."""
+    per = res["masked_tokens_per_draw"]
+    head = (f"MLM accuracy on held-out {res['lang']} ({res['split']}): {res['draws']} mask draws (seed {res['seed']}), "
+            f"{per[0] if len(set(per)) == 1 else per} masked real tokens per draw, {res['sentences']} sentences, "
+            f"{res['blocks']} blocks; identical masks (digest {res['mask_digest'][:12]})\n"
+            f"difference = pooled accuracy - {res['reference']}'s; 95% CI and p: paired bootstrap over sentences "
+            f"({res['n_boot']} resamples)")
+    w = max(len("checkpoint"), *(len(r["name"]) + 6 for r in res["rows"]))
+    lines = [head, f"{'checkpoint':<{w}}  {'accuracy (mean ± SE)':<20}  {'diff':>8}  {'95% CI':<19}  {'p':>6}"]
+    for r in res["rows"]:
+        name = r["name"] + (" (ref)" if r["name"] == res["reference"] else "")
+        acc = f"{r['accuracy']:.4f} ± {r['accuracy_se']:.4f}"
+        if "diff" in r:
+            # a p of 0 means no resample crossed 0: say "below 1/n_boot" rather than "0"
+            pv = f"<{1 / res['n_boot']:.0e}" if r["p_value"] == 0 else f"{r['p_value']:.3f}"
+            lines.append(f"{name:<{w}}  {acc:<20}  {r['diff']:>+8.4f}  [{r['lo']:+.4f}, {r['hi']:+.4f}]  {pv:>6}")
+        else:
+            lines.append(f"{name:<{w}}  {acc:<20}  {'-':>8}  {'-':<19}  {'-':>6}")
+    return "\n".join(lines)
+
+
+def _write_json(path, obj):
+    from csfair.io import atomic_write
+
+    with atomic_write(path) as fh:
+        fh.write(json.dumps(obj, indent=2) + "\n")
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", required=True)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="score one checkpoint")
+    which.add_argument("--compare", nargs="+", metavar="NAME=PATH",
+                       help="score two or more checkpoints on identical masks and compare them to the reference")
+    p.add_argument("--reference", default=None, help="with --compare: the reference NAME (default: the first)")
     p.add_argument("--data", required=True, help="data-bin/<pair> (with one subdirectory per language)")
     p.add_argument("--lang", required=True, help="language subdirectory to score (e.g. fr)")
-    p.add_argument("--split", default="test")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--seed", type=int, default=None, help="masking seed (default: the checkpoint's)")
-    p.add_argument("--tokens-per-sample", type=int, default=None, help="default: the checkpoint's")
-    p.add_argument("--cpu", action="store_true")
-    p.add_argument("--json", default=None, help="also write the result here")
+    p.add_argument("--split", default="test", help="split to score (default: test)")
+    p.add_argument("--batch-size", type=int, default=64, help="blocks per forward pass (does not change the masks)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="the evaluation's masking seed, the same for every checkpoint (default: 1; never the "
+                        "checkpoint's training seed)")
+    p.add_argument("--draws", type=int, default=5,
+                   help="number of mask draws; draw k uses the dataset's epoch k, i.e. masks keyed on "
+                        "(seed, k, block index); the accuracy is their mean ± standard error (default: 5)")
+    p.add_argument("--tokens-per-sample", type=int, default=None,
+                   help="block size in tokens (default: the checkpoint's; with --compare all must agree)")
+    p.add_argument("--n-boot", type=int, default=1000, help="with --compare: bootstrap resamples (default: 1000)")
+    p.add_argument("--boot-seed", type=int, default=12345, help="with --compare: bootstrap seed (default: 12345)")
+    p.add_argument("--cpu", action="store_true", help="stay on the CPU even when CUDA is available")
+    p.add_argument("--json", default=None, help="also write the result (or the comparison table) here as JSON")
+    p.add_argument("--verbose", action="store_true", help="show fairseq's INFO logging (data loading, per draw)")
     args = p.parse_args(argv)
+    if not args.verbose:
+        for name in ("fairseq", "user_dir"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    if args.reference and not args.compare:
+        p.error("--reference needs --compare")
     try:
-        res = evaluate(args.checkpoint, args.data, args.lang, args.split, args.batch_size, args.seed, args.cpu,
-                       args.tokens_per_sample)
-    except FileNotFoundError as e:
+        if args.compare:
+            res = compare(parse_named(args.compare), args.data, args.lang, args.split, args.reference, args.batch_size,
+                          args.seed, args.cpu, args.tokens_per_sample, args.draws, args.n_boot, args.boot_seed)
+            print(format_compare(res))
+        else:
+            res = evaluate(args.checkpoint, args.data, args.lang, args.split, args.batch_size, args.seed, args.cpu,
+                           args.tokens_per_sample, args.draws)
+            per = res["masked_tokens_per_draw"]
+            print(f"MLM accuracy on held-out {args.lang} ({args.split}): {res['accuracy']:.4f} ± {res['accuracy_se']:.4f} "
+                  f"(mean ± SE over {res['draws']} mask draw{'s' if res['draws'] != 1 else ''}, seed {res['seed']}; {res['masked_tokens']} masked real "
+                  f"tokens, {round(sum(per) / len(per))} per draw, in {res['blocks']} blocks, "
+                  f"{res['blocks_skipped_too_long']} too long; loss {res['loss_bits']:.3f} bits)")
+    except (EvalError, FileNotFoundError) as e:
         print(f"eval_mlm: error: {e}", file=sys.stderr)
         sys.exit(2)
-    print(f"MLM accuracy on held-out {args.lang} ({args.split}): {res['accuracy']:.4f} "
-          f"({res['masked_tokens']} masked tokens in {res['blocks']} blocks, {res['blocks_skipped_too_long']} too long; "
-          f"loss {res['loss_bits']:.3f} bits)")
     if args.json:
-        sys.path.insert(0, ROOT)
-        from csfair.io import atomic_write
-
-        with atomic_write(args.json) as fh:
-            fh.write(json.dumps(res, indent=2) + "\n")
+        _write_json(args.json, res)
     return res
 
 
