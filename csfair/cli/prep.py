@@ -1,4 +1,5 @@
-"""``csfair-prep``: text preparation steps of the recipes (split, Moses, sentencepiece, dictionary).
+"""``csfair-prep``: text preparation steps of the recipes (split, held-out audit, Moses, sentencepiece,
+dictionary).
 
 Every subcommand writes its outputs atomically and prints what it produced, so a recipe can
 skip a step whose output exists.
@@ -37,6 +38,77 @@ def cmd_split(args) -> None:
                 fh.write(lines[i] + "\n")
         counts[name] = len(idx)
     print(json.dumps({"input": args.input, "usable_lines": len(lines), "skipped": issues.total, **counts}))
+
+
+def _lang_path(spec: str, what: str):
+    if ":" not in spec:
+        raise SystemExit(f"{what} expects LANG:PATH, got {spec!r}")
+    return spec.split(":", 1)
+
+
+def _eval_splits(args):
+    from ..overlap import task_eval_splits
+
+    if args.eval_tasks == "none":
+        return []
+    langs = [x for x in args.eval_langs.split(",") if x]
+    tasks = None if args.eval_tasks == "all" else [x for x in args.eval_tasks.split(",") if x]
+    try:
+        return task_eval_splits(langs, seed=args.eval_seed, tasks=tasks)
+    except KeyError as e:
+        raise SystemExit(str(e.args[0]))
+
+
+def cmd_split_pair(args) -> None:
+    """Held-out split of a language pair's text: test set and evaluation data out of all training text."""
+    from ..overlap import split_pair
+
+    mono = dict(_lang_path(m, "--mono") for m in args.mono)
+    if args.tgt_lang not in mono:
+        raise SystemExit(f"--tgt-lang {args.tgt_lang} has no --mono {args.tgt_lang}:PATH")
+    parallel = None
+    if args.parallel_src or args.parallel_tgt:
+        if not (args.parallel_src and args.parallel_tgt and args.src_lang):
+            raise SystemExit("parallel text needs --parallel-src, --parallel-tgt and --src-lang")
+        parallel = (args.parallel_src, args.parallel_tgt)
+    try:
+        stats = split_pair(mono, args.tgt_lang, parallel, args.out_dir, _eval_splits(args), args.test, args.valid,
+                           max_train=args.max_train, seed=args.seed, max_chars=args.max_chars, src_lang=args.src_lang)
+    except ValueError as e:
+        raise SystemExit(str(e))
+    print(json.dumps({k: v for k, v in stats.items() if k != "eval_splits"}))
+
+
+def cmd_audit(args) -> None:
+    """Overlaps of training/lexicon inputs with every evaluation split; exit status 1 on a test overlap."""
+    from ..overlap import audit, file_eval_split, format_audit, translation_splits, write_audit
+
+    inputs = {}
+    for spec in args.input:
+        name, _, path = spec.partition("=")
+        if not path:
+            raise SystemExit(f"--input expects NAME=PATH, got {spec!r}")
+        inputs[name] = path
+    splits = []
+    for spec in args.test_file:
+        name, _, path = spec.partition("=")
+        if not path:
+            raise SystemExit(f"--test-file expects NAME=PATH, got {spec!r}")
+        splits.append(file_eval_split(name, path, kind="test"))
+    splits += _eval_splits(args)
+    base = list(splits)
+    for spec in args.translations:
+        src, sep, tgt = spec.partition(":")
+        if not sep or not tgt:
+            raise SystemExit(f"--translations expects SRC_FILE:TGT_FILE, got {spec!r}")
+        splits += translation_splits(base, src, tgt)
+    report = audit(inputs, splits)
+    print(format_audit(report))
+    if args.json:
+        write_audit(report, args.json)
+        print(f"audit written to {args.json}")
+    if not report["ok"]:
+        raise SystemExit(1)
 
 
 def cmd_moses(args) -> None:
@@ -126,6 +198,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-chars", type=int, default=10000, help="skip lines longer than this (counted)")
     s.add_argument("--strict", action="store_true", help="fail on the first bad line instead of skipping it")
     s.set_defaults(func=cmd_split)
+
+    def eval_options(s):
+        s.add_argument("--eval-langs", required=True,
+                       help="comma-separated languages whose zero-shot evaluation splits (valid and test) "
+                            "are held out (split-pair) or compared (audit)")
+        s.add_argument("--eval-tasks", default="all",
+                       help="comma-separated task names of csfair.finetune_data.TASKS, 'all' or 'none'")
+        s.add_argument("--eval-seed", type=int, default=1,
+                       help="data seed of the task loaders (scripts/zeroshot.py uses 1)")
+
+    s = sub.add_parser("split-pair", help="held-out split of a pair's text: the test set and every evaluation "
+                                          "sentence (and its translation) out of the training and parallel text")
+    s.add_argument("--mono", action="append", required=True, help="LANG:PATH monolingual text, once per language")
+    s.add_argument("--tgt-lang", required=True, help="the language that gets the --test split")
+    s.add_argument("--src-lang", default=None, help="the other language (side of --parallel-src)")
+    s.add_argument("--parallel-src", default=None, help="parallel text, --src-lang side (.gz allowed)")
+    s.add_argument("--parallel-tgt", default=None, help="parallel text, --tgt-lang side, line-aligned")
+    s.add_argument("--out-dir", required=True,
+                   help="writes text/LANG.{train,valid}.txt, text/TGT.test.txt, parallel/train.{SRC,TGT}, "
+                        "heldout.json (written last)")
+    s.add_argument("--test", type=int, required=True, help="held-out test lines of --tgt-lang")
+    s.add_argument("--valid", type=int, default=1000, help="validation lines per language")
+    s.add_argument("--max-train", type=int, default=None, help="cap on training lines per language")
+    s.add_argument("--seed", type=int, default=1, help="shuffling seed")
+    s.add_argument("--max-chars", type=int, default=10000, help="skip lines longer than this (counted)")
+    eval_options(s)
+    s.set_defaults(func=cmd_split_pair)
+
+    s = sub.add_parser("audit", help="normalised exact-match overlaps of training inputs with evaluation splits "
+                                     "(exit 1 when a test split overlaps)")
+    s.add_argument("--input", action="append", required=True,
+                   help="NAME=PATH of a pretraining or lexicon input (one sentence per line), repeatable")
+    s.add_argument("--test-file", action="append", default=[],
+                   help="NAME=PATH of a test split kept as a text file (e.g. the MLM test set), repeatable")
+    s.add_argument("--translations", action="append", default=[],
+                   help="SRC_FILE:TGT_FILE line-aligned parallel corpus (the unfiltered original): also audit the "
+                        "translations of evaluation items found in it, repeatable")
+    s.add_argument("--json", default=None, help="also write the report here")
+    eval_options(s)
+    s.set_defaults(func=cmd_audit)
 
     s = sub.add_parser("moses", help="Moses tokenisation (sacremoses, no escaping)")
     s.add_argument("--input", required=True)

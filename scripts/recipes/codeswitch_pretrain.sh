@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Code-switched MLM pretraining for one language pair, end to end on the real data:
-#   lexicons (IBM-1 on parallel text; MUSE) -> held-out split -> Moses -> balanced sentencepiece
-#   -> fairseq dictionary -> fairseq-preprocess per language -> substitution tables
+#   held-out split (test + evaluation sentences and their translations out of all training and
+#   parallel text) + overlap audit -> lexicons (IBM-1 on the filtered parallel text; MUSE) -> Moses
+#   -> balanced sentencepiece -> fairseq dictionary -> fairseq-preprocess per language -> substitution tables
 #   -> fairseq-train --task codeswitch_masked_lm -> MLM accuracy on held-out target-language text.
 #
 # Usage:
@@ -76,7 +77,7 @@ while [ $# -gt 0 ]; do
     --save-root) SAVE_ROOT=$2; shift 2 ;;
     --tensorboard) TB=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -102,8 +103,14 @@ for f in "$PARALLEL.$SRC.gz" "$PARALLEL.$TGT.gz" "$MUSE_ST" "$MUSE_TS" "mono/der
 done
 
 # The binarised data and the intermediate text depend on these options; refuse to mix builds.
-CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES valid=$VALID_LINES split_seed=1"
+# heldout=2: test and evaluation sentences (and their translations) held out of all training text
+# and of the lexicon's parallel text (a data-bin from before that has no such field and is refused).
+CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES valid=$VALID_LINES split_seed=1 heldout=2"
 for dir in "$DATA_BIN" "$WORK"; do
+  if [ ! -f "$dir/config.txt" ] && [ -n "$(ls -A "$dir" | grep -vx README.md)" ]; then
+    echo "$dir has outputs but no config.txt (an older build): use another --data-bin/--work or delete $dir" >&2
+    exit 1
+  fi
   if [ -f "$dir/config.txt" ] && [ "$(cat "$dir/config.txt")" != "$CONFIG" ]; then
     echo "$dir was built with: $(cat "$dir/config.txt")" >&2
     echo "now asked for: $CONFIG" >&2
@@ -117,9 +124,25 @@ step() { echo; echo "== [$PAIR] $*"; }
 skip() { echo "   exists, skipped: $1"; }
 T0=$(date +%s)
 
-step "1/7 lexicons: IBM-1 on $PARALLEL.{$SRC,$TGT} (both directions), MUSE"
+step "1/7 held-out split: $TGT test ($TEST_LINES lines) and every zero-shot evaluation split of $SRC,$TGT (and their translations) out of the monolingual and parallel text"
+if [ -f "$WORK/heldout.json" ]; then skip "$WORK/text/*.txt, $WORK/parallel/train.*"; else
+  csfair-prep split-pair --mono "$SRC:$DATA/mono/derived/$SRC.txt" --mono "$TGT:$DATA/mono/derived/$TGT.txt" \
+    --src-lang "$SRC" --tgt-lang "$TGT" --parallel-src "$DATA/$PARALLEL.$SRC.gz" --parallel-tgt "$DATA/$PARALLEL.$TGT.gz" \
+    --test "$TEST_LINES" --valid "$VALID_LINES" ${MAX_TRAIN:+--max-train "$MAX_TRAIN"} --seed 1 \
+    --eval-langs "$SRC,$TGT" --out-dir "$WORK"
+fi
+# Fails the recipe (exit 1) when any test split still overlaps a training or lexicon input.
+AUDIT_TEST=(); [ -f "$WORK/text/$TGT.test.txt" ] && AUDIT_TEST=(--test-file "mlm/$TGT.test=$WORK/text/$TGT.test.txt")
+echo "   audit (normalised exact match; translations via $PARALLEL) -> $WORK/audit.json"
+csfair-prep audit --input "$SRC.train=$WORK/text/$SRC.train.txt" --input "$SRC.valid=$WORK/text/$SRC.valid.txt" \
+  --input "$TGT.train=$WORK/text/$TGT.train.txt" --input "$TGT.valid=$WORK/text/$TGT.valid.txt" \
+  --input "lexicon.$SRC=$WORK/parallel/train.$SRC" --input "lexicon.$TGT=$WORK/parallel/train.$TGT" \
+  "${AUDIT_TEST[@]}" --translations "$DATA/$PARALLEL.$SRC.gz:$DATA/$PARALLEL.$TGT.gz" \
+  --eval-langs "$SRC,$TGT" --json "$WORK/audit.json" | sed 's/^/   /'
+
+step "2/7 lexicons: IBM-1 on the held-out-filtered $WORK/parallel/train.{$SRC,$TGT} (both directions), MUSE"
 if [ -f "$WORK/lexicons/ibm1.$TGT-$SRC.tsv" ] && [ -f "$WORK/lexicons/ibm1.$SRC-$TGT.tsv" ]; then skip "$WORK/lexicons/ibm1.*"; else
-  csfair-lexicon ibm1 --src-file "$DATA/$PARALLEL.$SRC.gz" --tgt-file "$DATA/$PARALLEL.$TGT.gz" \
+  csfair-lexicon ibm1 --src-file "$WORK/parallel/train.$SRC" --tgt-file "$WORK/parallel/train.$TGT" \
     --src-lang "$SRC" --tgt-lang "$TGT" --out-dir "$WORK/lexicons" --workers 2
 fi
 for dir in "$SRC-$TGT:$MUSE_ST" "$TGT-$SRC:$MUSE_TS"; do
@@ -127,15 +150,6 @@ for dir in "$SRC-$TGT:$MUSE_ST" "$TGT-$SRC:$MUSE_TS"; do
   out="$WORK/lexicons/muse.$d.tsv"
   if [ -f "$out" ]; then skip "$out"; else
     csfair-lexicon muse --dict "$DATA/$f" --src-lang "${d%-*}" --tgt-lang "${d#*-}" --out "$out"
-  fi
-done
-
-step "2/7 held-out split of the monolingual text (target test: $TEST_LINES lines)"
-for lang in "$SRC" "$TGT"; do
-  test_n=0; [ "$lang" = "$TGT" ] && test_n=$TEST_LINES
-  if [ -f "$WORK/text/$lang.train.txt" ]; then skip "$WORK/text/$lang.*.txt"; else
-    csfair-prep split --input "$DATA/mono/derived/$lang.txt" --out-prefix "$WORK/text/$lang" \
-      --valid "$VALID_LINES" --test "$test_n" ${MAX_TRAIN:+--max-train "$MAX_TRAIN"} --seed 1
   fi
 done
 

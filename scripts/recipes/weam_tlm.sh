@@ -32,13 +32,16 @@ while [ $# -gt 0 ]; do
 done
 VOCAB=data-bin/en-fr
 [ -f "$VOCAB/spm.model" ] || { echo "$VOCAB/spm.model missing: run bash scripts/demo.sh first" >&2; exit 1; }
+# the demo's held-out-filtered Multi30k pairs (its MLM test captions and their translations removed)
+HELD=work/en-fr/parallel
+[ -f work/en-fr/heldout.json ] || { echo "work/en-fr/heldout.json missing: run bash scripts/demo.sh first" >&2; exit 1; }
 PARA=data-bin/en-fr-parallel
 T0=$(date +%s)
 
-echo "== 1/2 aligned parallel data (Multi30k train, grow-diag-final-and fast_align links) -> $PARA"
+echo "== 1/2 aligned parallel data (Multi30k train less held-out pairs, grow-diag-final-and fast_align links) -> $PARA"
 if [ -f "$PARA/src/train.idx" ]; then echo "   exists, skipped: $PARA"; else
-  csfair-prep parallel --src-file "$CSFAIR_DATA/parallel/multi30k/train.en.gz" \
-    --tgt-file "$CSFAIR_DATA/parallel/multi30k/train.fr.gz" --src-lang en --tgt-lang fr \
+  csfair-prep parallel --src-file "$HELD/train.en" \
+    --tgt-file "$HELD/train.fr" --src-lang en --tgt-lang fr \
     --spm "$VOCAB/spm.model" --out-dir "$PARA"
   for side in src tgt; do
     rm -rf "$PARA/.$side.tmp"
