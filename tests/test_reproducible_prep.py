@@ -14,11 +14,14 @@ from conftest import VENV_BIN, data_path, head_lines, run
 def prepare(root: Path, src: Path) -> None:
     """Recipe steps 1-6 on the slice in ``src`` (a smaller vocabulary, the recipe's flags)."""
     lex, text, bin_ = root / "lexicons", root / "text", root / "bin"
-    run([VENV_BIN / "csfair-lexicon", "ibm1", "--src-file", src / "para.en", "--tgt-file", src / "para.fr",
-         "--src-lang", "en", "--tgt-lang", "fr", "--out-dir", lex, "--workers", "2", "--quiet"])
+    run([VENV_BIN / "csfair-prep", "split-pair", "--mono", f"en:{src / 'en.txt'}", "--mono", f"fr:{src / 'fr.txt'}",
+         "--src-lang", "en", "--tgt-lang", "fr", "--parallel-src", src / "para.en", "--parallel-tgt", src / "para.fr",
+         "--test", "100", "--valid", "100", "--seed", "1", "--eval-langs", "en,fr", "--eval-tasks", "pos",
+         "--out-dir", root])
+    run([VENV_BIN / "csfair-lexicon", "ibm1", "--src-file", root / "parallel" / "train.en", "--tgt-file",
+         root / "parallel" / "train.fr", "--src-lang", "en", "--tgt-lang", "fr", "--out-dir", lex, "--workers", "2",
+         "--quiet"])
     for lang in ("en", "fr"):
-        run([VENV_BIN / "csfair-prep", "split", "--input", src / f"{lang}.txt", "--out-prefix", text / lang,
-             "--valid", "100", "--test", "100" if lang == "fr" else "0", "--seed", "1"])
         for split in ("train", "valid", "test"):
             if (text / f"{lang}.{split}.txt").exists():
                 run([VENV_BIN / "csfair-prep", "moses", "--lang", lang, "--input", text / f"{lang}.{split}.txt",
