@@ -31,7 +31,7 @@ each candidate takes its most frequent surface form outside sentence-initial pos
 With ``case_variants`` the table also holds the Capitalised and UPPER forms of each source word,
 whose candidates get the same casing, so "Work" at the start of a sentence becomes "Travail".
 With a source-language corpus, a source word that is mostly capitalised there (more than
-``name_min_capitalised`` of its non-initial occurrences: names such as *Bush*, *Rose*) gets no
+``name_min_capitalised`` of its non-initial occurrences: *John*, *Texas*, *County*) gets no
 case variants, so names are not translated (a confound for NER); only its lower-case form, the
 common noun, is a key. In languages that capitalise every noun (:data:`CAPITALISED_NOUN_LANGS`:
 German, Luxembourgish) capitals do not mark names, so there the word keeps its usual capitalised

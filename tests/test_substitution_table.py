@@ -374,6 +374,8 @@ def test_turkish_and_azerbaijani_casing(tmp_path):
         assert upper("istanbul", lang) == "İSTANBUL" and title("istanbul", lang) == "İstanbul"
         assert lower("İSTANBUL", lang) == "istanbul" and lower("ISI", lang) == "ısı" and upper("ısı", lang) == "ISI"
     assert upper("istanbul", "en") == "ISTANBUL" and lower("ISI", "en") == "isi"
+    # the IBM-1 lexicons' lower-casing (Moses tokenisation) follows the same rules
+    assert moses_tokenize_lines(["İSTANBUL ISI."], "tr", lowercase=True).__next__() == "istanbul ısı ."
     # a real English-Turkish MUSE slice: Turkish candidates cased the Turkish way
     src = tmp_path / "en-tr.txt"
     src.write_text("ISTANBUL İSTANBUL\nheat ISI\nhuman İnsan\n", encoding="utf-8")
