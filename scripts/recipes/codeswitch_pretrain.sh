@@ -194,7 +194,7 @@ for name in ibm1 muse; do
         --dict "$DATA_BIN/dict.txt" --out "$out" --tsv "$WORK/lexicons/$name.$d.table.tsv" --quiet \
         --src-corpus "$WORK/text/${d%-*}.train.tok" --tgt-corpus "$WORK/text/${d#*-}.train.tok" \
         > "$WORK/table.$name.$d.json" 2> "$WORK/table.$name.$d.log" || { cat "$WORK/table.$name.$d.log" >&2; exit 1; }
-      sed 's/^/   /' "$WORK/table.$name.$d.log"
+      sed "s/^/   $name.$d: /" "$WORK/table.$name.$d.log"
     fi
   done
 done
