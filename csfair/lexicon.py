@@ -24,6 +24,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .io import InputFormatError, LineIssues, PathLike, atomic_write, iter_lines
+from .text import lower
 
 HEADER_TAG = "# csfair-lexicon"
 
@@ -178,7 +179,8 @@ class Lexicon:
         Args:
             path: the dictionary (``$CSFAIR_DATA/dict/muse/en-fr.txt``).
             src_lang, tgt_lang: ISO codes.
-            lowercase: lower-case both sides (the IBM-1 lexicon is lower-cased too).
+            lowercase: lower-case both sides (the IBM-1 lexicon is lower-cased too), with each
+                language's rules (:func:`csfair.text.lower`: Turkish ``I -> ı``, ``İ -> i``).
             issues: collector for skipped lines. Default: non-strict (skip and report).
 
         Skipped and counted: lines without exactly two fields, duplicate pairs, invalid UTF-8,
@@ -192,7 +194,7 @@ class Lexicon:
             if len(parts) != 2:
                 issues.skip(path, lineno, f"expected 2 fields 'source target', got {len(parts)}")
                 continue
-            src, tgt = (parts[0].lower(), parts[1].lower()) if lowercase else parts
+            src, tgt = (lower(parts[0], src_lang), lower(parts[1], tgt_lang)) if lowercase else parts
             if (src, tgt) in seen:
                 issues.skip(path, lineno, f"duplicate pair ({src}, {tgt})")
                 continue

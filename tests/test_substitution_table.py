@@ -185,3 +185,242 @@ def test_word_hashes_distinguish_order_and_length():
     assert h[0] == h[2] and h[0] != h[1] and len(set(h.tolist())) == 3
     long = np.arange(MAX_WORD_PIECES + 5, dtype=np.int64)
     assert word_hashes(long, np.array([0]), np.array([len(long)])).shape == (1,)
+
+
+# ---------------------------------------------------------------- filters on real data slices
+# (csfair issue 10, part 2: identical candidates, stopwords, casing)
+import functools  # noqa: E402
+import hashlib  # noqa: E402
+import itertools  # noqa: E402
+
+from csfair.io import sha256_file  # noqa: E402
+from csfair.paths import data_file  # noqa: E402
+from csfair.text import (  # noqa: E402
+    DEFAULT_STOPWORDS, CorpusCounts, is_capitalised, load_stopwords, lower, moses_tokenize_lines, stopword_list,
+    title, upper,
+)
+
+
+def muse_slice(tmp_path, pair, n_lines, keep=None):
+    """The first ``n_lines`` of a real MUSE dictionary (optionally only pairs whose source is in ``keep``)."""
+    src, tgt = pair.split("-")
+    out = tmp_path / f"muse.{pair}.txt"
+    with open(data_file(f"dict/muse/{pair}.txt"), encoding="utf-8") as fh:
+        lines = [ln for ln in itertools.islice(fh, n_lines) if keep is None or ln.split()[0] in keep]
+    out.write_text("".join(lines), encoding="utf-8")
+    return Lexicon.read_muse(out, src, tgt)
+
+
+@functools.lru_cache(maxsize=None)
+def mono_tokens(lang, n_lines=2000):
+    """The first ``n_lines`` of the real monolingual text, Moses-tokenised."""
+    with open(data_file(f"mono/derived/{lang}.txt"), encoding="utf-8") as fh:
+        lines = list(itertools.islice(fh, n_lines))
+    return tuple(moses_tokenize_lines(lines, lang))
+
+
+@functools.lru_cache(maxsize=None)
+def mono_counts(lang, n_lines=2000):
+    """Word counts of :func:`mono_tokens`."""
+    return CorpusCounts.from_lines(mono_tokens(lang, n_lines), lang)
+
+
+def build_with(lex, src_corpus=None, tgt_corpus=None, **cfg):
+    enc = ChunkEncoder()
+    return SubstitutionTable.build(lex, enc, enc.unk, TableConfig(**cfg), src_corpus=src_corpus, tgt_corpus=tgt_corpus)
+
+
+def all_pairs(table):
+    """``[(source form, candidate), ...]`` of a table."""
+    src, cands = table.source_words(), table.cand_words()
+    return [(src[e], cands[c]) for e in range(len(table))
+            for c in range(int(table.cand_offsets[e]), int(table.cand_offsets[e + 1]))]
+
+
+def test_identical_candidates_dropped_by_default_and_kept_with_the_flag(tmp_path):
+    lex = muse_slice(tmp_path, "en-fr", 3000)
+    ident = [(s, t) for s, t in zip(np.repeat(lex.src_words, np.diff(lex.offsets)), lex.tgt_words)
+             if len(s) >= 4 and s == t]
+    assert len(ident) > 100  # real MUSE: numbers, names, loan words
+    table, stats = build_with(lex, case_variants=False)
+    assert not any(s.lower() == c.lower() for s, c in all_pairs(table))
+    kept, kstats = build_with(lex, case_variants=False, keep_identical=True)
+    assert kstats["cand_identical"] == 0 and stats["cand_identical"] == len(ident)
+    assert set(ident) <= set(all_pairs(kept))
+    assert kept.num_candidates - table.num_candidates == len(ident)
+    # a word whose only translation is itself leaves the table
+    only_self = {s for s, _ in ident if len(lex.candidates(s)) == 1}
+    assert only_self and not only_self & set(table.source_words()) and stats["src_only_identical"] == len(only_self)
+    assert table.meta["keep_identical"] is False and kept.meta["keep_identical"] is True
+    # the same filter for a probabilistic (IBM-1) lexicon, compared case-insensitively
+    ibm = lexicon([("paris", "Paris", 0.5), ("paris", "parisien", 0.5), ("1999", "1999", 1.0)])
+    t, st = build_with(ibm, case_variants=False)
+    assert all_pairs(t) == [("paris", "parisien")] and st["cand_identical"] == 2
+
+
+def test_default_stopwords_are_the_same_rule_for_every_language(tmp_path):
+    n = int(DEFAULT_STOPWORDS.split(":")[1])
+    # Maghrebi Arabic (Arabizi, "qaf") has no stopwords-iso list
+    forms = []
+    with open(data_file("ud-cs/UD_Maghrebi_Arabic_French-Arabizi/qaf_arabizi-ud-train.conllu"), encoding="utf-8") as fh:
+        sent = []
+        for line in fh:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) == 10 and cols[0].isdigit():
+                sent.append(cols[1])
+            elif not line.strip() and sent:
+                forms.append(" ".join(sent))
+                sent = []
+    with pytest.raises(KeyError, match="no stopword list"):
+        load_stopwords("iso", "qaf")
+    texts = {lang: mono_tokens(lang) for lang in ("en", "fr", "de")}
+    texts["qaf"] = tuple(forms)
+    sizes = {}
+    for lang, lines in texts.items():
+        corpus = CorpusCounts.from_lines(lines, lang)
+        words, meta = stopword_list(DEFAULT_STOPWORDS, lang, corpus)
+        # independently: rank the lower-cased tokens that contain a letter
+        from collections import Counter
+
+        totals = Counter(lower(t, lang) for line in lines for t in line.split() if any(c.isalpha() for c in t))
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+        assert words == frozenset(w for w, _ in ranked[:n])
+        assert min(totals[w] for w in words) >= ranked[n][1]
+        assert meta["sha256"] == hashlib.sha256("\n".join(sorted(words)).encode()).hexdigest()
+        assert meta["spec"] == DEFAULT_STOPWORDS and meta["corpus"]["tokens"] == corpus.n_tokens
+        sizes[lang] = len(words)
+    assert set(sizes.values()) == {n}
+    with pytest.raises(ValueError, match="--src-corpus"):
+        stopword_list(DEFAULT_STOPWORDS, "en", None)
+
+
+def test_stopword_checksum_and_provenance_in_table_metadata(tmp_path):
+    tok = tmp_path / "fr.tok"
+    with open(data_file("mono/derived/fr.txt"), encoding="utf-8") as fh:
+        tok.write_text("\n".join(moses_tokenize_lines(itertools.islice(fh, 500), "fr")) + "\n", encoding="utf-8")
+    fr = CorpusCounts.from_files(tok, "fr")
+    words, info = stopword_list("top:20", "fr", fr)
+    iso, iso_info = stopword_list("iso", "en")
+    lex = muse_slice(tmp_path, "en-fr", 500)
+    table, _ = build_with(lex, tgt_stopwords=words, tgt_stopwords_info=info, src_stopwords=iso,
+                          src_stopwords_info=iso_info)
+    meta = SubstitutionTable.load(table.save(tmp_path / "t")).meta
+    assert meta["tgt_stopwords"]["sha256"] == hashlib.sha256("\n".join(sorted(words)).encode()).hexdigest()
+    assert meta["tgt_stopwords"]["corpus"]["sha256"] == [sha256_file(tok)] and meta["tgt_stopwords"]["n_words"] == 20
+    assert meta["src_stopwords"]["n_words"] == len(iso) == 1298
+    assert meta["src_stopwords"]["file_sha256"] == sha256_file(data_file("stopwords/stopwords-iso/stopwords-iso.json"))
+    assert not any(lower(c, "fr") in words for c in table.cand_words())
+
+
+def test_stopword_token_fraction_counts_eligible_tokens(tmp_path):
+    en = mono_counts("en")
+    lex = muse_slice(tmp_path, "en-fr", 3000)
+    stop = frozenset({"with", "wearing", "people"})
+    table, st = build_with(lex, src_corpus=en, src_stopwords=stop, case_variants=False)
+    free, fst = build_with(lex, src_corpus=en, case_variants=False)
+    # eligible words are the same with and without the list; the removed tokens are the listed words'
+    assert st["src_eligible_tokens"] == fst["src_eligible_tokens"] > 0 and fst["src_stopword_tokens"] == 0
+    listed = [w for w in stop if w in free.source_words()]
+    assert st["src_stopword_tokens"] == sum(en.count(w) for w in listed) > 0
+    assert st["src_stopword_token_fraction"] == pytest.approx(st["src_stopword_tokens"] / st["src_eligible_tokens"])
+
+
+def test_german_candidates_take_their_corpus_casing(tmp_path):
+    de = mono_counts("de")
+    lex = muse_slice(tmp_path, "en-de", 4000)
+    table, stats = build_with(lex, tgt_corpus=de)
+    words = table.source_words()
+    (e,) = [i for i, w in enumerate(words) if w == "house"]
+    assert "Haus" in [t for t, _, _ in table.rows(e)]
+    (e,) = [i for i, w in enumerate(words) if w == "House"]
+    assert "Haus" in [t for t, _, _ in table.rows(e)]
+    checked = capitalised = 0
+    for s, c in all_pairs(table):
+        if s.islower() and de.truecase(c) is not None:
+            checked += 1
+            assert c == de.truecase(c)
+            capitalised += is_capitalised(c)
+    assert checked > 500 and capitalised > 0.3 * checked  # German nouns
+    assert stats["cand_recased"] > 0
+    # German source words: the capitalised noun itself is a key, with candidates in their own casing
+    table, stats = build_with(muse_slice(tmp_path, "de-en", 1500), src_corpus=de, tgt_corpus=mono_counts("en"))
+    e = table.entries_for("Haus")
+    assert table.source_words()[e[0]] == "Haus" and "house" in [t for t, _, _ in table.rows(e[0])]
+    assert stats["src_capitalised_nouns"] > 0 and stats["src_names"] == 0
+
+
+def test_mostly_capitalised_source_words_get_no_case_variants(tmp_path):
+    en = mono_counts("en", 4000)
+    lex = muse_slice(tmp_path, "en-fr", 6000)
+    table, stats = build_with(lex, src_corpus=en)
+    keys = set(table.source_words())
+    names = lower_words = 0
+    for w in set(lower(k, "en") for k in keys):
+        cap, total = en.capitalised(w)
+        if total and cap > 0.5 * total:
+            names += 1
+            assert w in keys and title(w, "en") not in keys and upper(w, "en") not in keys, w
+        elif title(w, "en") != w:
+            lower_words += 1
+            assert title(w, "en") in keys and upper(w, "en") in keys, w
+    assert names > 5 and names == stats["src_names"] and lower_words > 100
+    # the threshold is a flag: 1.0 restores the variants
+    table, stats = build_with(lex, src_corpus=en, name_min_capitalised=1.0)
+    assert stats["src_names"] == 0 and "John" in table.source_words()
+
+
+def test_turkish_and_azerbaijani_casing(tmp_path):
+    for lang in ("tr", "az"):
+        assert upper("istanbul", lang) == "İSTANBUL" and title("istanbul", lang) == "İstanbul"
+        assert lower("İSTANBUL", lang) == "istanbul" and lower("ISI", lang) == "ısı" and upper("ısı", lang) == "ISI"
+    assert upper("istanbul", "en") == "ISTANBUL" and lower("ISI", "en") == "isi"
+    # the IBM-1 lexicons' lower-casing (Moses tokenisation) follows the same rules
+    assert moses_tokenize_lines(["İSTANBUL ISI."], "tr", lowercase=True).__next__() == "istanbul ısı ."
+    # a real English-Turkish MUSE slice: Turkish candidates cased the Turkish way
+    src = tmp_path / "en-tr.txt"
+    src.write_text("ISTANBUL İSTANBUL\nheat ISI\nhuman İnsan\n", encoding="utf-8")
+    assert Lexicon.read_muse(src, "en", "tr").tgt_words == ["istanbul", "ısı", "insan"]
+    lex = muse_slice(tmp_path, "en-tr", 3000)
+    assert not any("\u0307" in t for t in lex.tgt_words)
+    table, _ = build_with(lex)
+    n_dotted = 0
+    for s, c in all_pairs(table):
+        if s.isupper() and len(s) > 1:
+            assert c == upper(lower(c, "tr"), "tr") and "i" not in c and "ı" not in c
+            n_dotted += "İ" in c
+        elif is_capitalised(s) and lower(c, "tr")[:1] == "i":
+            assert c[0] == "İ"
+    assert n_dotted > 50
+    # through the table, both directions: İstanbul / ısı
+    table, _ = build_with(Lexicon.read_muse(src, "en", "tr"))
+    got = {w: [t for t, _, _ in table.rows(e)] for e, w in enumerate(table.source_words())}
+    assert got["HEAT"] == ["ISI"] and got["Human"] == ["İnsan"] and got["HUMAN"] == ["İNSAN"]
+    rev = Lexicon.from_mapping(OrderedDict([("ısı", [("heat", 1.0)]), ("istanbul", [("constantinople", 1.0)])]),
+                               "tr", "en", "muse", False)
+    table, _ = build_with(rev, min_word_len=3)
+    assert sorted(table.source_words()) == sorted(["ısı", "Isı", "ISI", "istanbul", "İstanbul", "İSTANBUL"])
+
+
+def test_lexicon_cli_table_reports_stopword_fraction_and_records_it(tiny_pair, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    d = tiny_pair["dir"]
+    out = tmp_path / "tbl"
+    cmd = [sys.executable, "-m", "csfair.cli.lexicon", "table", "--lexicon", str(tiny_pair["lex_en_fr"]),
+           "--spm-model", str(tiny_pair["spm"]), "--dict", str(tiny_pair["dict"]), "--out", str(out), "--quiet",
+           "--src-corpus", str(d / "en.train.tok"), "--tgt-corpus", str(d / "fr.train.tok")]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    stats = json.loads(p.stdout.strip().splitlines()[-1])
+    assert f"remove {stats['src_stopword_token_fraction']:.2%} of eligible en tokens" in p.stderr
+    assert 0 < stats["src_eligible_tokens"] and stats["cand_identical"] > 0  # IBM-1 has identities too (names, numbers)
+    meta = SubstitutionTable.load(out).meta
+    en = CorpusCounts.from_files(d / "en.train.tok", "en")
+    assert meta["src_stopwords"]["sha256"] == stopword_list(DEFAULT_STOPWORDS, "en", en)[1]["sha256"]
+    assert meta["src_stopwords"]["corpus"]["sha256"] == [sha256_file(d / "en.train.tok")]
+    assert meta["keep_identical"] is False and meta["casing"]["tgt_corpus"]["paths"] == [str(d / "fr.train.tok")]
+    # without a corpus the default cannot be made: a clear error, not a silent empty list
+    p = subprocess.run(cmd[:-4], capture_output=True, text=True)
+    assert p.returncode != 0 and "--src-corpus" in p.stderr

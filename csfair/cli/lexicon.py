@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import run_cli
 from ..io import LineIssues
+from ..text import DEFAULT_STOPWORDS
 
 
 def cmd_ibm1(args) -> None:
@@ -53,7 +54,7 @@ def cmd_table(args) -> None:
     from ..io import sha256_file
     from ..lexicon import Lexicon
     from ..substitution_table import SubstitutionTable, TableConfig
-    from ..text import load_stopwords
+    from ..text import CorpusCounts, stopword_list
     from ..vocab import WordEncoder
 
     lex = Lexicon.load_tsv(args.lexicon)
@@ -62,24 +63,38 @@ def cmd_table(args) -> None:
     if lex.probabilistic and args.min_prob < lex.probs.min(initial=1.0) - 1e-12 and len(lex):
         print(f"note: {args.lexicon} keeps only p >= {lex.probs.min():.2g}; --min-prob {args.min_prob} "
               "cannot restore smaller candidates", file=sys.stderr)
+    src_corpus = CorpusCounts.from_files(args.src_corpus, src_lang) if args.src_corpus else None
+    tgt_corpus = CorpusCounts.from_files(args.tgt_corpus, tgt_lang) if args.tgt_corpus else None
+    try:
+        src_stop, src_info = stopword_list(args.src_stopwords, src_lang, src_corpus)
+        tgt_stop, tgt_info = stopword_list(args.tgt_stopwords, tgt_lang, tgt_corpus)
+    except ValueError as e:
+        sys.exit(f"csfair-lexicon table: {e}")
     cfg = TableConfig(
         min_prob=args.min_prob, temperature=args.temperature, min_word_len=args.min_word_len,
-        src_stopwords=load_stopwords(args.src_stopwords, src_lang),
-        tgt_stopwords=load_stopwords(args.tgt_stopwords, tgt_lang),
+        src_stopwords=src_stop, tgt_stopwords=tgt_stop, src_stopwords_info=src_info, tgt_stopwords_info=tgt_info,
         case_variants=not args.no_case_variants, drop_punct=not args.keep_punct,
+        keep_identical=args.keep_identical, name_min_capitalised=args.name_min_capitalised,
     )
     enc = WordEncoder(args.spm_model, args.dict)
     extra = dict(
         lexicon=str(args.lexicon), spm_model=str(args.spm_model), spm_sha256=sha256_file(args.spm_model),
         dict_path=str(args.dict), dict_sha256=enc.vocab.sha256(), dict_size=len(enc.vocab),
-        src_stopwords=args.src_stopwords, tgt_stopwords=args.tgt_stopwords,
     )
     lex.src_lang, lex.tgt_lang = src_lang, tgt_lang
-    table, stats = SubstitutionTable.build(lex, enc, enc.vocab.unk, cfg, extra_meta=extra, progress=not args.quiet)
+    table, stats = SubstitutionTable.build(lex, enc, enc.vocab.unk, cfg, extra_meta=extra, progress=not args.quiet,
+                                           src_corpus=src_corpus, tgt_corpus=tgt_corpus)
     table.save(args.out)
     if args.tsv:
         table.to_tsv(args.tsv, decode=enc.decode)
     size = sum(f.stat().st_size for f in Path(args.out).iterdir())
+    if "src_stopword_token_fraction" in stats:
+        print(f"stopwords {args.src_stopwords} ({src_lang}, {len(src_stop)} words, sha256 {src_info['sha256'][:12]}): "
+              f"remove {stats['src_stopword_token_fraction']:.2%} of eligible {src_lang} tokens "
+              f"({stats['src_stopword_tokens']:,} of {stats['src_eligible_tokens']:,} in {args.src_corpus})",
+              file=sys.stderr)
+    print(f"identical candidates {'kept' if args.keep_identical else 'dropped'}: {stats['cand_identical']:,} "
+          f"({stats['src_only_identical']:,} source words had no other candidate)", file=sys.stderr)
     print(json.dumps({"output": args.out, "bytes_on_disk": size, **stats}))
 
 
@@ -152,9 +167,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-prob", type=float, default=0.02, help="keep IBM-1 candidates with p > this (paper: 0.02)")
     s.add_argument("--temperature", type=float, default=3.0, help="T of p**(1/T) / sum p**(1/T) (paper: 3)")
     s.add_argument("--min-word-len", type=int, default=4, help="never replace shorter source words (paper: 4)")
-    s.add_argument("--src-stopwords", default="iso",
-                   help="source words never replaced: 'iso' (stopwords-iso), a .json/.txt list, or 'none'")
-    s.add_argument("--tgt-stopwords", default="iso", help="candidates dropped: 'iso', a list, or 'none'")
+    s.add_argument("--src-corpus", default=None,
+                   help="Moses-tokenised source-language text (e.g. the pretraining train split): word counts "
+                   "for the default stopwords, for name detection (mostly capitalised words get no case "
+                   "variants) and for the stopword report")
+    s.add_argument("--tgt-corpus", default=None,
+                   help="Moses-tokenised target-language text: word counts for the default stopwords and for "
+                   "the candidates' surface forms (their most frequent non-sentence-initial casing)")
+    s.add_argument("--src-stopwords", default=DEFAULT_STOPWORDS,
+                   help=f"source words never replaced: 'top:N' (the N most frequent words of --src-corpus, same N "
+                   f"for every language; default {DEFAULT_STOPWORDS}), 'iso' (stopwords-iso), a .json/.txt list, "
+                   "or 'none'")
+    s.add_argument("--tgt-stopwords", default=DEFAULT_STOPWORDS,
+                   help=f"candidates dropped: 'top:N' (of --tgt-corpus; default {DEFAULT_STOPWORDS}), 'iso', a "
+                   "list, or 'none'")
+    s.add_argument("--keep-identical", action="store_true",
+                   help="keep candidates equal to their source word, case-insensitively (MUSE 'paris paris', "
+                   "numbers; dropped by default: they change nothing)")
+    s.add_argument("--name-min-capitalised", type=float, default=0.5,
+                   help="with --src-corpus: source words capitalised in more than this fraction of their "
+                   "non-sentence-initial occurrences are names and get no case variants (1.0: off; not "
+                   "applied to German/Luxembourgish, which capitalise every noun)")
     s.add_argument("--no-case-variants", action="store_true", help="do not add Capitalised/UPPER forms")
     s.add_argument("--keep-punct", action="store_true",
                    help="keep candidates/source words without any letter or digit (dropped by default: "

@@ -197,13 +197,18 @@ for lang in "$SRC" "$TGT"; do
   fi
 done
 
-step "6/7 substitution tables (p > 0.02, T = 3, no stopwords, words >= 4 characters)"
+# Stopwords: the 20 most frequent words of each language's own training text (the same rule for every
+# language); candidates take their usual casing in the target text; identical candidates are dropped.
+step "6/7 substitution tables (p > 0.02, T = 3, top-20 stopwords, words >= 4 characters, no identical candidates)"
 for name in ibm1 muse; do
   for d in "$SRC-$TGT" "$TGT-$SRC"; do
     out="$DATA_BIN/tables/$name.$d"
     if [ -f "$out/meta.json" ]; then skip "$out"; else
       csfair-lexicon table --lexicon "$WORK/lexicons/$name.$d.tsv" --spm-model "$DATA_BIN/spm.model" \
-        --dict "$DATA_BIN/dict.txt" --out "$out" --tsv "$WORK/lexicons/$name.$d.table.tsv" --quiet
+        --dict "$DATA_BIN/dict.txt" --out "$out" --tsv "$WORK/lexicons/$name.$d.table.tsv" --quiet \
+        --src-corpus "$WORK/text/${d%-*}.train.tok" --tgt-corpus "$WORK/text/${d#*-}.train.tok" \
+        > "$WORK/table.$name.$d.json" 2> "$WORK/table.$name.$d.log" || { cat "$WORK/table.$name.$d.log" >&2; exit 1; }
+      sed "s/^/   $name.$d: /" "$WORK/table.$name.$d.log"
     fi
   done
 done
