@@ -441,6 +441,9 @@ def main(argv=None):
     suffix = ("/frozen" if args.freeze_encoder else "") + ("/crf" if args.crf else "") + \
              (f"/{args.class_weighting}" if args.class_weighting != "none" else "") + \
              (f"/focal{args.focal_gamma:g}" if args.focal_gamma else "")
+    names = {m.name + x for m in models for x in ("", suffix, "-ensemble")}
+    if args.reference and args.reference not in names:
+        raise SystemExit(f"--reference {args.reference!r} is none of the columns ({', '.join(m.name for m in models)})")
     code = code_version()
     current = {spec.name: set() for spec in tasks}  # protocol keys of this command, per task (what the tables show)
     t_start = time.time()
