@@ -284,3 +284,38 @@ class _null:
 
     def __exit__(self, *a):
         return False
+
+
+def unk_rates(raw_dir: PathLike, vocabulary: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """Share of input pieces that are ``<unk>`` for a model's vocabulary, per ``<lang>.<split>``.
+
+    A piece counts as unknown when sentencepiece gave ``<unk>`` or when it is not in the model's
+    fairseq dictionary (binarisation maps it to ``<unk>``). A language whose script the
+    pretraining vocabulary lacks (Hindi under an en-fr model) is mostly ``<unk>``: its scores
+    measure the label prior, not transfer, and the runner reports the rate with every result.
+
+    Args:
+        raw_dir: the ``raw/`` directory of :func:`write_task_data` (``input0`` and ``input1`` files).
+        vocabulary: the dictionary's symbols; None: only sentencepiece's ``<unk>`` counts.
+
+    Returns:
+        ``{"<lang>.<split>": rate}`` (0.0 for a split with no pieces).
+    """
+    vocab = set(vocabulary) if vocabulary is not None else None
+    out: Dict[str, float] = {}
+    for name in sorted(os.listdir(raw_dir)):
+        if not name.endswith(".input0"):
+            continue
+        base = name[: -len(".input0")]
+        total = unk = 0
+        for field_name in ("input0", "input1"):
+            path = os.path.join(raw_dir, f"{base}.{field_name}")
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    for piece in line.split():
+                        total += 1
+                        unk += piece == "<unk>" or (vocab is not None and piece not in vocab)
+        out[base] = unk / total if total else 0.0
+    return out

@@ -4,16 +4,27 @@
 For each pretrained checkpoint (a table column), task and seed: write the task's data with the
 checkpoint's sentencepiece model and dictionary, fine-tune with ``fairseq-train`` (Visser et al.,
 2025, Table 2: max length 128, batch 32, lr 5e-5, weight decay 0.01, warmup ratio 0.25, linear
-decay, 3 epochs for NER/POS, 4 for NLI), evaluate the training language's dev set (model
-selection) and every target language's test set, and append one JSON line per evaluation to
-``<out>/results.jsonl``. Finished runs are skipped when the command is repeated. At the end,
-tables of mean ± std over seeds (rows: languages, columns: checkpoints) are printed and written
-to ``<out>/tables/<task>.{md,csv}``.
+decay, 3 epochs for NER/POS, 4 for NLI), score the training language's dev set after every epoch
+and keep the best epoch (model selection as in XTREME and Hugging Face's ``load_best_model_at_end``;
+the epoch is recorded), evaluate every target language's test set with it, and append one JSON
+line per evaluation to ``<out>/results.jsonl`` (per-item scores for the paired bootstrap in
+``<out>/items.jsonl``).
+
+Every record carries a protocol key (csfair.results.protocol_key) over every fine-tuning
+hyperparameter, the data sizes, the code version (git commit, plus a digest of uncommitted
+changes; csfair.__version__ outside git) and the pretrained checkpoint's SHA-256: finished runs
+are skipped only when the key matches, and tables show the current command's protocols only.
+A run whose dev score does not beat the majority-class baseline, or whose predictions are
+(nearly) all one label, is flagged (``flags``), marked in the tables and left out of the mean.
+At the end, tables of mean ± std (n = unflagged seeds) are printed and written to
+``<out>/tables/<task>.{md,csv,json}``; with ``--reference NAME`` each cell is compared with that
+column by a paired bootstrap over test items (accuracy metrics; `*` in Markdown, the interval in
+CSV/JSON).
 
 Usage:
     python scripts/zeroshot.py --checkpoint ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt \\
         --checkpoint nocs=checkpoints/en-fr/none/checkpoint_last.pt --tasks pos,ner-wikiann,xnli \\
-        --seeds 1,2,3 [--max-train 2000 --max-eval 1000] [--grid] [--freeze-encoder] [--crf]
+        --seeds 1,2,3 [--max-train 2000 --max-eval 1000] [--grid] [--freeze-encoder] [--crf] [--reference nocs]
 """
 import argparse
 import json
@@ -28,9 +39,25 @@ sys.path.insert(0, ROOT)
 
 from csfair import metrics as M  # noqa: E402
 from csfair.embeddings import FASTTEXT_BUCKET  # noqa: E402
-from csfair.finetune_data import TASKS, write_task_data  # noqa: E402
+from csfair.finetune_data import TASKS, unk_rates, write_task_data  # noqa: E402
 from csfair.io import sha256_file  # noqa: E402
-from csfair.results import aggregate, append_result, load_results, to_csv, to_markdown  # noqa: E402
+from csfair.results import (  # noqa: E402
+    add_significance,
+    aggregate,
+    append_items,
+    append_result,
+    failure_flags,
+    item_scores,
+    items_key,
+    load_items,
+    load_results,
+    majority_predictions,
+    protocol_key,
+    to_markdown,
+    write_tables,
+)
+
+DATA_FORMAT = 2  # bump when the written task data changes (2: unseen-label policy in the label dictionary)
 
 GRID_LR = (2e-5, 5e-5, 1e-4)
 GRID_EPOCHS = (3, 4, 5)
@@ -119,7 +146,8 @@ def prepare(spec, model, args, out):
     """Data of a task for a model's vocabulary (cached), the fairseq-train model flags, counts."""
     from user_dir.finetune import binarize_task
 
-    sizes = (f"-train{args.max_train}" if args.max_train else "") + (f"-eval{args.max_eval}" if args.max_eval else "")
+    sizes = (f"-train{args.max_train}" if args.max_train else "") + (f"-eval{args.max_eval}" if args.max_eval else "") \
+        + f"-v{DATA_FORMAT}-{args.unseen_labels}"
     spm, dict_path, arch_args, max_pos = _vocab_of(model, args)
     if model.kind == "tagger":
         root = os.path.join(out, "data", "words", spec.name + sizes)
@@ -131,9 +159,21 @@ def prepare(spec, model, args, out):
         write_task_data(spec, spm, root, max_positions=128, max_train=args.max_train, max_eval=args.max_eval,
                         seed=1, workers=2, word_level=model.kind == "tagger")
         binarize_task(os.path.join(root, "raw"), os.path.join(root, "bin"),
-                      None if model.kind == "tagger" else dict_path, spec.pair, spec.source_lang, spm)
+                      None if model.kind == "tagger" else dict_path, spec.pair, spec.source_lang, spm,
+                      unseen_labels=args.unseen_labels)
         open(done, "w").close()
     stats = json.load(open(os.path.join(root, "raw", "stats.json")))
+    unseen_path = os.path.join(root, "bin", "unseen_labels.json")
+    unseen = json.load(open(unseen_path)) if os.path.exists(unseen_path) else {}
+    for key, labs in unseen.items():
+        log(f"{spec.name} {key}: labels never seen in training, scored as never predicted: {labs}")
+    if model.kind == "tagger":
+        unk = {}  # the word dictionary is built from every evaluated word
+    else:
+        from fairseq.data import Dictionary
+
+        unk = unk_rates(os.path.join(root, "raw"), Dictionary.load(dict_path).symbols)
+    stats = {k: dict(v, unk_rate=unk.get(k), unseen_labels=unseen.get(k, {})) for k, v in stats.items()}
     if model.kind == "tagger":
         from csfair.embeddings import build_meta_tables
         from fairseq.data import Dictionary
@@ -166,7 +206,11 @@ def finetune(spec, model, arch_args, max_positions, n_train, data_root, run_dir,
         "--adam-betas", "(0.9,0.999)", "--adam-eps", "1e-08", "--weight-decay", str(args.weight_decay),
         "--lr", str(lr), "--lr-scheduler", "polynomial_decay", "--end-learning-rate", "0", "--power", "1",
         "--warmup-updates", str(warmup), "--total-num-update", str(total), "--max-epoch", str(epochs),
-        "--seed", str(seed), "--save-dir", run_dir, "--no-epoch-checkpoints", "--disable-validation",
+        # one checkpoint per epoch (model weights only) for the best-epoch selection on dev; fairseq's own
+        # --best-checkpoint-metric would select on what the criterion logs (word accuracy for token_tagging,
+        # accuracy for sentence_prediction), not on span F1 or macro-F1 as the tables do
+        "--seed", str(seed), "--save-dir", run_dir, "--save-interval", "1", "--no-last-checkpoints",
+        "--no-save-optimizer-state", "--disable-validation",
         "--num-workers", "0", "--log-format", "simple", "--log-interval", "100", "--required-batch-size-multiple", "1",
     ]
     if model.kind == "pretrained":
@@ -188,12 +232,47 @@ def finetune(spec, model, arch_args, max_positions, n_train, data_root, run_dir,
                "--criterion", "sentence_prediction", "--num-classes", str(len(labels)), "--init-token", "0",
                "--separator-token", "2", "--shorten-method", "truncate", *common]
     os.makedirs(run_dir, exist_ok=True)
+    for name in os.listdir(run_dir):  # fairseq-train would resume from a stale checkpoint_last.pt of another protocol
+        if name.startswith("checkpoint") and name.endswith(".pt"):
+            os.remove(os.path.join(run_dir, name))
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     with open(os.path.join(run_dir, "train.log"), "w") as logf:
         p = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     if p.returncode != 0:
         raise RuntimeError(f"fine-tuning failed: see {os.path.join(run_dir, 'train.log')}")
-    return os.path.join(run_dir, "checkpoint_last.pt"), total
+    ckpts = [os.path.join(run_dir, f"checkpoint{ep}.pt") for ep in range(1, epochs + 1)]
+    missing = [c for c in ckpts if not os.path.exists(c)]
+    if missing:
+        raise RuntimeError(f"fine-tuning wrote no {missing[0]}: see {os.path.join(run_dir, 'train.log')}")
+    return ckpts, total
+
+
+def select_best_epoch(spec, ckpts, data_root):
+    """Score the training language's dev set with every epoch's checkpoint; keep the best.
+
+    The best is the highest dev score of the task's metric, the earliest epoch on ties (as
+    Hugging Face's ``load_best_model_at_end``, which replaces the best only on improvement). The
+    others are deleted; the best is renamed ``checkpoint_best.pt``.
+
+    Returns:
+        (best checkpoint path, best epoch (1-based), dev score per epoch, the best epoch's dev pairs).
+    """
+    from user_dir.finetune import predict
+
+    dev, best = [], None
+    for ep, ckpt in enumerate(ckpts, 1):
+        pairs = predict(ckpt, os.path.join(data_root, "bin", spec.source_lang), "valid", spec.kind)
+        value = score(spec, pairs)[spec.metric]
+        dev.append(round(float(value), 6))
+        if best is None or value > best[0]:
+            best = (value, ep, pairs)
+    best_path = os.path.join(os.path.dirname(ckpts[0]), "checkpoint_best.pt")
+    for ep, ckpt in enumerate(ckpts, 1):
+        if ep == best[1]:
+            os.replace(ckpt, best_path)
+        else:
+            os.remove(ckpt)
+    return best_path, best[1], dev, best[2]
 
 
 def count_parameters(checkpoint):
@@ -219,16 +298,101 @@ def majority_vote(runs):
 
 
 def evaluate(spec, ft_ckpt, data_root, langs, keep=None):
-    """``{(lang, split): (metrics, n)}``; ``keep`` (a dict) receives the (gold, pred) pairs."""
+    """``{(lang, "test"): (metrics, n)}``; ``keep`` (a dict) receives the (gold, pred) pairs."""
     from user_dir.finetune import predict
 
     out = {}
-    for lang, split in [(spec.source_lang, "valid")] + [(lg, "test") for lg in langs]:
+    for lang, split in [(lg, "test") for lg in langs]:
         pairs = predict(ft_ckpt, os.path.join(data_root, "bin", lang), split, spec.kind)
         out[(lang, split)] = (score(spec, pairs), len(pairs))
         if keep is not None:
             keep[(lang, split)] = pairs
     return out
+
+
+def code_version():
+    """The git commit of the code (``+<digest>`` of uncommitted changes to tracked files), else csfair.__version__."""
+    import hashlib
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        diff = subprocess.run(["git", "diff", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        import csfair
+
+        return f"csfair-{csfair.__version__}"
+    return head + (f"+{hashlib.sha256(diff).hexdigest()[:12]}" if diff else "")
+
+
+_SHA = {}
+
+
+def column_digest(model, args):
+    """What identifies a column's starting point: the pretrained checkpoint's SHA-256 (its bytes, not
+    its name), or the scratch/tagger column key (with the taggers' fastText settings)."""
+    if model.kind == "pretrained":
+        st = os.stat(model.path)
+        key = (model.path, st.st_size, st.st_mtime_ns)
+        if key not in _SHA:
+            _SHA[key] = sha256_file(model.path)
+        return _SHA[key]
+    if model.kind == "tagger":
+        return f"{_column_key(model)}:fasttext-lines={args.fasttext_lines}:bucket={args.fasttext_bucket}"
+    return _column_key(model)
+
+
+def protocol_of(spec, model, args, arch_args, max_pos, stats, lr, epochs, code):
+    """Everything that defines a run but its seed (csfair.results.protocol_key hashes it)."""
+    return dict(
+        task=spec.name, kind=model.kind, start=column_digest(model, args),
+        arch=[a for a in arch_args if not os.path.isabs(a)], max_positions=max_pos,
+        lr=lr, epochs=epochs, batch_size=args.batch_size, weight_decay=args.weight_decay,
+        warmup_ratio=args.warmup_ratio, optimizer="adam(0.9,0.999,1e-8)", scheduler="polynomial_decay(power=1,end=0)",
+        freeze_encoder=bool(args.freeze_encoder and model.kind == "pretrained"), crf=bool(args.crf or model.kind == "tagger"),
+        class_weighting=args.class_weighting, focal_gamma=args.focal_gamma, grid=bool(args.grid),
+        max_train=args.max_train, max_eval=args.max_eval, data_seed=1, data_format=DATA_FORMAT,
+        data={k: v["examples"] for k, v in sorted(stats.items())}, unseen_labels=args.unseen_labels,
+        selection=f"best epoch on {spec.source_lang} dev {spec.metric}", code=code,
+    )
+
+
+def train_labels(spec, data_root):
+    """The training language's training labels (per sentence for tagging)."""
+    raw = os.path.join(data_root, "raw", f"{spec.source_lang}.train")
+    if spec.kind == "tagging":
+        return [json.loads(x)["labels"] for x in open(raw + ".jsonl", encoding="utf-8")]
+    return [x.strip() for x in open(raw + ".label", encoding="utf-8")]
+
+
+def run_record(spec, pairs, stats, lang, split, proto, seed, items_path, run_flags=(), majority=None):
+    """Metrics, flags, unk rate and per-item scores of one evaluation (the record's fields)."""
+    gold = [g for g, _ in pairs]
+    pred = [p for _, p in pairs]
+    m = score(spec, pairs)
+    flags = sorted(set(run_flags) | set(failure_flags(m[spec.metric] if majority is not None else None,
+                                                      majority, gold, pred)))
+    st = stats.get(f"{lang}.{split}", {})
+    rec = dict(lang=lang, split=split, metrics=m, n=len(pairs), flags=flags, unk_rate=st.get("unk_rate"),
+               unseen_labels=st.get("unseen_labels", {}))
+    if majority is not None:
+        rec["majority_baseline"] = majority
+    its = item_scores(spec.metric_fn, gold, pred)
+    if its is not None and split != "grid":
+        key = items_key(proto, seed, lang, split)
+        append_items(items_path, key, *its)
+        rec["items"] = key
+    return rec
+
+
+def finetune_and_select(spec, model, arch_args, max_pos, stats, data_root, run_dir, seed, lr, epochs, args):
+    """Fine-tune, keep the best epoch on dev; (checkpoint, updates, best epoch, dev per epoch, dev pairs, run flags, majority)."""
+    n_train = stats[f"{spec.source_lang}.train"]["examples"]
+    ckpts, updates = finetune(spec, model, arch_args, max_pos, n_train, data_root, run_dir, seed, lr, epochs, args)
+    best, best_epoch, dev, pairs = select_best_epoch(spec, ckpts, data_root)
+    gold = [g for g, _ in pairs]
+    majority = score(spec, list(zip(gold, majority_predictions(train_labels(spec, data_root), gold))))[spec.metric]
+    flags = failure_flags(dev[best_epoch - 1], majority, gold, [p for _, p in pairs])
+    return best, updates, best_epoch, dev, pairs, flags, majority
 
 
 def main(argv=None):
@@ -256,7 +420,13 @@ def main(argv=None):
     p.add_argument("--spm", default=None, help="sentencepiece model (default: the checkpoint's data dir)")
     p.add_argument("--dict", default=None, help="dictionary (default: the checkpoint's data dir)")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "zeroshot"))
-    p.add_argument("--keep-checkpoints", action="store_true")
+    p.add_argument("--keep-checkpoints", action="store_true", help="keep each run's best-epoch checkpoint_best.pt")
+    p.add_argument("--reference", default=None,
+                   help="column to compare every other column with (paired bootstrap over test items, pooled "
+                        "over seeds; accuracy metrics only): '*' in the Markdown table, interval in CSV/JSON")
+    p.add_argument("--unseen-labels", default="never-predicted", choices=["error", "never-predicted"],
+                   help="test labels the training language lacks: stop with an error, or score them as a class "
+                        "the model never predicts (recorded per evaluation as unseen_labels)")
     p.add_argument("--fasttext-lines", type=int, default=None,
                    help="monolingual lines per language for the taggers' fastText vectors (default: all)")
     p.add_argument("--fasttext-bucket", type=int, default=FASTTEXT_BUCKET,
@@ -267,9 +437,15 @@ def main(argv=None):
     tasks = [TASKS[t] for t in args.tasks.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     results_path = os.path.join(args.out, "results.jsonl")
+    items_path = os.path.join(args.out, "items.jsonl")
     suffix = ("/frozen" if args.freeze_encoder else "") + ("/crf" if args.crf else "") + \
              (f"/{args.class_weighting}" if args.class_weighting != "none" else "") + \
              (f"/focal{args.focal_gamma:g}" if args.focal_gamma else "")
+    names = {m.name + x for m in models for x in ("", suffix, "-ensemble")}
+    if args.reference and args.reference not in names:
+        raise SystemExit(f"--reference {args.reference!r} is none of the columns ({', '.join(m.name for m in models)})")
+    code = code_version()
+    current = {spec.name: set() for spec in tasks}  # protocol keys of this command, per task (what the tables show)
     t_start = time.time()
     for model in models:
         label = model.name + (suffix if model.kind == "pretrained" else "")
@@ -280,67 +456,85 @@ def main(argv=None):
             langs = [lg for lg in spec.test_langs if not args.langs or lg in args.langs.split(",")]
             data_root, arch_args, max_pos, stats = prepare(spec, model, args, args.out)
             log(f"{spec.name} examples: " + ", ".join(f"{k} {v['examples']}" for k, v in stats.items()))
-            n_train = stats[f"{spec.source_lang}.train"]["examples"]
+            for k, v in stats.items():
+                if v.get("unk_rate") is not None and v["unk_rate"] > 0.5:
+                    log(f"{spec.name} {k}: {100 * v['unk_rate']:.0f}% of the input pieces are <unk> for {label}")
             base_lr = args.lr if model.kind == "pretrained" else args.scratch_lr
             configs = [(base_lr, args.epochs or spec.epochs)]
             if args.grid:
                 configs = [(lr, ep) for lr in GRID_LR for ep in GRID_EPOCHS]
             base = dict(model=label, task=spec.name, max_train=args.max_train, max_eval=args.max_eval,
-                        checkpoint=model.path or _column_key(model))
-            done = load_results(results_path)
+                        checkpoint=model.path or _column_key(model), code=code)
             if len(configs) > 1:
                 best = None
                 for lr, ep in configs:
-                    got = [r for r in done if r["task"] == spec.name and r["model"] == label and r["split"] == "grid"
-                           and r["lr"] == lr and r["epochs"] == ep and r["seed"] == seeds[0]]
+                    proto = protocol_key(protocol_of(spec, model, args, arch_args, max_pos, stats, lr, ep, code))
+                    got = [r for r in load_results(results_path) if r.get("protocol") == proto and r["split"] == "grid"
+                           and r["seed"] == seeds[0]]
                     if not got:
                         run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, f"grid-lr{lr:g}-ep{ep}")
                         t0 = time.time()
-                        ft, _ = finetune(spec, model, arch_args, max_pos, n_train, data_root, run_dir, seeds[0], lr, ep, args)
-                        (m, n) = evaluate(spec, ft, data_root, [])[(spec.source_lang, "valid")]
-                        rec = dict(base, lang=spec.source_lang, split="grid", seed=seeds[0], lr=lr, epochs=ep,
-                                   metrics=m, n=n, seconds=round(time.time() - t0, 1))
+                        ft, _, best_ep, dev, pairs, flags, maj = finetune_and_select(
+                            spec, model, arch_args, max_pos, stats, data_root, run_dir, seeds[0], lr, ep, args)
+                        rec = dict(base, **run_record(spec, pairs, stats, spec.source_lang, "grid", proto, seeds[0],
+                                                      items_path, flags, maj),
+                                   protocol=proto, seed=seeds[0], lr=lr, epochs=ep, best_epoch=best_ep, dev_by_epoch=dev,
+                                   seconds=round(time.time() - t0, 1))
                         append_result(results_path, rec)
                         got = [rec]
                         if not args.keep_checkpoints:
                             os.remove(ft)
                     value = got[-1]["metrics"][spec.metric]
-                    log(f"{spec.name} grid lr={lr:g} epochs={ep}: dev {spec.metric} {value:.4f}")
-                    if best is None or value > best[0]:
+                    failed = bool(got[-1].get("flags"))
+                    log(f"{spec.name} grid lr={lr:g} epochs={ep}: dev {spec.metric} {value:.4f}"
+                        + (f" (failed: {', '.join(got[-1]['flags'])})" if failed else ""))
+                    if not failed and (best is None or value > best[0]):
                         best = (value, lr, ep)
+                if best is None:
+                    log(f"{spec.name}: every grid run failed; the first configuration is kept and its runs are flagged")
+                    best = (None,) + configs[0]
                 configs = [best[1:]]
                 log(f"{spec.name}: selected lr={best[1]:g} epochs={best[2]} on {spec.source_lang} dev")
             lr, epochs = configs[0]
+            proto = protocol_key(protocol_of(spec, model, args, arch_args, max_pos, stats, lr, epochs, code))
+            current[spec.name].add(proto)
             predictions = []  # per seed, for the ensemble of the taggers
+            params = 0
             for seed in seeds:
-                have = [r for r in load_results(results_path) if r["task"] == spec.name and r["model"] == label
-                        and r["seed"] == seed and r["lr"] == lr and r["epochs"] == epochs and r["split"] == "test"
-                        and r.get("max_train") == args.max_train and r.get("max_eval") == args.max_eval]
+                have = [r for r in load_results(results_path) if r.get("protocol") == proto and r["seed"] == seed
+                        and r["split"] == "test" and r["model"] == label]
                 run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, f"seed{seed}")
-                pred_file = os.path.join(run_dir, "predictions.json")
+                pred_file = os.path.join(run_dir, f"predictions-{proto}.json")
                 if {r["lang"] for r in have} >= set(langs):
-                    log(f"{label} {spec.name} seed {seed}: done before, skipped")
+                    log(f"{label} {spec.name} seed {seed}: done before (protocol {proto}), skipped")
                     if os.path.exists(pred_file):
                         saved = json.load(open(pred_file))
                         predictions.append({tuple(k.split("|")): v for k, v in saved.items()})
                     params = have[-1].get("params", 0)
                     continue
                 t0 = time.time()
-                ft, updates = finetune(spec, model, arch_args, max_pos, n_train, data_root, run_dir, seed, lr, epochs, args)
+                ft, updates, best_ep, dev, dev_pairs, run_flags, maj = finetune_and_select(
+                    spec, model, arch_args, max_pos, stats, data_root, run_dir, seed, lr, epochs, args)
                 t_train = time.time() - t0
                 params = count_parameters(ft)
                 kept = {}
                 res = evaluate(spec, ft, data_root, langs, keep=kept)
+                kept = {(spec.source_lang, "valid"): dev_pairs, **kept}
                 predictions.append(kept)
                 with open(pred_file, "w") as fh:  # for ensembles and error analysis
                     json.dump({f"{lg}|{sp}": v for (lg, sp), v in kept.items()}, fh)
-                for (lang, split), (m, n) in res.items():
-                    append_result(results_path, dict(base, lang=lang, split=split, seed=seed, lr=lr, epochs=epochs,
-                                                     updates=updates, metrics=m, n=n, params=params,
-                                                     train_seconds=round(t_train, 1),
-                                                     seconds=round(time.time() - t0, 1)))
-                log(f"{label} {spec.name} seed {seed}: {spec.metric} " + ", ".join(
-                    f"{lg}/{sp} {m[spec.metric]:.4f}" for (lg, sp), (m, _) in res.items())
+                run_info = dict(base, protocol=proto, seed=seed, lr=lr, epochs=epochs, best_epoch=best_ep,
+                                dev_by_epoch=dev, updates=updates, params=params, train_seconds=round(t_train, 1),
+                                seconds=round(time.time() - t0, 1))
+                recs = [dict(run_info, **run_record(spec, dev_pairs, stats, spec.source_lang, "valid", proto, seed,
+                                                    items_path, run_flags, maj))]
+                recs += [dict(run_info, **run_record(spec, kept[key], stats, key[0], key[1], proto, seed, items_path,
+                                                     run_flags)) for key in res]
+                for rec in recs:
+                    append_result(results_path, rec)
+                log(f"{label} {spec.name} seed {seed}: best epoch {best_ep} (dev {spec.metric} by epoch {dev}); "
+                    + ", ".join(f"{r['lang']}/{r['split']} {r['metrics'][spec.metric]:.4f}"
+                                + (f" [{','.join(r['flags'])}]" if r["flags"] else "") for r in recs)
                     + f" ({time.time() - t0:.0f} s, {params / 1e6:.2f}M parameters)")
                 if not args.keep_checkpoints:
                     os.remove(ft)
@@ -348,37 +542,44 @@ def main(argv=None):
                 # HME-Ensemble (Winata et al., 2021): majority vote of the seeds, per word
                 for key in predictions[0]:
                     voted = majority_vote([pr[key] for pr in predictions])
-                    append_result(results_path, dict(base, model=f"{label}-ensemble", lang=key[0], split=key[1],
-                                                     seed=0, lr=lr, epochs=epochs, metrics=score(spec, voted),
-                                                     n=len(voted), params=params * len(predictions)))
+                    rec = run_record(spec, voted, stats, key[0], key[1], proto, 0, items_path)
+                    append_result(results_path, dict(base, **rec, model=f"{label}-ensemble", protocol=proto, seed=0,
+                                                     lr=lr, epochs=epochs, params=params * len(predictions)))
                 log(f"{label}-ensemble {spec.name}: majority vote of {len(predictions)} seeds recorded")
 
     records = load_results(results_path)
+    items = load_items(items_path) if args.reference else {}
     params_of = {}
     for r in records:
         if "params" in r:
             params_of[r["model"]] = r["params"]
     os.makedirs(os.path.join(args.out, "tables"), exist_ok=True)
     for spec in tasks:
-        # every column recorded for the task (e.g. fine-tuned and frozen runs of several checkpoints)
+        # the columns of this command's protocols only: older results (other code, other checkpoint
+        # bytes, other hyperparameters) stay in results.jsonl but never enter a cell
         for split, langs in (("test", None), ("valid", [spec.source_lang])):
-            table = aggregate(records, spec.name, spec.metric, split=split, langs=langs)
+            table = aggregate(records, spec.name, spec.metric, split=split, langs=langs, protocols=current[spec.name])
             if not table:
                 continue
-            headers = {m: (f"{m} ({params_of[m] / 1e6:.1f}M)" if m in params_of else m)
+            reference = None
+            if args.reference and split == "test":
+                cols = next(iter(table.values()))
+                reference = args.reference if args.reference in cols else args.reference + suffix
+                if reference not in cols:
+                    raise SystemExit(f"--reference {args.reference!r} is not a column of {spec.name} ({', '.join(cols)})")
+                add_significance(table, items, reference)
+            headers = {m: (f"{m} ({params_of[m.split('@')[0]] / 1e6:.1f}M)" if m.split("@")[0] in params_of else m)
                        for m in next(iter(table.values()))}
             table = {lg: {headers[m]: v for m, v in row.items()} for lg, row in table.items()}
-            title = f"{spec.name} ({spec.metric}, {split}; mean ± std over seeds {args.seeds}; parameters in brackets)"
-            md = to_markdown(table, title)
+            title = (f"{spec.name} ({spec.metric}, {split}; mean ± std over the unflagged seeds of {args.seeds}, "
+                     f"n = seeds in the mean; best epoch on {spec.source_lang} dev; parameters in brackets)")
+            md = to_markdown(table, title, reference=headers.get(reference) if reference else None)
+            if reference and spec.metric_fn == "span_f1":
+                md += "\n- significance: not computed for span F1 (a corpus-level F1; accuracy metrics only)"
             print("\n" + md)
             if split == "test":
-                base_path = os.path.join(args.out, "tables", spec.name)
-                with open(base_path + ".md", "w") as fh:
-                    fh.write(md + "\n")
-                with open(base_path + ".csv", "w") as fh:
-                    fh.write(to_csv(table))
+                write_tables(os.path.join(args.out, "tables", spec.name), table, md)
     log(f"wall time {time.time() - t_start:.0f} s; results in {results_path}")
-
 
 if __name__ == "__main__":
     main()

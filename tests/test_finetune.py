@@ -16,7 +16,7 @@ from csfair.corpora import (
 )
 from csfair.io import InputFormatError
 from csfair.metrics import mean_std, sentence_metrics, span_f1, token_accuracy
-from csfair.results import aggregate, to_csv, to_markdown
+from csfair.results import BELOW_MAJORITY, COLLAPSED, aggregate, to_csv, to_markdown
 from csfair.tagging import IGNORE, align_first_piece, first_piece_positions
 
 
@@ -86,12 +86,12 @@ def test_aggregator_mean_std_and_tables():
             for m, lg, s, v in [("ibm1", "fr", 1, 0.5), ("ibm1", "fr", 2, 0.7), ("ibm1", "fr", 3, 0.9),
                                 ("none", "fr", 1, 0.4), ("ibm1", "de", 1, 0.3), ("ibm1", "fr", 3, 0.6)]]
     t = aggregate(recs, "pos", "accuracy")
-    mean, std, n = t["fr"]["ibm1"]  # the later seed-3 record (0.6) replaces the first
-    assert n == 3 and math.isclose(mean, 0.6) and math.isclose(std, 0.1)
-    assert t["fr"]["none"] == (0.4, 0.0, 1) and t["de"]["none"][2] == 0
+    c = t["fr"]["ibm1"]  # the later seed-3 record (0.6) replaces the first
+    assert c.n == 3 and math.isclose(c.mean, 0.6) and math.isclose(c.std, 0.1)
+    assert (t["fr"]["none"].mean, t["fr"]["none"].std, t["fr"]["none"].n) == (0.4, 0.0, 1) and t["de"]["none"].empty
     md = to_markdown(t)
-    assert "| fr | 0.6000 ± 0.1000 | 0.4000 ± 0.0000 |" in md and "| de | 0.3000 ± 0.0000 | - |" in md
-    assert to_csv(t).splitlines()[0] == "lang,ibm1_mean,ibm1_std,ibm1_n,none_mean,none_std,none_n"
+    assert "| fr | 0.6000 ± 0.1000 (n=3) | 0.4000 ± 0.0000 (n=1) |" in md and "| de | 0.3000 ± 0.0000 (n=1) | - |" in md
+    assert to_csv(t).splitlines()[0].startswith("lang,ibm1_mean,ibm1_std,ibm1_n,ibm1_failed,")
     m, s, n = mean_std([1.0, 2.0, 4.0])
     assert math.isclose(m, 7 / 3) and math.isclose(s, math.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2 + (4 - 7 / 3) ** 2) / 2))
 
@@ -127,30 +127,11 @@ def zeroshot(tiny_pair, ckpt, out, *extra):
                 "--spm", tiny_pair["spm"], "--dict", tiny_pair["dict"], "--out", out, *extra])
 
 
-def test_pos_finetuning_beats_the_majority_class_on_english_dev(tiny_pair, tiny_mlm, tmp_path):
-    p = zeroshot(tiny_pair, tiny_mlm, tmp_path, "--tasks", "pos", "--langs", "fr", "--seeds", "1",
-                 "--max-train", "400", "--max-eval", "150", "--lr", "1e-3", "--epochs", "4", "--keep-checkpoints")
-    recs = [json.loads(x) for x in open(tmp_path / "results.jsonl")]
-    dev = next(r for r in recs if r["split"] == "valid")
-    test = next(r for r in recs if r["split"] == "test")
-    assert dev["lang"] == "en" and test["lang"] == "fr" and test["n"] == 150
-    # majority-class baseline of the same English dev sentences
-    gold = [json.loads(x)["labels"] for x in open(next((tmp_path / "data").rglob("raw/en.valid.jsonl")))]
-    flat = [t for s in gold for t in s]
-    majority = max(flat.count(t) for t in set(flat)) / len(flat)
-    assert dev["metrics"]["accuracy"] > majority + 0.1, (dev["metrics"], majority)
-    assert "| fr |" in p.stdout and (tmp_path / "tables" / "pos.md").exists()
-    # a second call finds the finished run and does not train again
-    again = zeroshot(tiny_pair, tiny_mlm, tmp_path, "--tasks", "pos", "--langs", "fr", "--seeds", "1",
-                     "--max-train", "400", "--max-eval", "150", "--lr", "1e-3", "--epochs", "4")
-    assert "done before, skipped" in again.stdout
-
-
 def test_frozen_encoder_with_crf_and_sentence_pair_classification(tiny_pair, tiny_mlm, tmp_path):
     zeroshot(tiny_pair, tiny_mlm, tmp_path, "--tasks", "ner-wikiann", "--langs", "de", "--seeds", "1",
              "--max-train", "150", "--max-eval", "60", "--lr", "1e-3", "--epochs", "1", "--freeze-encoder", "--crf",
              "--keep-checkpoints")
-    ft = next((tmp_path / "runs").rglob("checkpoint_last.pt"))
+    ft = next((tmp_path / "runs").rglob("checkpoint_best.pt"))
     a = torch.load(tiny_mlm, map_location="cpu", weights_only=False)["model"]
     b = torch.load(ft, map_location="cpu", weights_only=False)["model"]
     enc = [k for k in a if k.startswith("encoder.sentence_encoder.")]
@@ -163,3 +144,55 @@ def test_frozen_encoder_with_crf_and_sentence_pair_classification(tiny_pair, tin
     assert ("ner-wikiann", "tiny/frozen/crf", "test") in tasks and ("xnli", "tiny", "test") in tasks
     xnli = next(r for r in recs if r["task"] == "xnli" and r["split"] == "test")
     assert 0.0 <= xnli["metrics"]["accuracy"] <= 1.0 and xnli["n"] == 60
+
+
+def test_pos_finetuning_best_epoch_protocol_keys_and_failed_runs(tiny_pair, tiny_mlm, tmp_path):
+    """Fine-tuning beats the majority class on English dev, with the best epoch recorded; old results
+    are served only under the same protocol; a run that learnt nothing is flagged and out of the mean."""
+    import shutil
+
+    ckpt = tmp_path / "ck.pt"
+    shutil.copyfile(tiny_mlm, ckpt)
+    out = tmp_path / "out"
+    common = ["--tasks", "pos", "--langs", "fr", "--seeds", "1", "--reference", "tiny", "--max-train", "96",
+              "--max-eval", "48", "--epochs", "3"]
+    good = [*common, "--lr", "1e-3"]
+    first = zeroshot(tiny_pair, ckpt, out, *good)
+    recs = [json.loads(x) for x in open(out / "results.jsonl")]
+    assert {r["split"] for r in recs} == {"valid", "test"} and len({r["protocol"] for r in recs}) == 1
+    for r in recs:  # the best of the 3 epochs on English dev, and the dev scores it was chosen by
+        assert len(r["dev_by_epoch"]) == 3 and r["dev_by_epoch"][r["best_epoch"] - 1] == max(r["dev_by_epoch"])
+        assert r["unk_rate"] is not None and 0 <= r["unk_rate"] < 0.5 and r["flags"] == []
+    dev = next(r for r in recs if r["split"] == "valid")
+    test = next(r for r in recs if r["split"] == "test")
+    assert dev["lang"] == "en" and test["lang"] == "fr" and test["n"] == 48
+    assert math.isclose(dev["metrics"]["accuracy"], max(dev["dev_by_epoch"]), abs_tol=1e-6)
+    # majority-class baseline of the same English dev sentences (the most frequent training label)
+    gold = [json.loads(x)["labels"] for x in open(next((out / "data").rglob("raw/en.valid.jsonl")))]
+    train = [t for x in open(next((out / "data").rglob("raw/en.train.jsonl"))) for t in json.loads(x)["labels"]]
+    top = max(set(train), key=train.count)
+    flat = [t for s in gold for t in s]
+    assert math.isclose(dev["majority_baseline"], flat.count(top) / len(flat))
+    assert dev["metrics"]["accuracy"] > dev["majority_baseline"] + 0.1, dev
+    items = [json.loads(x) for x in open(out / "items.jsonl")]
+    it = next(x for x in items if x["key"] == test["items"])
+    assert math.isclose(sum(it["num"]) / sum(it["den"]), test["metrics"]["accuracy"]) and len(it["num"]) == 48
+    assert "| fr | " in first.stdout and "(n=1)" in first.stdout and (out / "tables" / "pos.json").exists()
+    # the same protocol: served, not trained again
+    assert "done before" in zeroshot(tiny_pair, ckpt, out, *good).stdout
+    dead = [*common, "--lr", "1e-9"]  # only the learning rate differs; the head stays at its random initialisation
+    p = zeroshot(tiny_pair, ckpt, out, *dead)
+    assert "done before" not in p.stdout
+    recs = [json.loads(x) for x in open(out / "results.jsonl")]
+    bad = [r for r in recs if r["lr"] == 1e-9]
+    assert len({r["protocol"] for r in recs}) == 2 and len(bad) == 2 and all(r["flags"] for r in bad)
+    assert set(bad[0]["flags"]) <= {BELOW_MAJORITY, COLLAPSED}
+    table = (out / "tables" / "pos.md").read_text()
+    assert "failed (1 of 1)" in table and "left out of the mean" in table and "(n=1)" not in table
+    # a retrained checkpoint under the same name: other bytes, other protocol, never the old results
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    k = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][k] = state["model"][k] + 0.01
+    torch.save(state, ckpt)
+    assert "done before" not in zeroshot(tiny_pair, ckpt, out, *dead).stdout
+    assert len({json.loads(x)["protocol"] for x in open(out / "results.jsonl")}) == 3

@@ -69,14 +69,14 @@ def test_hub_predict_tags_and_predict_on_finetuned_checkpoints(tiny_pair, tiny_m
          "--langs", "fr", "--max-train", "100", *common])
     run([sys.executable, ROOT / "scripts" / "zeroshot.py", "--checkpoint", f"t={tiny_mlm}", "--tasks", "xnli",
          "--langs", "fr", "--max-train", "100", *common])
-    tagger = from_pretrained(str(tmp_path / "runs" / "t" / "pos" / "seed1"), device="cpu")
+    tagger = from_pretrained(str(tmp_path / "runs" / "t" / "pos" / "seed1"), "checkpoint_best.pt", device="cpu")
     words = ["The", "small", "dog", "sleeps", "."]
     tags = tagger.predict_tags(words)
     upos = {"ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
             "SCONJ", "SYM", "VERB", "X"}
     assert len(tags) == len(words) and set(tags) <= upos
     assert tagger.predict_tags([words, words[:2]])[1] == tagger.predict_tags(words[:2])
-    nli = from_pretrained(str(tmp_path / "runs" / "t" / "xnli" / "seed1"), device="cpu")
+    nli = from_pretrained(str(tmp_path / "runs" / "t" / "xnli" / "seed1"), "checkpoint_best.pt", device="cpu")
     label, probs = nli.predict("A man is sleeping.", "Nobody sleeps.", return_probs=True)
     assert label in ("entailment", "neutral", "contradiction") and abs(sum(probs.values()) - 1) < 1e-5
     with pytest.raises(ValueError):
@@ -86,14 +86,14 @@ def test_hub_predict_tags_and_predict_on_finetuned_checkpoints(tiny_pair, tiny_m
 
     from user_dir.hf_interop import export_checkpoint
 
-    summary = export_checkpoint(str(tmp_path / "runs" / "t" / "xnli" / "seed1" / "checkpoint_last.pt"), str(tmp_path / "hf"))
+    summary = export_checkpoint(str(tmp_path / "runs" / "t" / "xnli" / "seed1" / "checkpoint_best.pt"), str(tmp_path / "hf"))
     (name, info), = summary["heads_exported"].items()
     assert info["max_abs_logit_diff"] < 1e-4 and sorted(info["labels"]) == ["contradiction", "entailment", "neutral"]
     hf = AutoModelForSequenceClassification.from_pretrained(info["out_dir"]).eval()
     ids = nli.encode("A man is sleeping.", "Nobody sleeps.").unsqueeze(0)
     hf_probs = torch.softmax(hf(input_ids=ids).logits[0], -1)
     assert max(abs(hf_probs[hf.config.label2id[k]].item() - v) for k, v in probs.items()) < 1e-4
-    tag_summary = export_checkpoint(str(tmp_path / "runs" / "t" / "pos" / "seed1" / "checkpoint_last.pt"),
+    tag_summary = export_checkpoint(str(tmp_path / "runs" / "t" / "pos" / "seed1" / "checkpoint_best.pt"),
                                     str(tmp_path / "hf-pos"))
     assert tag_summary["heads_exported"] == {} and len(tag_summary["heads_not_exported"]) == 1
 

@@ -51,8 +51,11 @@ def _binarize(text_file: str, dictionary, out_prefix: str) -> None:
                                        num_workers=1)
 
 
+UNSEEN_LABEL_POLICIES = ("error", "never-predicted")
+
+
 def binarize_task(raw_dir: str, bin_dir: str, dict_path, pair: bool, source_lang: str,
-                  spm_model: str = None) -> Dict[str, str]:
+                  spm_model: str = None, unseen_labels: str = "error") -> Dict[str, str]:
     """Binarise every ``<lang>.<split>`` of ``raw_dir`` into ``bin_dir/<lang>/``.
 
     ``dict_path`` None builds a word dictionary from every ``input0`` file (word-level taggers:
@@ -60,9 +63,28 @@ def binarize_task(raw_dir: str, bin_dir: str, dict_path, pair: bool, source_lang
 
     ``spm_model`` is copied to ``bin_dir/spm.model`` (the hub finds a fine-tuned model's vocabulary there).
 
+    The label dictionary holds the training labels (``<source_lang>.train.label``). A label that
+    occurs in an evaluation split but not in training would otherwise binarise to ``<unk>`` and
+    drop out of the scores silently; ``unseen_labels`` decides instead:
+
+    * ``"error"``: raise ``ValueError`` naming the file and the labels;
+    * ``"never-predicted"``: append the label to the dictionary with count 0 — the head has
+      outputs for the training labels only (``TokenTaggingTask.num_classes``; the runner passes
+      ``--num-classes`` = training labels to ``sentence_prediction``), so the label is gold but
+      never predicted and every occurrence counts as an error. The counts per split are written
+      to ``bin_dir/unseen_labels.json`` (``{"<lang>.<split>": {label: occurrences}}``).
+
     Returns:
         ``{"<lang>.<split>": data directory}``.
+
+    Raises:
+        ValueError: ``unseen_labels="error"`` and an evaluation split has a label training lacks.
     """
+    import json
+    from collections import Counter
+
+    if unseen_labels not in UNSEEN_LABEL_POLICIES:
+        raise ValueError(f"unseen_labels must be one of {UNSEEN_LABEL_POLICIES}, got {unseen_labels!r}")
     from fairseq.data import Dictionary
 
     fields = ["input0", "input1"] if pair else ["input0"]
@@ -83,6 +105,26 @@ def binarize_task(raw_dir: str, bin_dir: str, dict_path, pair: bool, source_lang
     train_labels = os.path.join(raw_dir, f"{source_lang}.train.label")
     Dictionary.add_file_to_dictionary(train_labels, label_dict, lambda line: line.split(), num_workers=1)
     label_dict.finalize(threshold=0, nwords=-1, padding_factor=1)
+    unseen = {}
+    for name in sorted(os.listdir(raw_dir)):
+        if not name.endswith(".label") or name == f"{source_lang}.train.label":
+            continue
+        path = os.path.join(raw_dir, name)
+        with open(path, encoding="utf-8") as fh:
+            missing = Counter(t for line in fh for t in line.split() if t not in label_dict.indices)
+        if missing:
+            if unseen_labels == "error":
+                raise ValueError(
+                    f"{path}: labels {dict(sorted(missing.items()))} (label: occurrences) are not in the training "
+                    f"labels of {train_labels}; use the never-predicted policy to score them as a class the model "
+                    f"never predicts")
+            unseen[name[: -len(".label")]] = dict(sorted(missing.items()))
+    for lab in sorted({lab for c in unseen.values() for lab in c}):
+        label_dict.add_symbol(lab, n=0)  # after every training label: never an output of the head
+    if unseen_labels != "error":
+        os.makedirs(bin_dir, exist_ok=True)
+        with open(os.path.join(bin_dir, "unseen_labels.json"), "w", encoding="utf-8") as fh:
+            json.dump(unseen, fh, indent=1, sort_keys=True)
     out = {}
     for name in sorted(os.listdir(raw_dir)):
         if not name.endswith(".input0"):
@@ -148,10 +190,9 @@ def predict(checkpoint: str, data_dir: str, split: str, kind: str, batch_size: i
             target = sample["target"]
             words = target >= 0
             if head.crf is not None:
-                from .models.token_tagging_head import gather_words
+                from .models.token_tagging_head import crf_decode
 
-                packed, mask = gather_words(em.float(), words)
-                paths = head.crf.decode(packed, mask=mask)
+                paths = crf_decode(head.crf, em, words)
             else:
                 arg = em.argmax(-1)
                 paths = [arg[i][words[i]].tolist() for i in range(arg.size(0))]

@@ -4,14 +4,17 @@
 #
 # Usage:
 #   bash scripts/recipes/zeroshot.sh [--tasks pos,ner-wikiann,xnli] [--langs fr,de] [--seeds 1,2,3]
-#        [--paper] [--out DIR] [NAME=CHECKPOINT ...] [-- extra scripts/zeroshot.py options]
+#        [--paper] [--out DIR] [--reference NAME] [NAME=CHECKPOINT ...] [-- extra scripts/zeroshot.py options]
 #
 #   NAME=CHECKPOINT  one table column each (default: ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt,
 #                    the demo's model, plus none= and muse= runs of the recipe when they exist)
 #   --tasks          pos, ner-wikiann, ner-wikineural, xnli, xnli-sick (see csfair/finetune_data.py)
 #   --paper          the paper's protocol: all training data, lr 5e-5, seeds 1-5 (XNLI) / 1-10 (NER);
 #                    default is the CPU preset below
-#   --out DIR        results/zeroshot (results.jsonl, tables/<task>.md|csv); finished runs are skipped
+#   --out DIR        results/zeroshot (results.jsonl, items.jsonl, tables/<task>.md|csv|json); finished runs
+#                    of the same protocol (hyperparameters, data sizes, code version, checkpoint SHA-256) are skipped
+#   --reference NAME paired bootstrap of every column against NAME (default: none, when the demo's none run
+#                    is a column); flagged runs (dev <= majority class, or predictions one label) are left out
 #
 # CPU preset (default): 3,000 training sentences/pairs, 500 per evaluation set, seeds 1,2,3, lr 3e-4.
 # The paper's lr 5e-5 (Table 2) is for BERT-base; the 4-layer demo model fine-tuned at 5e-5 on 500
@@ -24,7 +27,7 @@ cd "$ROOT"
 [ -x "$ROOT/.venv/bin/python" ] && export PATH="$ROOT/.venv/bin:$PATH"
 export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
 
-TASKS=pos,ner-wikiann,xnli LANGS="" SEEDS="" PAPER=0 OUT=results/zeroshot CKPTS=() EXTRA=()
+TASKS=pos,ner-wikiann,xnli LANGS="" SEEDS="" PAPER=0 OUT=results/zeroshot CKPTS=() EXTRA=() REF=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --tasks) TASKS=$2; shift 2 ;;
@@ -32,8 +35,9 @@ while [ $# -gt 0 ]; do
     --seeds) SEEDS=$2; shift 2 ;;
     --paper) PAPER=1; shift ;;
     --out) OUT=$2; shift 2 ;;
+    --reference) REF=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *=*) CKPTS+=(--checkpoint "$1"); shift ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -43,6 +47,7 @@ if [ ${#CKPTS[@]} -eq 0 ]; then
     c=checkpoints/en-fr/$run/checkpoint_last.pt
     [ -f "$c" ] && CKPTS+=(--checkpoint "$run=$c")
   done
+  [ -z "$REF" ] && [ -f checkpoints/en-fr/none/checkpoint_last.pt ] && [ ${#CKPTS[@]} -gt 2 ] && REF=none
 fi
 [ ${#CKPTS[@]} -gt 0 ] || { echo "no checkpoint: run bash scripts/demo.sh first, or give NAME=PATH" >&2; exit 1; }
 
@@ -52,10 +57,11 @@ if [ "$PAPER" = 1 ]; then
   # paper: 5 seeds for XNLI, 10 for NER (POS as NER); all data; lr 5e-5 (Table 2)
   for task in ${TASKS//,/ }; do
     case "$task" in xnli*) s=${SEEDS:-1,2,3,4,5} ;; *) s=${SEEDS:-1,2,3,4,5,6,7,8,9,10} ;; esac
-    run "${CKPTS[@]}" --tasks "$task" --seeds "$s" ${LANGS:+--langs "$LANGS"} --out "$OUT" "${EXTRA[@]}"
+    run "${CKPTS[@]}" --tasks "$task" --seeds "$s" ${LANGS:+--langs "$LANGS"} ${REF:+--reference "$REF"} \
+      --out "$OUT" "${EXTRA[@]}"
   done
 else
-  run "${CKPTS[@]}" --tasks "$TASKS" --seeds "${SEEDS:-1,2,3}" ${LANGS:+--langs "$LANGS"} \
+  run "${CKPTS[@]}" --tasks "$TASKS" --seeds "${SEEDS:-1,2,3}" ${LANGS:+--langs "$LANGS"} ${REF:+--reference "$REF"} \
     --max-train 3000 --max-eval 500 --lr 3e-4 --out "$OUT" "${EXTRA[@]}"
 fi
 echo "wall time: $(( $(date +%s) - T0 )) s; tables in $OUT/tables/"

@@ -67,3 +67,28 @@ def gather_words(values: torch.Tensor, word_mask: torch.Tensor, fill=0):
     out[rows, slot] = values[rows, cols]
     mask = torch.arange(out.size(1), device=values.device)[None, :] < counts[:, None]
     return out, mask
+
+
+def crf_decode(crf, emissions: torch.Tensor, word_mask: torch.Tensor):
+    """Viterbi paths of the words of each row, ``[]`` for a row with no word.
+
+    pytorch-crf requires the first time step of every row to be on; a sentence whose words were
+    all cut (or an empty line) has none, so it is left out of the decoding and gets an empty path
+    (the same guard as the CRF loss in the ``token_tagging`` criterion).
+
+    Args:
+        crf: a ``torchcrf.CRF``.
+        emissions: float ``(B, T, C)`` per-piece scores.
+        word_mask: bool ``(B, T)``, True at the first piece of each word.
+
+    Returns:
+        ``B`` lists of class indices (one per word, in order).
+    """
+    packed, mask = gather_words(emissions.float(), word_mask)
+    keep = mask[:, 0]
+    paths = [[] for _ in range(packed.size(0))]
+    if bool(keep.any()):
+        rows = keep.nonzero(as_tuple=True)[0].tolist()
+        for r, path in zip(rows, crf.decode(packed[keep], mask=mask[keep])):
+            paths[r] = path
+    return paths

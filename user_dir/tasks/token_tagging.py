@@ -70,7 +70,17 @@ class TokenTaggingTask(FairseqTask):
 
     @property
     def num_classes(self) -> int:
-        return len(self.label_dictionary) - self.label_dictionary.nspecial
+        """Classes the head predicts: the labels seen in training (a positive count in ``label/dict.txt``).
+
+        Labels that occur only in evaluation sets follow them with count 0 (``binarize_task`` with
+        ``unseen_labels="never-predicted"``): they decode as gold labels but have no output, so they
+        are never predicted and always count as errors.
+        """
+        counts = self.label_dictionary.count[self.label_dictionary.nspecial:]
+        n = sum(1 for c in counts if c > 0)
+        if any(c > 0 for c in counts[n:]):
+            raise ValueError(f"{self.cfg.data}/label/dict.txt: labels with a training count must come first")
+        return n
 
     def label_names(self):
         """Class index -> label string."""
