@@ -26,11 +26,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from csfair import metrics as M  # noqa: E402
-from csfair.embeddings import FASTTEXT_BUCKET  # noqa: E402
-from csfair.finetune_data import TASKS, write_task_data  # noqa: E402
+from csfair.evaluation import metrics as M  # noqa: E402
+from csfair.baselines.embeddings import FASTTEXT_BUCKET  # noqa: E402
+from csfair.evaluation.tasks import TASKS, write_task_data  # noqa: E402
 from csfair.io import sha256_file  # noqa: E402
-from csfair.results import aggregate, append_result, load_results, to_csv, to_markdown  # noqa: E402
+from csfair.evaluation.results import aggregate, append_result, load_results, to_csv, to_markdown  # noqa: E402
 
 GRID_LR = (2e-5, 5e-5, 1e-4)
 GRID_EPOCHS = (3, 4, 5)
@@ -135,7 +135,7 @@ def prepare(spec, model, args, out):
         open(done, "w").close()
     stats = json.load(open(os.path.join(root, "raw", "stats.json")))
     if model.kind == "tagger":
-        from csfair.embeddings import build_meta_tables
+        from csfair.baselines.embeddings import build_meta_tables
         from fairseq.data import Dictionary
 
         langs = TAGGER_LANGS.get(spec.name)

@@ -14,8 +14,8 @@ import json
 import os
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from .io import PathLike
-from .metrics import mean_std
+from csfair.io import PathLike
+from csfair.evaluation.metrics import mean_std
 
 
 def append_result(path: PathLike, record: dict) -> None:
