@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 
 def run(src, tgt, n):
-    from csfair.ibm1 import table_to_lexicon, train_ibm1
+    from csfair.lexicons.ibm1 import table_to_lexicon, train_ibm1
     from csfair.io import iter_parallel
     from csfair.text import moses_tokenize_lines
 

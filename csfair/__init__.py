@@ -1,8 +1,11 @@
-"""csfair: the method, framework-free.
+"""csfair: the method, framework-free (nothing here imports fairseq or transformers; the fairseq
+glue lives in ``user_dir/``). The sub-packages are the architecture, imports run downward:
 
-Lexicons (IBM Model 1, MUSE), token-level substitution tables, the per-item code-switching and
-masking algorithms, text utilities and metrics. Nothing here imports fairseq; the fairseq glue
-lives in ``user_dir/``.
+* ``cli``: the ``csfair-lexicon`` and ``csfair-prep`` commands;
+* ``pretraining``: substitution tables, the code-switching sampler, masking, vocabulary;
+  ``baselines``: fastText meta-embeddings and parallel data for WEAM/TLM;
+* ``lexicons``: IBM-1, MUSE, word alignment; ``evaluation``: task data, metrics, results, audits;
+* ``text`` (Moses, stopwords, casing), then ``io`` and ``paths`` (shared plumbing).
 """
 
 __version__ = "0.1.0"

@@ -17,8 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Dict, FrozenSet, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from .io import LineIssues, PathLike, iter_lines, sha256_file
-from .paths import data_file
+from csfair.io import LineIssues, PathLike, iter_lines, sha256_file
+from csfair.paths import data_file
 
 _TOKENIZER = None
 _LOWER = False

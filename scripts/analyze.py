@@ -23,8 +23,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from csfair import analysis as A  # noqa: E402
-from csfair.corpora import read_xnli  # noqa: E402
+from csfair.evaluation import analysis as A  # noqa: E402
+from csfair.evaluation.corpora import read_xnli  # noqa: E402
 from csfair.paths import data_file  # noqa: E402
 
 
@@ -110,7 +110,7 @@ def main(argv=None):
             table = None  # a model without code-switching: use the IBM-1 table's words if there is one
             cand = os.path.join(hub.data_dir, "tables", f"ibm1.{args.src}-{args.tgt}")
             if os.path.exists(cand):
-                from csfair.substitution_table import SubstitutionTable
+                from csfair.pretraining.substitution_table import SubstitutionTable
 
                 table = SubstitutionTable.load(cand)
         if table is not None:

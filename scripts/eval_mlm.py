@@ -16,13 +16,13 @@ Same masks for every checkpoint. The masking seed belongs to the evaluation (``-
 1), never to the checkpoint's training run. Draw k (k = 1..``--draws``) uses the dataset's epoch k,
 so its masks are keyed on (seed, k, block index): they depend neither on the model nor on the
 batch size. The result is the mean over draws with its standard error
-(:func:`csfair.stats.standard_error`). Every run reports a SHA-256 digest of its scored
+(:func:`csfair.evaluation.stats.standard_error`). Every run reports a SHA-256 digest of its scored
 positions and targets (``mask_digest``); ``--compare`` refuses to compare runs whose digests differ.
 
 ``--compare NAME=PATH NAME=PATH ...`` scores every checkpoint on these identical masks and gives,
 for each checkpoint against the reference (the first, or ``--reference NAME``), the difference of
 accuracy pooled over the draws and its paired bootstrap confidence interval over *sentences*
-(:func:`csfair.stats.paired_bootstrap`; per sentence, the correct predictions are the numerator and
+(:func:`csfair.evaluation.stats.paired_bootstrap`; per sentence, the correct predictions are the numerator and
 the scored tokens the denominator, both summed over the draws). A sentence is the stretch of a
 block up to and including its ``</s>`` (with ``--sample-break-mode complete``, as the recipes train,
 exactly a line of the test file; with ``none`` a line cut by a block boundary counts as two items).
@@ -219,7 +219,7 @@ def score_draws(model, task, split: str, draws: int, batch_size: int = 64, keep_
 
 def summarize(raw: dict) -> dict:
     """Accuracy and loss per draw, their mean and standard error over draws, and token counts."""
-    from csfair.stats import standard_error
+    from csfair.evaluation.stats import standard_error
 
     acc = [d["correct"] / d["scored"] if d["scored"] else float("nan") for d in raw["per_draw"]]
     loss = [d["loss_sum"] / d["scored"] / math.log(2) if d["scored"] else float("nan") for d in raw["per_draw"]]
@@ -306,7 +306,7 @@ def compare(named: Sequence[Tuple[str, str]], data, lang, split="test", referenc
         EvalError: unknown reference, checkpoints with different dictionaries, or runs scored on
             different masks (different block size or masking options).
     """
-    from csfair.stats import paired_bootstrap
+    from csfair.evaluation.stats import paired_bootstrap
 
     names = [n for n, _ in named]
     reference = reference or names[0]

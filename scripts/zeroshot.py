@@ -10,7 +10,7 @@ the epoch is recorded), evaluate every target language's test set with it, and a
 line per evaluation to ``<out>/results.jsonl`` (per-item scores for the paired bootstrap in
 ``<out>/items.jsonl``).
 
-Every record carries a protocol key (csfair.results.protocol_key) over every fine-tuning
+Every record carries a protocol key (csfair.evaluation.results.protocol_key) over every fine-tuning
 hyperparameter, the data sizes, the code version (git commit, plus a digest of uncommitted
 changes; csfair.__version__ outside git) and the pretrained checkpoint's SHA-256: finished runs
 are skipped only when the key matches, and tables show the current command's protocols only.
@@ -37,11 +37,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from csfair import metrics as M  # noqa: E402
-from csfair.embeddings import FASTTEXT_BUCKET  # noqa: E402
-from csfair.finetune_data import TASKS, unk_rates, write_task_data  # noqa: E402
+from csfair.evaluation import metrics as M  # noqa: E402
+from csfair.baselines.embeddings import FASTTEXT_BUCKET  # noqa: E402
+from csfair.evaluation.tasks import TASKS, unk_rates, write_task_data  # noqa: E402
 from csfair.io import sha256_file  # noqa: E402
-from csfair.results import (  # noqa: E402
+from csfair.evaluation.results import (  # noqa: E402
     add_significance,
     aggregate,
     append_items,
@@ -175,7 +175,7 @@ def prepare(spec, model, args, out):
         unk = unk_rates(os.path.join(root, "raw"), Dictionary.load(dict_path).symbols)
     stats = {k: dict(v, unk_rate=unk.get(k), unseen_labels=unseen.get(k, {})) for k, v in stats.items()}
     if model.kind == "tagger":
-        from csfair.embeddings import build_meta_tables
+        from csfair.baselines.embeddings import build_meta_tables
         from fairseq.data import Dictionary
 
         langs = TAGGER_LANGS.get(spec.name)
@@ -342,7 +342,7 @@ def column_digest(model, args):
 
 
 def protocol_of(spec, model, args, arch_args, max_pos, stats, lr, epochs, code):
-    """Everything that defines a run but its seed (csfair.results.protocol_key hashes it)."""
+    """Everything that defines a run but its seed (csfair.evaluation.results.protocol_key hashes it)."""
     return dict(
         task=spec.name, kind=model.kind, start=column_digest(model, args),
         arch=[a for a in arch_args if not os.path.isabs(a)], max_positions=max_pos,

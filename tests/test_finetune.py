@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import ROOT, data_path, run
-from csfair.corpora import (
+from csfair.evaluation.corpora import (
     read_calcs,
     read_sentimix,
     read_udpos_tsv,
@@ -15,9 +15,9 @@ from csfair.corpora import (
     split_by_premise,
 )
 from csfair.io import InputFormatError
-from csfair.metrics import mean_std, sentence_metrics, span_f1, token_accuracy
-from csfair.results import BELOW_MAJORITY, COLLAPSED, aggregate, to_csv, to_markdown
-from csfair.tagging import IGNORE, align_first_piece, first_piece_positions
+from csfair.evaluation.metrics import mean_std, sentence_metrics, span_f1, token_accuracy
+from csfair.evaluation.results import BELOW_MAJORITY, COLLAPSED, aggregate, to_csv, to_markdown
+from csfair.evaluation.tagging import IGNORE, align_first_piece, first_piece_positions
 
 
 def test_labels_sit_on_first_pieces(tiny_pair):

@@ -157,7 +157,7 @@ def test_hf_import_xlmr_from_config_and_continue_pretraining(tiny_pair, tmp_path
 
 
 def test_analysis_measures_on_known_geometry():
-    from csfair.analysis import language_probe, parallel_retrieval_accuracy, retrieval_precision
+    from csfair.evaluation.analysis import language_probe, parallel_retrieval_accuracy, retrieval_precision
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=(50, 16))

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from conftest import data_path, head_lines
-from csfair.ibm1 import build_ibm1_lexicons, read_fast_align_table, table_to_lexicon, train_ibm1
+from csfair.lexicons.ibm1 import build_ibm1_lexicons, read_fast_align_table, table_to_lexicon, train_ibm1
 from csfair.io import InputFormatError
-from csfair.lexicon import Lexicon
+from csfair.lexicons.lexicon import Lexicon
 
 
 def write_table(path, vocab, rows, tag=2):
-    """Write the binary format documented in csfair.ibm1."""
+    """Write the binary format documented in csfair.lexicons.ibm1."""
     b = struct.pack("<ii", tag, len(vocab)) + b"".join(w.encode() + b"\0" for w in vocab)
     b += struct.pack("<i", max(s for s, _ in rows) + 1)
     for sid, cands in rows:

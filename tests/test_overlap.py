@@ -1,4 +1,4 @@
-"""Held-out data (csfair.overlap, ``csfair-prep split-pair`` / ``audit``) on real slices.
+"""Held-out data (csfair.evaluation.overlap, ``csfair-prep split-pair`` / ``audit``) on real slices.
 
 Multi30k en-fr pairs, ``mono/derived`` text (whose first lines are Multi30k training captions, as in
 the demo's data) and the WikiANN German test set: the naive split leaks, the held-out split does not,
@@ -12,9 +12,9 @@ import subprocess
 import pytest
 
 from conftest import VENV_BIN, data_path, head_lines
-from csfair.corpora import read_ner
+from csfair.evaluation.corpora import read_ner
 from csfair.io import InputFormatError
-from csfair.overlap import (
+from csfair.evaluation.overlap import (
     audit,
     file_eval_split,
     file_keys,

@@ -5,10 +5,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from csfair.codeswitch import CodeSwitchConfig, code_switch
-from csfair.lexicon import Lexicon
-from csfair.masking import MaskConfig, mask_tokens, random_token_weights
-from csfair.substitution_table import SubstitutionTable, TableConfig, word_hashes
+from csfair.pretraining.sampler import CodeSwitchConfig, code_switch
+from csfair.lexicons.lexicon import Lexicon
+from csfair.pretraining.masking import MaskConfig, mask_tokens, random_token_weights
+from csfair.pretraining.substitution_table import word_hashes
+from csfair.pretraining.table_build import TableConfig, build_table
 
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 V = 40
@@ -41,7 +42,7 @@ def scenario(draw):
             enc[f"cand{k}x{j}"] = c
             mapping[src].append((f"cand{k}x{j}", p))
     lex = Lexicon.from_mapping(mapping, "xx", "yy", "ibm1", True)
-    table, _ = SubstitutionTable.build(lex, lambda w: enc[w], UNK, TableConfig(min_prob=0.0, case_variants=False))
+    table, _ = build_table(lex, lambda w: enc[w], UNK, TableConfig(min_prob=0.0, case_variants=False))
     # a sequence mixing table words and random words, between <s> and </s>
     parts = draw(st.lists(st.one_of(st.sampled_from(keys), piece_word()), min_size=1, max_size=25))
     seq = np.array([BOS] + [t for w in parts for t in w] + [EOS], dtype=np.int64)
@@ -124,7 +125,7 @@ def toy_table(mapping_tokens):
             enc[f"cand{k}x{j}"] = c
             mapping[f"src{k}"].append((f"cand{k}x{j}", p))
     lex = Lexicon.from_mapping(mapping, "xx", "yy", "ibm1", True)
-    table, _ = SubstitutionTable.build(lex, lambda w: enc[w], UNK, TableConfig(min_prob=0.0, case_variants=False))
+    table, _ = build_table(lex, lambda w: enc[w], UNK, TableConfig(min_prob=0.0, case_variants=False))
     return table
 
 

@@ -175,7 +175,7 @@ def test_checkpoint_records_version_and_table_checksums(runs, tiny_pair):
     state = torch.load(d / "cut" / "checkpoint_last.pt", map_location="cpu", weights_only=False)
     rec = state["model"]["csfair_provenance._extra_state"]
     from csfair import __version__
-    from csfair.substitution_table import SubstitutionTable
+    from csfair.pretraining.substitution_table import SubstitutionTable
 
     assert rec["csfair_version"] == __version__ and rec["cs_mode"] == "multiview"
     table = SubstitutionTable.load(tiny_pair["bin"] / "tables" / "ibm1.en-fr")
@@ -183,7 +183,7 @@ def test_checkpoint_records_version_and_table_checksums(runs, tiny_pair):
 
 
 def test_resume_with_another_table_fails_naming_both(runs, slice_bin, tmp_path):
-    from csfair.substitution_table import SubstitutionTable
+    from csfair.pretraining.substitution_table import SubstitutionTable
 
     d, n_per_epoch, _ = runs
     other = SubstitutionTable.load(slice_bin / "tables" / "ibm1.en-fr").with_sampling(1.0, 0.02)

@@ -4,8 +4,9 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from csfair.lexicon import Lexicon
-from csfair.substitution_table import MAX_WORD_PIECES, SubstitutionTable, TableConfig, sampling_probs, word_hashes
+from csfair.lexicons.lexicon import Lexicon
+from csfair.pretraining.substitution_table import MAX_WORD_PIECES, SubstitutionTable, sampling_probs, word_hashes
+from csfair.pretraining.table_build import TableConfig, build_table
 
 # Table 1 of the paper: French IBM-1 candidates of "work" (p) and their "NL" column p**(1/3).
 WORK = [
@@ -40,7 +41,7 @@ def lexicon(rows, probabilistic=True, kind="ibm1"):
 
 def build(lex, **cfg):
     enc = ChunkEncoder()
-    table, stats = SubstitutionTable.build(lex, enc, enc.unk, TableConfig(**cfg))
+    table, stats = build_table(lex, enc, enc.unk, TableConfig(**cfg))
     return table, stats, enc
 
 
@@ -227,7 +228,7 @@ def mono_counts(lang, n_lines=2000):
 
 def build_with(lex, src_corpus=None, tgt_corpus=None, **cfg):
     enc = ChunkEncoder()
-    return SubstitutionTable.build(lex, enc, enc.unk, TableConfig(**cfg), src_corpus=src_corpus, tgt_corpus=tgt_corpus)
+    return build_table(lex, enc, enc.unk, TableConfig(**cfg), src_corpus=src_corpus, tgt_corpus=tgt_corpus)
 
 
 def all_pairs(table):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from conftest import ROOT, VENV_BIN, data_path, run
-from csfair.alignment import DirectionalAligner, grow_diag_final_and
-from csfair.ibm1 import FastAlignTable
+from csfair.lexicons.alignment import DirectionalAligner, grow_diag_final_and
+from csfair.lexicons.ibm1 import FastAlignTable
 
 
 def test_grow_diag_final_and_on_hand_made_cases():
@@ -49,7 +49,7 @@ def _toy_dict():
 def test_weam_cross_lingual_targets_point_at_aligned_tokens_only():
     from fairseq.data import ListDataset
 
-    from csfair.masking import MaskConfig
+    from csfair.pretraining.masking import MaskConfig
     from user_dir.data.codeswitch_mask_tokens_dataset import word_start_mask
     from user_dir.data.weam_dataset import WeamDataset
 
@@ -90,7 +90,7 @@ def test_weam_cross_lingual_targets_point_at_aligned_tokens_only():
 def test_tlm_positions_restart_for_the_second_sentence(tiny_pair):
     from argparse import Namespace
 
-    from csfair.masking import MaskConfig
+    from csfair.pretraining.masking import MaskConfig
     from user_dir.data.tlm_dataset import TlmDataset
     from user_dir.models.tlm_roberta import TlmRobertaModel, tlm_roberta_tiny_architecture
     from fairseq.data import Dictionary, ListDataset
@@ -99,7 +99,7 @@ def test_tlm_positions_restart_for_the_second_sentence(tiny_pair):
     d = Dictionary.load(str(tiny_pair["dict"]))
     d.add_symbol("<mask>")
     mk = lambda rows: ListDataset([torch.tensor(r) for r in rows], np.array([len(r) for r in rows]))  # noqa: E731
-    from csfair.masking import random_token_weights
+    from csfair.pretraining.masking import random_token_weights
 
     ds = TlmDataset(mk([[10, 11, 2]]), mk([[12, 13, 14, 2]]), d, d.pad(), d.index("<mask>"), 1,
                     MaskConfig(), random_token_weights(len(d), d.nspecial))

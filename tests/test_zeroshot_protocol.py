@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from csfair.results import (
+from csfair.evaluation.results import (
     BELOW_MAJORITY,
     COLLAPSED,
     add_significance,
@@ -169,7 +169,7 @@ def test_crf_decoding_skips_sentences_without_words():
 
 
 def test_unk_rates_per_language(tmp_path):
-    from csfair.finetune_data import unk_rates
+    from csfair.evaluation.tasks import unk_rates
 
     (tmp_path / "en.test.input0").write_text("\u2581a \u2581b\n\u2581c\n")
     (tmp_path / "hi.test.input0").write_text("<unk> <unk> \u2581a\n")

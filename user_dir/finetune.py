@@ -1,6 +1,6 @@
 """fairseq glue for fine-tuning and zero-shot evaluation (used by ``scripts/zeroshot.py``).
 
-* :func:`binarize_task`: the raw files of :func:`csfair.finetune_data.write_task_data` into the
+* :func:`binarize_task`: the raw files of :func:`csfair.evaluation.tasks.write_task_data` into the
   ``<lang>/{input0,input1,label}/<split>.{bin,idx}`` layout, with fairseq's own binariser (what
   ``fairseq-preprocess --only-source`` runs): pieces with the pretrained dictionary (copied byte
   for byte, so the checkpoint's dictionary checksum matches), labels with a label dictionary built

@@ -237,7 +237,7 @@ class CodeSwitchHubInterface(nn.Module):
 
         >>> tagger.predict_tags(["A", "dog", "runs", "."])      # ['DET', 'NOUN', 'VERB', 'PUNCT']
         """
-        from csfair.tagging import align_first_piece
+        from csfair.evaluation.tagging import align_first_piece
 
         from .models.token_tagging_head import TokenTaggingHead
 
@@ -293,7 +293,7 @@ class CodeSwitchHubInterface(nn.Module):
     # ------------------------------------------------------------------ code-switching
     def table_for(self, lang: str, table: Optional[str] = None):
         """The substitution table applied to ``lang`` text (from the checkpoint's task, or a path)."""
-        from csfair.substitution_table import SubstitutionTable
+        from csfair.pretraining.substitution_table import SubstitutionTable
 
         key = table or lang
         if key in self._tables:
@@ -327,7 +327,7 @@ class CodeSwitchHubInterface(nn.Module):
         >>> cs.codeswitch("Two young men are working outside .", lang="en", seed=3, word_prob=0.5)
         'Two jeunes men are working dehors .'
         """
-        from csfair.codeswitch import CodeSwitchConfig, code_switch
+        from csfair.pretraining.sampler import CodeSwitchConfig, code_switch
 
         from .data.codeswitch_mask_tokens_dataset import special_mask, word_start_mask
 

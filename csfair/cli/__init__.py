@@ -1,8 +1,11 @@
-"""Command-line tools (``csfair-lexicon``, ``csfair-prep``)."""
+"""Command-line tools (``csfair-lexicon``, ``csfair-prep``): thin argparse front ends.
+
+Top layer: may import every other csfair package; nothing in csfair imports it.
+"""
 import argparse
 import sys
 
-from ..io import InputFormatError
+from csfair.io import InputFormatError
 
 #: Errors a user can fix (bad or missing input): printed as one line, exit status 2.
 USER_ERRORS = (InputFormatError, FileNotFoundError, KeyError, ValueError)

@@ -12,13 +12,13 @@ import json
 import sys
 from pathlib import Path
 
-from . import run_cli
-from ..io import LineIssues
-from ..text import DEFAULT_STOPWORDS
+from csfair.cli import run_cli
+from csfair.io import LineIssues
+from csfair.text import DEFAULT_STOPWORDS
 
 
 def cmd_ibm1(args) -> None:
-    from ..ibm1 import build_ibm1_lexicons
+    from csfair.lexicons.ibm1 import build_ibm1_lexicons
 
     issues = LineIssues(f"{args.src_file} ||| {args.tgt_file}", strict=args.strict)
     fwd, bwd, stats = build_ibm1_lexicons(
@@ -40,7 +40,7 @@ def cmd_ibm1(args) -> None:
 
 
 def cmd_muse(args) -> None:
-    from ..lexicon import Lexicon
+    from csfair.lexicons.lexicon import Lexicon
 
     issues = LineIssues(args.dict, strict=args.strict)
     lex = Lexicon.read_muse(args.dict, args.src_lang, args.tgt_lang, lowercase=not args.no_lowercase, issues=issues)
@@ -51,11 +51,11 @@ def cmd_muse(args) -> None:
 
 
 def cmd_table(args) -> None:
-    from ..io import sha256_file
-    from ..lexicon import Lexicon
-    from ..substitution_table import SubstitutionTable, TableConfig
-    from ..text import CorpusCounts, stopword_list
-    from ..vocab import WordEncoder
+    from csfair.io import sha256_file
+    from csfair.lexicons.lexicon import Lexicon
+    from csfair.pretraining.table_build import TableConfig, build_table
+    from csfair.text import CorpusCounts, stopword_list
+    from csfair.pretraining.vocab import WordEncoder
 
     lex = Lexicon.load_tsv(args.lexicon)
     src_lang = args.src_lang or lex.src_lang
@@ -82,7 +82,7 @@ def cmd_table(args) -> None:
         dict_path=str(args.dict), dict_sha256=enc.vocab.sha256(), dict_size=len(enc.vocab),
     )
     lex.src_lang, lex.tgt_lang = src_lang, tgt_lang
-    table, stats = SubstitutionTable.build(lex, enc, enc.vocab.unk, cfg, extra_meta=extra, progress=not args.quiet,
+    table, stats = build_table(lex, enc, enc.vocab.unk, cfg, extra_meta=extra, progress=not args.quiet,
                                            src_corpus=src_corpus, tgt_corpus=tgt_corpus)
     table.save(args.out)
     if args.tsv:
@@ -99,7 +99,7 @@ def cmd_table(args) -> None:
 
 
 def cmd_inspect(args) -> None:
-    from ..substitution_table import SubstitutionTable
+    from csfair.pretraining.substitution_table import SubstitutionTable
 
     table = SubstitutionTable.load(args.table)
     if args.temperature is not None or args.min_prob is not None:
@@ -119,7 +119,7 @@ def cmd_inspect(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from ..substitution_table import SubstitutionTable
+    from csfair.pretraining.substitution_table import SubstitutionTable
 
     table = SubstitutionTable.load(args.table)
     table.to_tsv(args.out)

@@ -8,8 +8,8 @@ import argparse
 import json
 import random
 
-from . import run_cli
-from ..io import LineIssues, atomic_write, iter_lines
+from csfair.cli import run_cli
+from csfair.io import LineIssues, atomic_write, iter_lines
 
 
 def cmd_split(args) -> None:
@@ -47,7 +47,7 @@ def _lang_path(spec: str, what: str):
 
 
 def _eval_splits(args):
-    from ..overlap import task_eval_splits
+    from csfair.evaluation.overlap import task_eval_splits
 
     if args.eval_tasks == "none":
         return []
@@ -61,7 +61,7 @@ def _eval_splits(args):
 
 def cmd_split_pair(args) -> None:
     """Held-out split of a language pair's text: test set and evaluation data out of all training text."""
-    from ..overlap import split_pair
+    from csfair.evaluation.overlap import split_pair
 
     mono = dict(_lang_path(m, "--mono") for m in args.mono)
     if args.tgt_lang not in mono:
@@ -81,7 +81,7 @@ def cmd_split_pair(args) -> None:
 
 def cmd_audit(args) -> None:
     """Overlaps of training/lexicon inputs with every evaluation split; exit status 1 on a test overlap."""
-    from ..overlap import audit, file_eval_split, format_audit, translation_splits, write_audit
+    from csfair.evaluation.overlap import audit, file_eval_split, format_audit, translation_splits, write_audit
 
     inputs = {}
     for spec in args.input:
@@ -115,7 +115,7 @@ def cmd_moses(args) -> None:
     """Moses-tokenise a file (sacremoses, no escaping)."""
     from tqdm import tqdm
 
-    from ..text import moses_tokenize_lines
+    from csfair.text import moses_tokenize_lines
 
     issues = LineIssues(args.input, strict=args.strict)
     lines = [t for _, t in iter_lines(args.input, issues, max_chars=args.max_chars)]
@@ -134,7 +134,7 @@ def cmd_moses(args) -> None:
 
 def cmd_spm_train(args) -> None:
     """Train a shared sentencepiece model on an equal number of characters per language."""
-    from ..vocab import train_sentencepiece
+    from csfair.pretraining.vocab import train_sentencepiece
 
     inputs = {}
     for spec in args.input:
@@ -152,7 +152,7 @@ def cmd_spm_train(args) -> None:
 
 def cmd_spm_encode(args) -> None:
     """Encode a text file into space-separated sentencepiece pieces."""
-    from ..vocab import encode_file
+    from csfair.pretraining.vocab import encode_file
 
     stats = encode_file(args.model, args.input, args.output, LineIssues(args.input, strict=args.strict))
     print(json.dumps({"input": args.input, "output": args.output, **stats}))
@@ -160,7 +160,7 @@ def cmd_spm_encode(args) -> None:
 
 def cmd_fairseq_dict(args) -> None:
     """Write fairseq's dict.txt for a sentencepiece model (counts from encoded files)."""
-    from ..vocab import write_fairseq_dict
+    from csfair.pretraining.vocab import write_fairseq_dict
 
     stats = write_fairseq_dict(args.model, args.counts_from, args.output)
     print(json.dumps({"output": args.output, **stats}))
@@ -168,7 +168,7 @@ def cmd_fairseq_dict(args) -> None:
 
 def cmd_parallel(args) -> None:
     """Aligned parallel pretraining data (WEAM, TLM): pieces of both sides and word links."""
-    from ..parallel_data import write_parallel_data
+    from csfair.baselines.parallel_data import write_parallel_data
 
     stats = write_parallel_data(args.src_file, args.tgt_file, args.src_lang, args.tgt_lang, args.spm, args.out_dir,
                                 valid=args.valid, max_pairs=args.max_pairs, workers=args.workers)
@@ -177,7 +177,7 @@ def cmd_parallel(args) -> None:
 
 def cmd_fasttext(args) -> None:
     """Skip-gram fastText vectors on a Moses-tokenised, lower-cased corpus."""
-    from ..embeddings import train_fasttext
+    from csfair.baselines.embeddings import train_fasttext
 
     train_fasttext(args.input, args.output, dim=args.dim, epoch=args.epoch, min_count=args.min_count,
                    threads=args.threads)
@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated languages whose zero-shot evaluation splits (valid and test) "
                             "are held out (split-pair) or compared (audit)")
         s.add_argument("--eval-tasks", default="all",
-                       help="comma-separated task names of csfair.finetune_data.TASKS, 'all' or 'none'")
+                       help="comma-separated task names of csfair.evaluation.tasks.TASKS, 'all' or 'none'")
         s.add_argument("--eval-seed", type=int, default=1,
                        help="data seed of the task loaders (scripts/zeroshot.py uses 1)")
 

@@ -8,7 +8,7 @@
 #
 #   NAME=CHECKPOINT  one table column each (default: ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt,
 #                    the demo's model, plus none= and muse= runs of the recipe when they exist)
-#   --tasks          pos, ner-wikiann, ner-wikineural, xnli, xnli-sick (see csfair/finetune_data.py)
+#   --tasks          pos, ner-wikiann, ner-wikineural, xnli, xnli-sick (see csfair/evaluation/tasks.py)
 #   --paper          the paper's protocol: all training data, lr 5e-5, seeds 1-5 (XNLI) / 1-10 (NER);
 #                    default is the CPU preset below
 #   --out DIR        results/zeroshot (results.jsonl, items.jsonl, tables/<task>.md|csv|json); finished runs

@@ -1,6 +1,6 @@
 """fairseq dataset wrapper: mask, then code-switch, each item; source and target together.
 
-The method lives in :mod:`csfair.masking` and :mod:`csfair.codeswitch`; this file only adapts
+The method lives in :mod:`csfair.pretraining.masking` and :mod:`csfair.pretraining.sampler`; this file only adapts
 it to fairseq's dataset protocol (``set_epoch``, sizes, collaters).
 """
 from functools import lru_cache
@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from fairseq.data import BaseWrapperDataset, Dictionary
 
-from csfair.codeswitch import NUM_STATS, STAT_TOKENS, CodeSwitchConfig, code_switch
-from csfair.masking import MaskConfig, fairseq_item_seed, mask_tokens, random_token_weights
-from csfair.substitution_table import SubstitutionTable
+from csfair.pretraining.sampler import NUM_STATS, STAT_TOKENS, CodeSwitchConfig, code_switch
+from csfair.pretraining.masking import MaskConfig, fairseq_item_seed, mask_tokens, random_token_weights
+from csfair.pretraining.substitution_table import SubstitutionTable
 
 #: Extra entropy word that separates the code-switching random stream from everything else.
 CS_STREAM = 0xC0DE5
@@ -49,7 +49,7 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
     Items are dicts ``{"source", "target", "cs_stats", "draw_epoch"}`` computed once per
     (seed, epoch, index) and cached; :meth:`field` gives the per-key views that fairseq's
     ``NestedDictionaryDataset`` expects. The masking draws use fairseq's generator
-    (:func:`csfair.masking.fairseq_item_seed`); the code-switching draws use a separate
+    (:func:`csfair.pretraining.masking.fairseq_item_seed`); the code-switching draws use a separate
     generator seeded with ``(seed, epoch, index, CS_STREAM)``, so they never disturb the masks
     and do not depend on the worker, the process or the number of GPUs.
 
@@ -158,7 +158,7 @@ class CodeSwitchField(BaseWrapperDataset):
     """One key of :class:`CodeSwitchMaskTokensDataset` items, as its own dataset.
 
     ``sizes`` are the unsubstituted lengths (what fairseq batches on); the per-item stats are
-    collated into an int64 ``[batch, NUM_STATS + 1]`` tensor (:mod:`csfair.codeswitch`'s ``STAT_*``
+    collated into an int64 ``[batch, NUM_STATS + 1]`` tensor (:mod:`csfair.pretraining.sampler`'s ``STAT_*``
     columns, then the item's language segment), the draw epochs into int64 ``[batch]``.
     """
 

@@ -7,7 +7,7 @@ class TaggingTargetDataset(BaseWrapperDataset):
     """Turns a binarised label line into class indices aligned with ``<s> pieces </s>``.
 
     The label file has one symbol per piece: the word's label on its first piece and ``<pad>``
-    on the others (see ``csfair.tagging``). Each item becomes ``[-1] + classes + [-1]``: -1 for
+    on the others (see ``csfair.evaluation.tagging``). Each item becomes ``[-1] + classes + [-1]``: -1 for
     ``<s>``, for the ``</s>`` fairseq appended, and for every special symbol (padding), so the
     loss and the metric see first pieces only.
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from fairseq.data import data_utils
 
-from csfair.masking import MaskConfig, fairseq_item_seed, mask_tokens
+from csfair.pretraining.masking import MaskConfig, fairseq_item_seed, mask_tokens
 
 from .parallel_pretraining import PairItemsDataset
 

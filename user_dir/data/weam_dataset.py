@@ -4,7 +4,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from csfair.masking import MaskConfig, fairseq_item_seed, mask_tokens
+from csfair.pretraining.masking import MaskConfig, fairseq_item_seed, mask_tokens
 
 from .parallel_pretraining import PairItemsDataset
 
@@ -27,7 +27,7 @@ class WeamDataset(PairItemsDataset):
 
     Args:
         src, tgt: binarised sides (items end with ``</s>``).
-        offsets, links: CSR word links (first-piece indices, see ``csfair.parallel_data``).
+        offsets, links: CSR word links (first-piece indices, see ``csfair.baselines.parallel_data``).
         vocab: dictionary (with ``<mask>``); pad_idx, mask_idx: its ids.
         seed: run seed. mask_cfg: masking options. weights: random-token distribution.
         word_start: bool ``[V]`` word-start symbols. exchange_prob: word-exchange probability.

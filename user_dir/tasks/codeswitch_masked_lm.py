@@ -48,7 +48,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig, MaskedLMTask
 
 from csfair import __version__ as csfair_version
-from csfair.codeswitch import (
+from csfair.pretraining.sampler import (
     NUM_STATS,
     STAT_CHANGED_TOKENS,
     STAT_ELIGIBLE,
@@ -58,8 +58,8 @@ from csfair.codeswitch import (
     CodeSwitchConfig,
 )
 from csfair.io import sha256_file
-from csfair.masking import MaskConfig
-from csfair.substitution_table import SubstitutionTable
+from csfair.pretraining.masking import MaskConfig
+from csfair.pretraining.substitution_table import SubstitutionTable
 
 from ..data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset
 from ..models.checkpoint_provenance import CheckpointProvenance

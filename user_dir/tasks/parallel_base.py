@@ -6,7 +6,7 @@ from fairseq.data import Dictionary, SortDataset, data_utils
 from fairseq.tasks.masked_lm import MaskedLMTask
 
 from csfair.io import sha256_file
-from csfair.masking import MaskConfig, random_token_weights
+from csfair.pretraining.masking import MaskConfig, random_token_weights
 
 from ..data.parallel_pretraining import dict_path
 from ..models.checkpoint_provenance import CheckpointProvenance

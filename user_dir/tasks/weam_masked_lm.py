@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from fairseq.tasks import register_task
 from fairseq.tasks.masked_lm import MaskedLMConfig
 
-from csfair.parallel_data import read_links
+from csfair.baselines.parallel_data import read_links
 
 from ..data.codeswitch_mask_tokens_dataset import word_start_mask
 from ..data.parallel_pretraining import load_sides

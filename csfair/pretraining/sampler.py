@@ -35,7 +35,7 @@ from typing import Tuple
 
 import numpy as np
 
-from .substitution_table import MAX_WORD_PIECES, SubstitutionTable, word_hashes
+from csfair.pretraining.substitution_table import MAX_WORD_PIECES, SubstitutionTable, word_hashes
 
 MODES = ("none", "static", "multiview")
 

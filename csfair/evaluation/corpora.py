@@ -16,7 +16,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .io import InputFormatError, LineIssues, PathLike, iter_lines
+from csfair.io import InputFormatError, LineIssues, PathLike, iter_lines
 
 
 @dataclass

@@ -16,7 +16,7 @@ One record per (model, task, seed, language, split)::
 * :func:`aggregate` turns records into the shape of Visser et al. (2025), Tables 4 and 5: rows are
   languages, columns are models, cells ``mean ± std (n=seeds)`` over the unflagged seeds;
   :func:`add_significance` adds a paired bootstrap over test items against a reference column
-  (:func:`csfair.stats.paired_bootstrap`; per-item scores from :func:`item_scores`, stored next to
+  (:func:`csfair.evaluation.stats.paired_bootstrap`; per-item scores from :func:`item_scores`, stored next to
   the results by :func:`append_items`).
 """
 import csv
@@ -29,8 +29,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .io import PathLike, atomic_write
-from .metrics import mean_std
+from csfair.io import PathLike, atomic_write
+from csfair.evaluation.metrics import mean_std
 
 BELOW_MAJORITY = "below_majority"  # dev score <= the majority-class baseline's
 COLLAPSED = "collapsed"  # more than COLLAPSE_SHARE of the predictions are one label
@@ -183,7 +183,7 @@ class Cell:
         protocol: the protocol key of every record in the cell.
         unk_rate: share of ``<unk>`` input pieces of the language (max over the records), if known.
         items: items-file keys of the unflagged seeds (for :func:`add_significance`).
-        sig: paired bootstrap against the reference column (``csfair.stats.paired_bootstrap``'s
+        sig: paired bootstrap against the reference column (``csfair.evaluation.stats.paired_bootstrap``'s
             dict), or ``{"error": why}`` when it cannot be computed; None: not asked for.
     """
 
@@ -272,7 +272,7 @@ def add_significance(table: Dict[str, Dict[str, Cell]], items: Dict[str, Tuple[L
 
     Per test item, the score of a column is the mean over its unflagged seeds (pooled over seeds:
     the pooled accuracy equals the mean of the per-seed accuracies, the test items being the same),
-    and :func:`csfair.stats.paired_bootstrap` resamples items for the difference
+    and :func:`csfair.evaluation.stats.paired_bootstrap` resamples items for the difference
     ``column - reference``. A cell gets ``{"error": why}`` when a side has no per-item scores (a
     span-F1 metric, failed seeds only, old records) or the two sides' items differ (count or
     per-item denominators, e.g. a different truncation under another vocabulary).
@@ -280,7 +280,7 @@ def add_significance(table: Dict[str, Dict[str, Cell]], items: Dict[str, Tuple[L
     Raises:
         KeyError: ``reference`` is not a column of the table.
     """
-    from .stats import paired_bootstrap
+    from csfair.evaluation.stats import paired_bootstrap
 
     for lang, row in table.items():
         if reference not in row:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .io import LineIssues, PathLike, atomic_write, iter_lines, sha256_file
+from csfair.io import LineIssues, PathLike, atomic_write, iter_lines, sha256_file
 
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 SPM_RESERVED = ("<unk>", "<s>", "</s>")

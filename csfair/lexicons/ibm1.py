@@ -39,9 +39,9 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .io import InputFormatError, LineIssues, PathLike, iter_parallel
-from .lexicon import Lexicon
-from .text import moses_tokenize_lines
+from csfair.io import InputFormatError, LineIssues, PathLike, iter_parallel
+from csfair.lexicons.lexicon import Lexicon
+from csfair.text import moses_tokenize_lines
 
 NULL_WORD = "<eps>"
 SEPARATOR = "|||"

@@ -2,7 +2,7 @@
 
 Two sources (Visser et al., 2025, Section 3.1):
 
-* **IBM Model 1** translation tables estimated by EM on a parallel corpus (``csfair.ibm1``):
+* **IBM Model 1** translation tables estimated by EM on a parallel corpus (``csfair.lexicons.ibm1``):
   many candidates per word with probabilities ("multiview").
 * **MUSE** bilingual dictionaries (Conneau et al., 2017): discrete translations; every listed
   translation of a word becomes a candidate with uniform probability ``1 / n``.
@@ -23,8 +23,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .io import InputFormatError, LineIssues, PathLike, atomic_write, iter_lines
-from .text import lower
+from csfair.io import InputFormatError, LineIssues, PathLike, atomic_write, iter_lines
+from csfair.text import lower
 
 HEADER_TAG = "# csfair-lexicon"
 

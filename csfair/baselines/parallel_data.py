@@ -1,7 +1,7 @@
 """Parallel pretraining data (WEAM, TLM): sentence pairs as sentencepiece pieces plus word alignments.
 
 For each pair of a line-aligned corpus: Moses tokenisation (case kept; the alignment model sees the
-lower-cased tokens), grow-diag-final-and word alignments (:mod:`csfair.alignment`), and sentencepiece
+lower-cased tokens), grow-diag-final-and word alignments (:mod:`csfair.lexicons.alignment`), and sentencepiece
 pieces of every word. Written as fairseq-preprocess inputs and an alignment file::
 
     <out>/raw/<split>.src    source pieces (space-separated), one pair per line
@@ -19,9 +19,9 @@ from typing import Optional, Sequence, Set, Tuple
 
 import numpy as np
 
-from .alignment import align_corpus
-from .io import LineIssues, PathLike, atomic_write, iter_parallel
-from .text import moses_tokenize_lines
+from csfair.lexicons.alignment import align_corpus
+from csfair.io import LineIssues, PathLike, atomic_write, iter_parallel
+from csfair.text import moses_tokenize_lines
 
 
 def piece_links(src_words: Sequence[str], tgt_words: Sequence[str], links: Set[Tuple[int, int]], encode):

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .io import LineIssues, PathLike, atomic_write, iter_lines
+from csfair.io import LineIssues, PathLike, atomic_write, iter_lines
 
 
 FASTTEXT_BUCKET = 2_000_000  # fastText's default number of hashed character n-gram rows
@@ -109,8 +109,8 @@ def fasttext_model(lang: str, ft_dir: PathLike, workers: int = 2, dim: int = 100
     """
     import fasttext
 
-    from .paths import data_file
-    from .text import moses_tokenize_lines
+    from csfair.paths import data_file
+    from csfair.text import moses_tokenize_lines
 
     os.makedirs(ft_dir, exist_ok=True)
     model_path = os.path.join(ft_dir, f"{lang}.bin")
@@ -161,7 +161,7 @@ def build_meta_tables(words: Sequence[str], nspecial: int, langs: Sequence[str],
     Returns:
         stats: dictionary pairs used per language.
     """
-    from .paths import data_file
+    from csfair.paths import data_file
 
     os.makedirs(meta_dir, exist_ok=True)
     stats = {}

@@ -21,8 +21,8 @@ What is compared (the audit's unit):
   tokenisation are kept, so ``"Paris , France"`` and ``"Paris, France"`` are different keys.
 
 The evaluation splits are those of the zero-shot runner (``scripts/zeroshot.py``), read through the
-task loaders of :data:`csfair.finetune_data.TASKS` (and so through the readers of
-:mod:`csfair.corpora`) with the runner's data seed: each task's ``valid`` split (model selection in
+task loaders of :data:`csfair.evaluation.tasks.TASKS` (and so through the readers of
+:mod:`csfair.evaluation.corpora`) with the runner's data seed: each task's ``valid`` split (model selection in
 the training language) and its ``test`` split per language. Training splits of the fine-tuning
 tasks are not evaluation data and are not compared.
 """
@@ -34,7 +34,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
-from .io import LineIssues, PathLike, atomic_write, iter_lines, iter_parallel
+from csfair.io import LineIssues, PathLike, atomic_write, iter_lines, iter_parallel
 
 _WS = re.compile(r"\s+")
 
@@ -100,7 +100,7 @@ def task_eval_splits(langs: Sequence[str], seed: int = 1, tasks: Optional[Sequen
         langs: language codes (e.g. ``["en", "fr"]``).
         seed: the data seed of the task loaders (``scripts/zeroshot.py`` uses 1; it decides the
             XNLI premise split and the 90/10 splits of the code-switched tasks).
-        tasks: task names of :data:`csfair.finetune_data.TASKS` (default: all).
+        tasks: task names of :data:`csfair.evaluation.tasks.TASKS` (default: all).
 
     Returns:
         the splits, in task order, ``valid`` first then the tests.
@@ -109,7 +109,7 @@ def task_eval_splits(langs: Sequence[str], seed: int = 1, tasks: Optional[Sequen
         KeyError: an unknown task name.
         csfair.io.InputFormatError: a malformed evaluation file (from the readers).
     """
-    from .finetune_data import TASKS
+    from csfair.evaluation.tasks import TASKS
 
     want = set(langs)
     out: List[EvalSplit] = []
@@ -127,7 +127,7 @@ def task_eval_splits(langs: Sequence[str], seed: int = 1, tasks: Optional[Sequen
             items = data["valid"] if kind == "valid" else data["test"][key]
             keys = [normalize(t) for it in items for t in _item_texts(it)]
             out.append(EvalSplit(f"{name}/{lg}.{kind}", kind, lg, [k for k in keys if k],
-                                 source=f"csfair.finetune_data.TASKS[{name!r}].load({seed})"))
+                                 source=f"csfair.evaluation.tasks.TASKS[{name!r}].load({seed})"))
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Sequence, Set, Tuple
 
 import numpy as np
 
-from .ibm1 import NULL_WORD, FastAlignTable
+from csfair.lexicons.ibm1 import NULL_WORD, FastAlignTable
 
 Link = Tuple[int, int]
 NEIGHBOURS = ((-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
@@ -117,7 +117,7 @@ def align_corpus(pairs: Sequence[Tuple[List[str], List[str]]], iterations: int =
     Returns:
         (alignments, stats) with one set of ``(i, j)`` links per pair.
     """
-    from .ibm1 import train_ibm1
+    from csfair.lexicons.ibm1 import train_ibm1
 
     fw, bw = train_ibm1([(" ".join(s), " ".join(t)) for s, t in pairs], iterations=iterations,
                                favor_diagonal=True, threads=threads, work_dir=work_dir)

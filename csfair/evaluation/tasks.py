@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-from .corpora import (
+from csfair.evaluation.corpora import (
     TaggedSentence,
     TextExample,
     read_calcs,
@@ -33,10 +33,10 @@ from .corpora import (
     split_by_premise,
     subsample,
 )
-from .io import PathLike, atomic_write
-from .paths import data_file
-from .tagging import align_first_piece
-from .text import moses_tokenize_lines
+from csfair.io import PathLike, atomic_write
+from csfair.paths import data_file
+from csfair.evaluation.tagging import align_first_piece
+from csfair.text import moses_tokenize_lines
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TaskSpec:
         name: registry name (``pos``, ``ner-wikiann``, ``xnli``, ...).
         kind: ``tagging`` or ``classification``.
         metric: the table's metric (a key of the metrics dict).
-        metric_fn: ``token_accuracy``, ``span_f1`` or ``sentence_metrics`` (csfair.metrics).
+        metric_fn: ``token_accuracy``, ``span_f1`` or ``sentence_metrics`` (csfair.evaluation.metrics).
         epochs: the paper's epochs for this task type (Table 2: 3 for NER, 4 for NLI).
         source_lang: training language (the row name of the dev results).
         test_langs: evaluated languages.

@@ -1,0 +1,327 @@
+"""Building a substitution table from a word lexicon: the paper's filters, casing, and the
+token-level CSR arrays of :class:`csfair.pretraining.substitution_table.SubstitutionTable`.
+
+Token-level substitution tables for code-switched MLM pretraining.
+
+A :class:`SubstitutionTable` maps a *source word*, as the token-id sequence it has in the
+binarised corpus (its sentencepiece pieces looked up in the fairseq dictionary), to candidate
+translations, each a token-id sequence with a raw probability and a sampling probability.
+
+Method (Visser et al., 2025, Section 3.1; every filter is a :class:`TableConfig` flag with the
+paper's default):
+
+* source words shorter than ``min_word_len = 4`` characters or in the source stopword list are
+  never replaced;
+* candidates that are target-language stopwords are dropped. The paper excludes "frequent
+  stop-words such as *a*, *le*, *des*"; ``csfair-lexicon table`` defaults to the same rule for
+  every language, the 20 most frequent words of the language's own corpus
+  (:func:`csfair.text.stopword_list`); the set's SHA-256 and provenance go into ``meta.json``;
+* candidates equal to their source word (case-insensitively: ``paris -> paris``, numbers; 65% of
+  the en-fr MUSE pairs) are dropped unless ``keep_identical``: replacing a word by itself changes
+  nothing but would be counted as a replacement. Not a filter of the paper;
+* for probabilistic (IBM-1) lexicons only candidates with raw ``p > min_prob = 0.02`` are kept;
+  MUSE candidates are all kept ("we map each token with all its possible MUSE translations");
+* the sampling distribution over the surviving candidates ``x_1..x_k`` of a word is the
+  temperature renormalisation (the paper's equation in Section 3.1), ``T = 3``::
+
+      P(x_i) = p_i ** (1 / T) / sum_j p_j ** (1 / T)
+
+  Table 1's "NL" column is the numerator: ``0.3689 ** (1/3) = 0.717`` for *work -> travail*.
+
+Casing. Lexicons are lower-cased. With a target-language corpus (:class:`csfair.text.CorpusCounts`)
+each candidate takes its most frequent surface form outside sentence-initial positions there
+(English -> German ``house -> Haus``, not ``haus``); without one it keeps the lexicon's form.
+With ``case_variants`` the table also holds the Capitalised and UPPER forms of each source word,
+whose candidates get the same casing, so "Work" at the start of a sentence becomes "Travail".
+With a source-language corpus, a source word that is mostly capitalised there (more than
+``name_min_capitalised`` of its non-initial occurrences: *John*, *Texas*, *County*) gets no
+case variants, so names are not translated (a confound for NER); only its lower-case form, the
+common noun, is a key. In languages that capitalise every noun (:data:`CAPITALISED_NOUN_LANGS`:
+German, Luxembourgish) capitals do not mark names, so there the word keeps its usual capitalised
+form and its UPPER form as keys, with candidates in their own casing (``Haus -> house``). Casing
+follows the language (:func:`csfair.text.upper`): Turkish and Azerbaijani ``i -> İ``, ``ı -> I``.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from csfair import __version__
+from csfair.lexicons.lexicon import Lexicon
+from csfair.pretraining.substitution_table import (
+    MAX_WORD_PIECES,
+    SubstitutionTable,
+    candidate_cdf,
+    sampling_probs,
+    word_hashes,
+)
+from csfair.pretraining.table_format import FORMAT_VERSION, pack_words
+from csfair.text import CorpusCounts, lower, stopword_sha256, title, upper
+
+#: Languages whose orthography capitalises every noun: capitalisation does not mark names there.
+CAPITALISED_NOUN_LANGS = frozenset({"de", "lb"})
+
+
+@dataclass
+class TableConfig:
+    """Filters and sampling of a substitution table (paper defaults).
+
+    Attributes:
+        min_prob: keep candidates with raw ``p > min_prob`` (probabilistic lexicons only).
+        temperature: ``T`` of the renormalisation ``p**(1/T) / sum p**(1/T)``.
+        min_word_len: source words with fewer characters are never replaced.
+        src_stopwords: source words never replaced (lower-cased).
+        tgt_stopwords: candidates dropped (lower-cased).
+        case_variants: also add Capitalised and UPPER forms of each source word (not for names:
+            see ``name_min_capitalised``).
+        keep_identical: keep candidates equal to their source word (compared lower-cased with
+            each language's rules). Dropped by default: they change nothing.
+        name_min_capitalised: with a source corpus, a source word capitalised in more than this
+            fraction of its non-sentence-initial occurrences is a name and gets no case variants
+            (1.0: never; ignored in :data:`CAPITALISED_NOUN_LANGS`).
+        src_stopwords_info: how ``src_stopwords`` was made (``csfair.text.stopword_list``), stored
+            in ``meta.json`` next to its SHA-256.
+        tgt_stopwords_info: likewise for ``tgt_stopwords``.
+        drop_punct: drop source words and candidates with no letter or digit. Not a filter of
+            the paper: with Moses tokenisation IBM-1 aligns words to punctuation tokens
+            (``work -> "."``, p = 0.05 on Multi30k), which are not translations.
+    """
+
+    min_prob: float = 0.02
+    temperature: float = 3.0
+    min_word_len: int = 4
+    src_stopwords: FrozenSet[str] = field(default_factory=frozenset)
+    tgt_stopwords: FrozenSet[str] = field(default_factory=frozenset)
+    case_variants: bool = True
+    drop_punct: bool = True
+    keep_identical: bool = False
+    name_min_capitalised: float = 0.5
+    src_stopwords_info: dict = field(default_factory=dict)
+    tgt_stopwords_info: dict = field(default_factory=dict)
+
+
+def _has_alnum(word: str) -> bool:
+    return any(c.isalnum() for c in word)
+
+
+def build_table(
+    lexicon: Lexicon,
+    encode: Callable[[str], Sequence[int]],
+    unk_index: int,
+    cfg: TableConfig,
+    extra_meta: Optional[dict] = None,
+    progress: bool = False,
+    src_corpus: Optional[CorpusCounts] = None,
+    tgt_corpus: Optional[CorpusCounts] = None,
+) -> Tuple[SubstitutionTable, dict]:
+    """Build the token-level table from a word lexicon.
+
+    Args:
+        lexicon: word-level lexicon (source words lower-cased).
+        encode: maps a word to the token ids it has in running text (sentencepiece pieces
+            with the word-start marker, looked up in the fairseq dictionary).
+        unk_index: the dictionary's ``<unk>`` id: a word encoding to it is outside the
+            vocabulary and is skipped (counted in the stats).
+        cfg: filters and temperature.
+        extra_meta: stored in ``meta.json`` (e.g. dictionary checksum, sentencepiece model).
+        progress: show a tqdm bar.
+        src_corpus: source-language word counts: names get no case variants, and the stats
+            give the fraction of eligible source tokens the stopwords remove.
+        tgt_corpus: target-language word counts: candidates take their most frequent
+            surface form there.
+
+    Returns:
+        (table, stats) with counts of what each filter removed. A source word is *eligible*
+        when it passes every word-level filter but the stopword one (length, punctuation, at
+        least one candidate left); with ``src_corpus``, ``src_stopword_token_fraction`` is
+        the share of the corpus tokens (any casing) of eligible words that are stopwords.
+    """
+    from tqdm import tqdm
+
+    sl, tl = lexicon.src_lang, lexicon.tgt_lang
+    stats = dict(
+        lexicon_words=len(lexicon), lexicon_pairs=lexicon.num_pairs,
+        src_short=0, src_stopword=0, src_punct=0, src_oov=0, src_too_long=0, src_no_candidate=0,
+        src_only_identical=0, src_names=0, src_capitalised_nouns=0,
+        cand_below_min_prob=0, cand_stopword=0, cand_punct=0, cand_identical=0, cand_oov=0,
+        cand_recased=0, key_collisions=0,
+    )
+    eligible_tokens = stopword_tokens = 0
+    cache: Dict[str, Tuple[int, ...]] = {}
+
+    def enc(w: str) -> Tuple[int, ...]:
+        t = cache.get(w)
+        if t is None:
+            t = tuple(int(x) for x in encode(w))
+            cache[w] = t
+        return t
+
+    def keep(w: str) -> str:
+        return w
+
+    def to_title(w: str) -> str:
+        return title(w, tl)
+
+    def to_upper(w: str) -> str:
+        return upper(w, tl)
+
+    seen_keys: Dict[Tuple[int, ...], int] = {}
+    key_toks: List[Tuple[int, ...]] = []
+    src_strs: List[str] = []
+    cand_strs: List[str] = []
+    cand_toks: List[Tuple[int, ...]] = []
+    cand_p: List[float] = []
+    cand_entry: List[int] = []
+    bar = tqdm(range(len(lexicon)), desc=f"table {sl}->{tl}", disable=not progress,
+               unit="word", mininterval=1.0)
+    for i in bar:
+        src = lexicon.src_words[i]
+        if len(src) < cfg.min_word_len:
+            stats["src_short"] += 1
+            continue
+        if cfg.drop_punct and not _has_alnum(src):
+            stats["src_punct"] += 1
+            continue
+        src_low = lower(src, sl)
+        a, b = lexicon.offsets[i], lexicon.offsets[i + 1]
+        cands = []
+        n_identical = 0
+        for t, p in zip(lexicon.tgt_words[a:b], lexicon.probs[a:b]):
+            if lexicon.probabilistic and not p > cfg.min_prob:
+                stats["cand_below_min_prob"] += 1
+            elif lower(t, tl) in cfg.tgt_stopwords:
+                stats["cand_stopword"] += 1
+            elif cfg.drop_punct and not _has_alnum(t):
+                stats["cand_punct"] += 1
+            elif not cfg.keep_identical and lower(t, tl) == src_low:
+                stats["cand_identical"] += 1
+                n_identical += 1
+            else:
+                cands.append((t, float(p)))
+        if not cands:
+            stats["src_no_candidate"] += 1
+            stats["src_only_identical"] += int(n_identical > 0)
+            continue
+        # the stopword test comes last so that it counts eligible words only
+        is_stop = src_low in cfg.src_stopwords
+        if src_corpus is not None:
+            n_tok = src_corpus.count(src)
+            eligible_tokens += n_tok
+            stopword_tokens += n_tok if is_stop else 0
+        if is_stop:
+            stats["src_stopword"] += 1
+            continue
+        if tgt_corpus is not None:
+            cased = []
+            for t, p in cands:
+                tc = tgt_corpus.truecase(t)
+                stats["cand_recased"] += int(tc is not None and tc != t)
+                cased.append((tc if tc is not None else t, p))
+            cands = cased
+        forms: List[Tuple[str, Callable[[str], str]]] = [(src, keep)]
+        if cfg.case_variants:
+            name_like = False
+            if src_corpus is not None:
+                n_cap, n_all = src_corpus.capitalised(src)
+                name_like = n_all > 0 and n_cap > cfg.name_min_capitalised * n_all
+            if not name_like:
+                forms += [(title(src, sl), to_title), (upper(src, sl), to_upper)]
+            elif sl in CAPITALISED_NOUN_LANGS:
+                # German nouns: the usual (capitalised) spelling is a key; candidates keep their own case
+                stats["src_capitalised_nouns"] += 1
+                forms += [(src_corpus.truecase(src), keep), (upper(src, sl), to_upper)]
+            else:
+                stats["src_names"] += 1  # a name: only the lower-case (common-noun) form is a key
+        done = set()
+        for src_form, fn in forms:
+            if src_form in done:
+                continue  # e.g. "1999": no distinct casing
+            done.add(src_form)
+            key = enc(src_form)
+            if not key or unk_index in key:
+                stats["src_oov"] += 1
+                continue
+            if len(key) > MAX_WORD_PIECES:
+                stats["src_too_long"] += 1
+                continue
+            if key in seen_keys:
+                stats["key_collisions"] += 1
+                continue
+            kept = []
+            for t, p in cands:
+                toks = enc(fn(t))
+                if not toks or unk_index in toks:
+                    stats["cand_oov"] += 1
+                    continue
+                kept.append((fn(t), toks, p))
+            if not kept:
+                stats["src_no_candidate"] += 1
+                continue
+            e = len(key_toks)
+            seen_keys[key] = e
+            key_toks.append(key)
+            src_strs.append(src_form)
+            for t, toks, p in kept:
+                cand_strs.append(t)
+                cand_toks.append(toks)
+                cand_p.append(p)
+                cand_entry.append(e)
+    if src_corpus is not None:
+        stats.update(src_eligible_tokens=eligible_tokens, src_stopword_tokens=stopword_tokens,
+                     src_stopword_token_fraction=stopword_tokens / eligible_tokens if eligible_tokens else 0.0)
+
+    n = len(key_toks)
+    key_len = np.array([len(k) for k in key_toks], dtype=np.int64)
+    key_offsets = np.concatenate([[0], np.cumsum(key_len)]).astype(np.int64)
+    key_tokens = np.fromiter((t for k in key_toks for t in k), dtype=np.int32, count=int(key_offsets[-1]))
+    hashes = word_hashes(key_tokens.astype(np.int64), key_offsets[:-1], key_len) if n else np.zeros(0, np.uint64)
+    if len(np.unique(hashes)) != n:
+        raise RuntimeError("64-bit word-hash collision between two table keys; rebuild with other case variants")
+    order = np.argsort(hashes, kind="stable")  # entries sorted by hash for searchsorted
+
+    cand_entry_arr = np.array(cand_entry, dtype=np.int64)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    new_entry = rank[cand_entry_arr]
+    # stable: keeps each entry's candidates in decreasing-probability order
+    corder = np.argsort(new_entry, kind="stable")
+    cand_len = np.array([len(c) for c in cand_toks], dtype=np.int64)[corder]
+    ctoks = [cand_toks[c] for c in corder]
+    arrays = dict(
+        key_hash=hashes[order],
+        key_offsets=np.concatenate([[0], np.cumsum(key_len[order])]).astype(np.int64),
+        key_tokens=np.fromiter((t for e in order for t in key_toks[e]), dtype=np.int32, count=int(key_len.sum())),
+        cand_offsets=np.concatenate([[0], np.cumsum(np.bincount(new_entry, minlength=n))]).astype(np.int64),
+        cand_prob=np.array(cand_p, dtype=np.float64)[corder],
+        cand_tok_offsets=np.concatenate([[0], np.cumsum(cand_len)]).astype(np.int64),
+        cand_tokens=np.fromiter((t for c in ctoks for t in c), dtype=np.int32, count=int(cand_len.sum())),
+        source_words_utf8=pack_words([src_strs[e] for e in order]),
+        cand_words_utf8=pack_words([cand_strs[c] for c in corder]),
+    )
+    groups = new_entry[corder]
+    arrays["cand_sampling"] = sampling_probs(arrays["cand_prob"], groups, cfg.temperature)
+    arrays["cand_cdf"] = candidate_cdf(arrays["cand_sampling"], arrays["cand_offsets"])
+    stats.update(entries=n, candidates=len(cand_p), source_words=len(set(lower(w, sl) for w in src_strs)))
+    meta = dict(
+        format_version=FORMAT_VERSION, csfair_version=__version__,
+        src_lang=sl, tgt_lang=tl, lexicon_kind=lexicon.kind,
+        probabilistic=lexicon.probabilistic, temperature=cfg.temperature, min_prob=cfg.min_prob,
+        min_word_len=cfg.min_word_len, case_variants=cfg.case_variants, drop_punct=cfg.drop_punct,
+        keep_identical=cfg.keep_identical, name_min_capitalised=cfg.name_min_capitalised,
+        casing=dict(
+            candidates="most frequent non-initial surface form in the target corpus" if tgt_corpus is not None
+            else "lexicon form",
+            names="no case variants for source words mostly capitalised in the source corpus"
+            if src_corpus is not None and sl not in CAPITALISED_NOUN_LANGS else "not detected",
+            src_corpus=src_corpus.describe() if src_corpus is not None else None,
+            tgt_corpus=tgt_corpus.describe() if tgt_corpus is not None else None,
+        ),
+        n_src_stopwords=len(cfg.src_stopwords), n_tgt_stopwords=len(cfg.tgt_stopwords),
+        src_stopwords=dict(cfg.src_stopwords_info, n_words=len(cfg.src_stopwords),
+                           sha256=stopword_sha256(cfg.src_stopwords)),
+        tgt_stopwords=dict(cfg.tgt_stopwords_info, n_words=len(cfg.tgt_stopwords),
+                           sha256=stopword_sha256(cfg.tgt_stopwords)),
+        stats=stats,
+    )
+    meta.update(extra_meta or {})
+    return SubstitutionTable(arrays, meta), stats
