@@ -15,7 +15,8 @@ import argparse
 import re
 import sys
 
-TRAIN = re.compile(r"\| train_inner \| .*?((?:\w+=[-0-9.e]+, ?)+)")
+# metric names may hold a language direction (cs_tok_en-fr)
+TRAIN = re.compile(r"\| train_inner \| .*?((?:[\w-]+=[-0-9.e]+, ?)+)")
 VALID = re.compile(r"\| valid \| .*valid on '[^']+' subset \| (.*)$")
 
 
@@ -32,8 +33,8 @@ def parse(path):
             if m:
                 kv = dict(x.split("=") for x in m.group(1).replace(" ", "").strip(",").split(","))
                 u = int(float(kv.get("num_updates", "nan")))
-                for k in ("loss", "accuracy", "cs_inst", "cs_word"):
-                    if k in kv:
+                for k in kv:
+                    if k in ("loss", "accuracy", "cs_inst", "cs_word") or k.startswith("cs_tok_"):
                         out["train"].setdefault(k, []).append((u, float(kv[k])))
                 continue
             m = VALID.search(line)

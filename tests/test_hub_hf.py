@@ -192,3 +192,5 @@ def test_analyze_report_and_training_plot(tiny_mlm, tmp_path):
     spec.loader.exec_module(mod)
     curves = mod.parse(tiny_mlm.parent / "train.log")
     assert [u for u, _ in curves["train"]["loss"]] == [10, 20, 30, 40, 50, 60]
+    # per-direction changed-token rates (metric names with a hyphen) are read too
+    assert [u for u, _ in curves["train"]["cs_tok_en-fr"]] == [10, 20, 30, 40, 50, 60]

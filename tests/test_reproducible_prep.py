@@ -42,7 +42,8 @@ def prepare(root: Path, src: Path) -> None:
         os.remove(bin_ / lang / "preprocess.log")  # fairseq's log (absolute paths, times)
     for d in ("en-fr", "fr-en"):
         run([VENV_BIN / "csfair-lexicon", "table", "--lexicon", lex / f"ibm1.{d}.tsv", "--spm-model",
-             bin_ / "spm.model", "--dict", bin_ / "dict.txt", "--out", bin_ / "tables" / f"ibm1.{d}", "--quiet"])
+             bin_ / "spm.model", "--dict", bin_ / "dict.txt", "--out", bin_ / "tables" / f"ibm1.{d}", "--quiet",
+             "--src-corpus", text / f"{d[:2]}.train.tok", "--tgt-corpus", text / f"{d[3:]}.train.tok"])
 
 
 def digests(root: Path) -> dict:
