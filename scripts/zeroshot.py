@@ -311,12 +311,16 @@ def evaluate(spec, ft_ckpt, data_root, langs, keep=None):
 
 
 def code_version():
-    """The git commit of the code (``+<digest>`` of uncommitted changes to tracked files), else csfair.__version__."""
+    """The git commit of the code (``+<digest>`` of uncommitted changes to the code's tracked files:
+    csfair/, user_dir/, scripts/, setup.py, requirements/), else csfair.__version__. Results files
+    (results/, README) are left out of the digest: the runner appends to a tracked results.jsonl,
+    which must not change the protocol of its own next run."""
     import hashlib
 
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        diff = subprocess.run(["git", "diff", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
+        diff = subprocess.run(["git", "diff", "HEAD", "--", "csfair", "user_dir", "scripts", "setup.py", "requirements"],
+                              cwd=ROOT, capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         import csfair
 
