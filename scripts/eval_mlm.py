@@ -65,14 +65,12 @@ def scored_vocab(dictionary) -> np.ndarray:
     """bool ``[V]``: the symbol is a real token that may be a target.
 
     False for fairseq's leading specials (``<s>``, ``<pad>``, ``</s>``, ``<unk>``), ``<mask>`` and
-    the ``madeupword*`` padding symbols; True for every other dictionary entry.
+    the ``madeupword*`` padding symbols; True for every other dictionary entry: the complement of
+    the symbols the code-switching dataset never substitutes.
     """
-    out = np.ones(len(dictionary), dtype=bool)
-    out[: dictionary.nspecial] = False
-    for i, sym in enumerate(dictionary.symbols):
-        if sym == "<mask>" or sym.startswith("madeupword"):
-            out[i] = False
-    return out
+    from user_dir.data.codeswitch_mask_tokens_dataset import special_mask
+
+    return ~special_mask(dictionary)
 
 
 def load_checkpoint(checkpoint: str, data: str, lang: str, seed: int, tokens_per_sample: Optional[int] = None,
