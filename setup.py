@@ -20,6 +20,7 @@ setup(
     # user_dir is installed too, so that `from user_dir.hub_interface import from_pretrained` works from
     # any directory; fairseq's --user-dir user_dir imports the same files.
     packages=find_packages(include=["csfair", "csfair.*", "user_dir", "user_dir.*"]),
+    package_data={"csfair.evaluation": ["tasks.toml"]},  # the declared tasks (csfair/evaluation/tasks.py)
     python_requires=">=3.11,<3.12",
     install_requires=[],
     entry_points={

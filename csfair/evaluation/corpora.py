@@ -113,14 +113,24 @@ def read_ner(path: PathLike) -> List[TaggedSentence]:
     return read_column_sentences(path, 1, 2, ncols=3)
 
 
-def read_conllu_upos(path: PathLike) -> List[TaggedSentence]:
-    """UPOS of a CoNLL-U treebank (``conllu`` library); skips multi-word token ranges and empty nodes.
+def read_conllu(path: PathLike, field: str = "upos") -> List[TaggedSentence]:
+    """One field of every word of a CoNLL-U treebank (``conllu`` library).
+
+    Multi-word token ranges (``1-2``) and empty nodes (``1.1``) are skipped, as UD's word-level
+    annotation requires; ``meta`` holds the sentence's comments (``sent_id``, ``text``, ...).
+
+    Args:
+        path: the treebank file.
+        field: ``upos`` (column 4), ``xpos``, ``deprel``, ... or ``misc:KEY`` (a MISC attribute,
+            e.g. ``misc:LangID`` for the token language of SAGT).
 
     Raises:
-        InputFormatError: the parser rejects a sentence (the message has the sentence's first line).
+        InputFormatError: a sentence the parser rejects, or a word without a form or the field
+            (the location is the sentence's first line).
     """
     import conllu
 
+    misc = field[5:] if field.startswith("misc:") else None
     out = []
     lineno = 1
     with open(path, encoding="utf-8") as fh:
@@ -138,13 +148,19 @@ def read_conllu_upos(path: PathLike) -> List[TaggedSentence]:
         for tok in sent:
             if not isinstance(tok["id"], int):
                 continue
-            if not tok["form"] or not tok["upos"]:
-                raise InputFormatError(path, start, f"token {tok['id']} has no form or UPOS")
+            value = (tok["misc"] or {}).get(misc) if misc else tok[field]
+            if not tok["form"] or not value:
+                raise InputFormatError(path, start, f"token {tok['id']} has no form or {field}")
             words.append(tok["form"])
-            labels.append(tok["upos"])
+            labels.append(value)
         if words:
             out.append(TaggedSentence(words, labels, f"{path}:{start}", dict(sent.metadata)))
     return out
+
+
+def read_conllu_upos(path: PathLike) -> List[TaggedSentence]:
+    """UPOS of a CoNLL-U treebank: :func:`read_conllu` with ``field="upos"``."""
+    return read_conllu(path, "upos")
 
 
 def read_calcs(path: PathLike) -> List[TaggedSentence]:

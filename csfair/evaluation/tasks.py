@@ -3,8 +3,10 @@
 Each task (Visser et al., 2025, Section 3.4; the LinCE-style code-switched tasks of the
 Spanglish-mBERT study and Winata et al., 2021) names its training language data, its English (or
 in-domain) dev set for model selection, and its zero-shot test sets per language, all from
-``$CSFAIR_DATA``. :func:`write_task_data` writes ``fairseq-preprocess`` inputs with a pretrained
-checkpoint's sentencepiece model:
+``$CSFAIR_DATA``. The tasks are declared in a data file, ``csfair/evaluation/tasks.toml`` (its
+header documents the keys; more files through :func:`add_tasks_file` or ``$CSFAIR_TASKS_FILE``),
+and read by the readers of :mod:`csfair.evaluation.readers`. :func:`write_task_data` writes
+``fairseq-preprocess`` inputs with a pretrained checkpoint's sentencepiece model:
 
     <out>/raw/<lang>.<split>.input0   pieces (space-separated)
     <out>/raw/<lang>.<split>.input1   second text's pieces (sentence pairs)
@@ -15,28 +17,30 @@ checkpoint's sentencepiece model:
 
 Splits: ``train`` and ``valid`` in the training language, ``test`` in every evaluated language.
 """
+import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from csfair.evaluation.corpora import (
-    TaggedSentence,
-    TextExample,
-    read_calcs,
-    read_conllu_upos,
-    read_ner,
-    read_sentimix,
-    read_sick,
-    read_udpos_tsv,
-    read_xnli,
-    split_by_premise,
-    subsample,
-)
-from csfair.io import PathLike, atomic_write
-from csfair.paths import data_file
+from csfair.evaluation.corpora import TaggedSentence, TextExample, split_by_premise, subsample
+from csfair.evaluation.readers import READERS, read_hf, reader as reader_fn
+from csfair.io import InputFormatError, PathLike, atomic_write
+from csfair.paths import data_root
 from csfair.evaluation.tagging import align_first_piece
 from csfair.text import moses_tokenize_lines
+
+#: The built-in tasks file.
+DEFAULT_TASKS_FILE = Path(__file__).with_name("tasks.toml")
+
+#: Seeds under ``--paper`` when a task declares none (the paper's NER: 10 runs; Sec. 3.4).
+PAPER_SEEDS = 10
+
+
+class MissingDataError(FileNotFoundError):
+    """A task's data is not under the data root; the message lists every missing file and how to get it."""
 
 
 @dataclass
@@ -51,9 +55,20 @@ class TaskSpec:
         epochs: the paper's epochs for this task type (Table 2: 3 for NER, 4 for NLI).
         source_lang: training language (the row name of the dev results).
         test_langs: evaluated languages.
-        load: ``(seed) -> {"train": [...], "valid": [...], "test": {lang: [...]}}``.
+        load: ``(seed) -> {"train": [...], "valid": [...], "test": {lang: [...]}}``; raises
+            :class:`MissingDataError` when data is missing, InputFormatError on bad input.
         pair: sentence-pair classification.
-        text_lang: language for Moses pre-tokenisation of raw text (classification), per split/lang.
+        pretokenize: Moses-tokenise the raw text of each language (classification).
+        notes: free text.
+        title: the tables' name of the task (a fallback protocol says so here).
+        labels: the declared label set (None: not checked).
+        embedding_langs: fastText languages of the meta-embedding taggers.
+        paper_seeds: number of seeds under ``--paper`` (seeds 1..N).
+        fallback: task used under ``--paper`` when this one's data is missing.
+        source: how to get the data (part of the missing-data message).
+        missing: ``() -> [(split, langs, alternatives)]``: the data files not found.
+        declaration: the task's resolved declaration (after ``inherit``).
+        origin: the tasks file it came from.
     """
 
     name: str
@@ -68,6 +83,37 @@ class TaskSpec:
     pretokenize: bool = False
     notes: str = ""
     extra: Dict = field(default_factory=dict)
+    title: str = ""
+    labels: Optional[Sequence[str]] = None
+    embedding_langs: Sequence[str] = ()
+    paper_seeds: int = PAPER_SEEDS
+    fallback: str = ""
+    source: str = ""
+    missing: Callable[[], List[Tuple[str, Tuple[str, ...], Tuple[str, ...]]]] = lambda: []
+    declaration: Dict = field(default_factory=dict)
+    origin: str = ""
+
+    def __post_init__(self):
+        self.title = self.title or self.name
+
+    @property
+    def digest(self) -> str:
+        """12 hex digits of the SHA-256 of the resolved declaration (part of the runner's protocol key)."""
+        text = json.dumps(self.declaration, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+    def missing_message(self) -> str:
+        """What is missing and where it is expected (empty when nothing is)."""
+        gone = self.missing()
+        if not gone:
+            return ""
+        how = "CSFAIR_DATA" if os.environ.get("CSFAIR_DATA") else "default ../shared/data; set CSFAIR_DATA"
+        lines = [f"task {self.name}: data not found under the data root {data_root()} ({how}):"]
+        for split, langs, alts in gone:
+            lines.append(f"  {split} ({', '.join(langs)}): " + " or ".join(alts))
+        if self.source:
+            lines.append(f"  get it: {self.source}")
+        return "\n".join(lines)
 
 
 def _split_off(items: List, frac: float, seed: int):
@@ -81,91 +127,309 @@ def _split_off(items: List, frac: float, seed: int):
     return [x for i, x in enumerate(items) if i not in held], [x for i, x in enumerate(items) if i in held]
 
 
-POS_LANGS = ("fr", "de", "es", "tr", "fi", "hi")
-XNLI_LANGS = ("fr", "de", "es", "tr", "sw", "hi")
+# --- the tasks file -------------------------------------------------------------------------------
+
+_KEYS = {"inherit", "title", "kind", "pair", "pretokenize", "metric", "metric_fn", "epochs", "train_lang", "langs",
+         "reader", "options", "train", "valid", "test", "files", "splits", "split_by_premise", "extra_train",
+         "labels", "embedding_langs", "paper_seeds", "fallback", "source", "notes"}
+_ENTRY_KEYS = {"path", "paths", "reader", "options", "lang", "holdout",
+               "dataset", "config", "split", "data_files", "disk", "revision", "cache_dir", "columns", "label_names"}
+_HF_KEYS = ("dataset", "config", "split", "data_files", "disk", "revision", "cache_dir", "label_names")
 
 
-def _pos(seed):
-    return {"train": read_udpos_tsv(data_file("pos/udpos-xtreme/train-en.tsv")),
-            "valid": read_udpos_tsv(data_file("pos/udpos-xtreme/dev-en.tsv")),
-            "test": {lg: read_udpos_tsv(data_file(f"pos/udpos-xtreme/dev-{lg}.tsv")) for lg in POS_LANGS}}
+def _fill(template, lang: str, split: str):
+    """``{lang}`` and ``{split}`` of a string (or of every string of a list / dict)."""
+    if isinstance(template, str):
+        return template.replace("{lang}", lang).replace("{split}", split)
+    if isinstance(template, list):
+        return [_fill(t, lang, split) for t in template]
+    if isinstance(template, dict):
+        return {k: _fill(v, lang, split) for k, v in template.items()}
+    return template
 
 
-def _wikiann(seed):
-    return {"train": read_ner(data_file("ner/wikiann/en/train.conllu")),
-            "valid": read_ner(data_file("ner/wikiann/en/val.conllu")),
-            "test": {lg: read_ner(data_file(f"ner/wikiann/{lg}/test.conllu")) for lg in ("de", "es")}}
+def _abs(rel: str) -> Path:
+    return data_root() / rel  # an absolute ``rel`` stays itself
 
 
-def _wikineural(seed):
-    # WikiNEuRal is staged as val + test only: English val trains, English test selects.
-    return {"train": read_ner(data_file("ner/wikineural/en/val.conllu")),
-            "valid": read_ner(data_file("ner/wikineural/en/test.conllu")),
-            "test": {lg: read_ner(data_file(f"ner/wikineural/{lg}/test.conllu")) for lg in ("fr", "de", "es")}}
+class _Entry:
+    """One split's data source: files (with alternatives) and a reader, a Hugging Face split, or a holdout."""
+
+    def __init__(self, where: str, value, decl: dict, split: str):
+        if isinstance(value, (str, list)):
+            value = {"paths": value}
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a path, a list of paths or a table, got {value!r}")
+        bad = set(value) - _ENTRY_KEYS
+        if bad:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(bad))} (known: {', '.join(sorted(_ENTRY_KEYS))})")
+        self.holdout = value.get("holdout")
+        if self.holdout is not None:
+            if split != "valid" or not 0 < float(self.holdout) < 1:
+                raise ValueError(f"{where}: holdout = FRACTION (0 < FRACTION < 1) is for valid only")
+            return
+        self.reader = value.get("reader", decl.get("reader"))
+        if not self.reader:
+            raise ValueError(f"{where}: no reader (set reader for the task or the split)")
+        reader_fn(self.reader)  # raises KeyError for an unknown name
+        self.options = dict(decl.get("options") or {}, **(value.get("options") or {}))
+        self.lang = value.get("lang")
+        self.split = split
+        if self.reader == "hf":
+            self.hf = {k: value[k] for k in _HF_KEYS if k in value}
+            self.columns = value.get("columns") or self.options.pop("columns", None) or {}
+            if "split" not in self.hf:
+                self.hf["split"] = "validation" if split == "valid" else split
+            if "dataset" not in self.hf and "disk" not in self.hf:
+                raise ValueError(f"{where}: reader 'hf' needs dataset = NAME or disk = PATH")
+            self.paths = []
+        else:
+            paths = value.get("paths", value.get("path"))
+            if paths is None:
+                raise ValueError(f"{where}: no path")
+            self.paths = [paths] if isinstance(paths, str) else list(paths)
+        self.multilingual = READERS.get(self.reader, (None, False))[1]
+
+    def local_files(self, lang: str) -> List[str]:
+        """Alternatives (relative to the data root) that must exist, for one language."""
+        lang = self.lang or lang
+        if self.reader != "hf":
+            return [_fill(p, lang, self.split) for p in self.paths]
+        local = self.hf.get("disk") or self.hf.get("data_files")
+        if local is None:
+            return []  # a hub name: nothing to check before loading
+        local = _fill(local, lang, self.split)
+        if isinstance(local, dict):
+            local = list(local.values())
+        return [" + ".join(local)] if isinstance(local, list) else [local]
+
+    def find(self, lang: str) -> Optional[Path]:
+        for alt in self.local_files(lang):
+            parts = alt.split(" + ")
+            if all(_abs(p).exists() for p in parts):
+                return _abs(parts[0])
+        return None
+
+    def read(self, kind: str, lang: str, langs: Sequence[str], cache: dict):
+        lang = self.lang or lang
+        if self.reader == "hf":
+            hf = _fill(dict(self.hf), lang, self.split)
+            if "disk" in hf:
+                hf["disk"] = _abs(hf["disk"])
+            if "data_files" in hf:
+                df = hf["data_files"]
+                hf["data_files"] = ({k: str(_abs(v)) for k, v in df.items()} if isinstance(df, dict) else
+                                    [str(_abs(v)) for v in df] if isinstance(df, list) else str(_abs(df)))
+            return read_hf(kind, _fill(self.columns, lang, self.split), **hf, **self.options)
+        path = self.find(lang)
+        fn = READERS[self.reader][0]
+        if not self.multilingual:
+            return fn(path, **self.options)
+        key = (self.reader, str(path), json.dumps(self.options, sort_keys=True))
+        if key not in cache:
+            cache[key] = fn(path, langs=set(langs), **self.options)
+        if lang not in cache[key]:
+            raise InputFormatError(path, 0, f"no rows in language {lang!r} (has: {', '.join(sorted(cache[key])) or 'none'})")
+        return cache[key][lang]
 
 
-def _xnli(seed, sick=False):
-    rows = {lg: read_xnli(data_file(f"nli/xnli-xtreme/dev-{lg}.tsv")) for lg in ("en",) + XNLI_LANGS}
-    train, dev, tests = split_by_premise(rows, "en", dev=0.1, test=0.3, seed=seed)
-    if sick:
-        train = train + read_sick(data_file("nli/sick/SICK.txt"))
-    return {"train": train, "valid": dev, "test": {lg: tests[lg] for lg in XNLI_LANGS}}
+def _metric_fn(kind: str, metric: str) -> str:
+    if kind == "classification":
+        return "sentence_metrics"
+    return "token_accuracy" if metric == "accuracy" else "span_f1"
 
 
-def _calcs(seed):
-    train, dev = _split_off(read_calcs(data_file("codeswitch/calcs2016-lid-spaeng/train_data.tsv")), 0.1, seed)
-    return {"train": train, "valid": dev, "test": {"es-en": read_calcs(data_file("codeswitch/calcs2016-lid-spaeng/dev_data.tsv"))}}
+def _check_labels(name: str, labels: Sequence[str], data: Dict) -> None:
+    """Every label of the loaded data is in the declared set.
+
+    Raises:
+        InputFormatError: at the item's ``path:line`` (a sentence's first line; the token is named).
+    """
+    allowed = set(labels)
+
+    def fail(item, reason):
+        path, _, line = item.source.rpartition(":")
+        raise InputFormatError(path or item.source, int(line) if line.isdigit() else 0,
+                               f"{reason} is not in task {name}'s label set ({', '.join(labels)})")
+
+    for items in [data["train"], data["valid"], *data["test"].values()]:
+        for it in items:
+            if isinstance(it, TaggedSentence):
+                bad = next((i for i, lab in enumerate(it.labels) if lab not in allowed), None)
+                if bad is not None:
+                    fail(it, f"label {it.labels[bad]!r} of token {bad + 1} ({it.words[bad]!r})")
+            elif it.label not in allowed:
+                fail(it, f"label {it.label!r}")
 
 
-def _sentimix_lid(seed):
-    train, dev = _split_off(read_sentimix(data_file("codeswitch/sentimix2020/train_conll_spanglish.txt")), 0.1, seed)
-    return {"train": train, "valid": dev, "test": {"es-en": read_sentimix(data_file("codeswitch/sentimix2020/spanglish_trial.txt"))}}
+def _build(name: str, decl: dict, origin: str) -> TaskSpec:
+    where = f"{origin}: task {name}"
+    bad = set(decl) - _KEYS
+    if bad:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(bad))} (known: {', '.join(sorted(_KEYS))})")
+    for k in ("kind", "metric", "epochs", "train_lang", "langs"):
+        if k not in decl:
+            raise ValueError(f"{where}: {k} is required")
+    kind = decl["kind"]
+    if kind not in ("tagging", "classification"):
+        raise ValueError(f"{where}: kind must be tagging or classification, got {kind!r}")
+    train_lang, langs = decl["train_lang"], list(decl["langs"])
+    entries: Dict[str, _Entry] = {}
+    by_premise = decl.get("split_by_premise")
+    if by_premise is not None:
+        if any(k in decl for k in ("train", "valid", "test", "files")):
+            raise ValueError(f"{where}: split_by_premise replaces train, valid, test and files")
+        entries["rows"] = _Entry(f"{where} split_by_premise", by_premise["files"], decl, "test")
+    else:
+        files, splits = decl.get("files"), decl.get("splits") or {}
+        for split in ("train", "valid", "test"):
+            value = decl.get(split)
+            if value is None and files is not None:
+                value = _fill(files if isinstance(files, list) else [files], "{lang}", splits.get(split, split))
+            if value is None:
+                raise ValueError(f"{where}: no {split} (give {split} = PATH, or files + splits)")
+            entries[split] = _Entry(f"{where} {split}", value, decl, split)
+    extra = [_Entry(f"{where} extra_train", e, decl, "train") for e in decl.get("extra_train", [])]
+    labels = decl.get("labels")
+
+    def langs_of(split):
+        return [train_lang] if split in ("train", "valid") else langs
+
+    def missing():
+        out = []
+        checks = [(s, e, langs_of(s)) for s, e in entries.items() if s != "rows" and e.holdout is None]
+        if "rows" in entries:
+            checks.append(("split_by_premise", entries["rows"], list(dict.fromkeys([train_lang, *langs]))))
+        checks += [("extra_train", e, [train_lang]) for e in extra]
+        for split, e, lgs in checks:
+            gone: Dict[Tuple[str, ...], List[str]] = {}
+            for lg in lgs:
+                alts = e.local_files(lg)
+                if alts and e.find(lg) is None:
+                    gone.setdefault(tuple(alts), []).append(lg)
+            out += [(split, tuple(lg), alts) for alts, lg in gone.items()]
+        return out
+
+    spec = None
+
+    def load(seed: int) -> Dict:
+        msg = spec.missing_message()
+        if msg:
+            raise MissingDataError(msg)
+        cache: dict = {}
+        every = list(dict.fromkeys([train_lang, *langs]))
+        if "rows" in entries:
+            rows = {lg: entries["rows"].read(kind, lg, every, cache) for lg in every}
+            train, valid, tests = split_by_premise(rows, train_lang, dev=float(by_premise.get("dev", 0.1)),
+                                                   test=float(by_premise.get("test", 0.3)), seed=seed)
+            test = {lg: tests[lg] for lg in langs}
+        else:
+            train = entries["train"].read(kind, train_lang, every, cache)
+            if entries["valid"].holdout is not None:
+                train, valid = _split_off(train, float(entries["valid"].holdout), seed)
+            else:
+                valid = entries["valid"].read(kind, train_lang, every, cache)
+            test = {lg: entries["test"].read(kind, lg, every, cache) for lg in langs}
+        for e in extra:
+            train = train + e.read(kind, train_lang, every, cache)
+        data = {"train": train, "valid": valid, "test": test}
+        if labels is not None:
+            _check_labels(name, labels, data)
+        return data
+
+    spec = TaskSpec(
+        name, kind, decl["metric"], decl.get("metric_fn") or _metric_fn(kind, decl["metric"]), int(decl["epochs"]),
+        train_lang, tuple(langs), load, pair=bool(decl.get("pair", False)),
+        pretokenize=bool(decl.get("pretokenize", False)), notes=decl.get("notes", ""), title=decl.get("title", ""),
+        labels=tuple(labels) if labels is not None else None, embedding_langs=tuple(decl.get("embedding_langs", ())),
+        paper_seeds=int(decl.get("paper_seeds", PAPER_SEEDS)), fallback=decl.get("fallback", ""),
+        source=decl.get("source", ""), missing=missing, declaration=decl, origin=origin)
+    return spec
 
 
-def _as_text(sents: List[TaggedSentence]) -> List[TextExample]:
-    return [TextExample(" ".join(s.words), None, s.meta["sentiment"], s.source) for s in sents]
+def load_tasks_file(path: PathLike, known: Optional[Dict[str, TaskSpec]] = None) -> Dict[str, TaskSpec]:
+    """The tasks declared in a TOML file (one table per task; keys in ``tasks.toml``'s header).
+
+    Args:
+        path: the file.
+        known: tasks an ``inherit`` may name besides this file's earlier ones.
+
+    Returns:
+        ``{name: TaskSpec}`` in file order.
+
+    Raises:
+        InputFormatError: not valid TOML (with its line).
+        ValueError: an unknown or missing key, an unknown reader or inherited task (naming the file and task).
+    """
+    import tomllib
+
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise InputFormatError(path, int(m.group(1)) if m else 0, f"not valid TOML: {e}") from None
+    decls = {n: s.declaration for n, s in (known or {}).items()}
+    out: Dict[str, TaskSpec] = {}
+    for name, decl in doc.items():
+        if not isinstance(decl, dict):
+            raise ValueError(f"{path}: {name} = {decl!r}: expected a [{name}] table")
+        if "inherit" in decl:
+            base = decl["inherit"]
+            if base not in decls:
+                raise ValueError(f"{path}: task {name}: inherit = {base!r}: no such task above (or built in)")
+            decl = {**decls[base], **{k: v for k, v in decl.items() if k != "inherit"}}
+        decls[name] = decl
+        out[name] = _build(name, decl, str(path))
+    return out
 
 
-def _sentimix_sentiment(seed):
-    d = _sentimix_lid(seed)
-    return {"train": _as_text(d["train"]), "valid": _as_text(d["valid"]),
-            "test": {k: _as_text(v) for k, v in d["test"].items()}}
+def add_tasks_file(path: PathLike) -> List[str]:
+    """Declare the tasks of another file in :data:`TASKS` (a task of the same name is replaced).
+
+    Returns:
+        the names declared by the file.
+    """
+    new = load_tasks_file(path, known=TASKS)
+    TASKS.update(new)
+    return list(new)
 
 
-def _ud(folder, prefix, lang):
-    def load(seed):
-        base = f"ud-cs/{folder}/{prefix}"
-        return {"train": read_conllu_upos(data_file(f"{base}-train.conllu")),
-                "valid": read_conllu_upos(data_file(f"{base}-dev.conllu")),
-                "test": {lang: read_conllu_upos(data_file(f"{base}-test.conllu"))}}
-    return load
+def paper_task(name: str, tasks: Optional[Dict[str, TaskSpec]] = None) -> Tuple[TaskSpec, Optional[str]]:
+    """The task the paper's protocol runs for ``name`` (``--paper``), and a message when it changed or is missing.
+
+    A task that is another task's ``fallback`` is replaced by that task when its data is present
+    (``xnli`` -> ``xnli-mnli``); a task whose data is missing is replaced by its ``fallback``
+    (``xnli-mnli`` -> ``xnli``), with a message naming what is missing and where it is expected.
+
+    Raises:
+        KeyError: an unknown task.
+    """
+    tasks = TASKS if tasks is None else tasks
+    if name not in tasks:
+        raise KeyError(f"unknown task {name!r} (known: {', '.join(tasks)})")
+    spec = tasks[name]
+    better = next((t for t in tasks.values() if t.fallback == name), None)
+    if better is not None:
+        if not better.missing():
+            return better, f"--paper: {name} -> {better.name} ({better.title})"
+        return spec, (f"--paper: the paper's protocol for {name} ({better.name}) is not available, using "
+                      f"{spec.title}\n{better.missing_message()}")
+    if spec.missing() and spec.fallback:
+        fb = tasks[spec.fallback]
+        return fb, f"--paper: using {fb.name} ({fb.title}) instead\n{spec.missing_message()}"
+    return spec, None
 
 
-TASKS: Dict[str, TaskSpec] = {
-    t.name: t for t in [
-        TaskSpec("pos", "tagging", "accuracy", "token_accuracy", 3, "en", POS_LANGS, _pos,
-                 notes="XTREME UD-POS: English train, target-language dev sets as test"),
-        TaskSpec("ner-wikiann", "tagging", "macro_f1", "span_f1", 3, "en", ("de", "es"), _wikiann,
-                 notes="WikiANN (PAN-X): English train/val, de/es test; macro span F1 as the paper"),
-        TaskSpec("ner-wikineural", "tagging", "macro_f1", "span_f1", 3, "en", ("fr", "de", "es"), _wikineural,
-                 notes="WikiNEuRal (silver): English val trains, English test selects; fr/de/es test"),
-        TaskSpec("xnli", "classification", "accuracy", "sentence_metrics", 4, "en", XNLI_LANGS, _xnli,
-                 pair=True, pretokenize=True, notes="XNLI dev split by premise: 60% train, 10% dev (en), 30% test"),
-        TaskSpec("xnli-sick", "classification", "accuracy", "sentence_metrics", 4, "en", XNLI_LANGS,
-                 lambda seed: _xnli(seed, sick=True), pair=True, pretokenize=True,
-                 notes="as xnli, with SICK's 9,927 English pairs added to training"),
-        TaskSpec("lid-calcs", "tagging", "accuracy", "token_accuracy", 3, "cs", ("es-en",), _calcs,
-                 notes="CALCS-2016 word-level LID: train (90/10 train/dev), official dev as test"),
-        TaskSpec("lid-sentimix", "tagging", "accuracy", "token_accuracy", 3, "cs", ("es-en",), _sentimix_lid,
-                 notes="SentiMix Spanglish token LID: train (90/10), trial as test"),
-        TaskSpec("sentiment-sentimix", "classification", "macro_f1", "sentence_metrics", 3, "cs", ("es-en",),
-                 _sentimix_sentiment, notes="SentiMix Spanglish tweet sentiment: train (90/10), trial as test"),
-        TaskSpec("pos-sagt", "tagging", "accuracy", "token_accuracy", 3, "cs", ("tr-de",),
-                 _ud("UD_Turkish_German-SAGT", "qtd_sagt-ud", "tr-de"), notes="SAGT Turkish-German UPOS"),
-        TaskSpec("pos-arabizi", "tagging", "accuracy", "token_accuracy", 3, "cs", ("ar-fr",),
-                 _ud("UD_Maghrebi_Arabic_French-Arabizi", "qaf_arabizi-ud", "ar-fr"), notes="Arabizi UPOS"),
-    ]
-}
+def _builtin_tasks() -> Dict[str, TaskSpec]:
+    tasks = load_tasks_file(DEFAULT_TASKS_FILE)
+    for extra in filter(None, os.environ.get("CSFAIR_TASKS_FILE", "").split(os.pathsep)):
+        tasks.update(load_tasks_file(extra, known=tasks))
+    return tasks
+
+
+#: Every declared task by name: ``tasks.toml``, then the files of ``$CSFAIR_TASKS_FILE`` (os.pathsep-separated).
+TASKS: Dict[str, TaskSpec] = _builtin_tasks()
 
 
 def write_task_data(
