@@ -25,6 +25,10 @@ Usage:
     python scripts/zeroshot.py --checkpoint ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt \\
         --checkpoint nocs=checkpoints/en-fr/none/checkpoint_last.pt --tasks pos,ner-wikiann,xnli \\
         --seeds 1,2,3 [--max-train 2000 --max-eval 1000] [--grid] [--freeze-encoder] [--crf] [--reference nocs]
+    python scripts/zeroshot.py --checkpoint ... --paper --tasks ner-wikiann,xnli   # MNLI/XNLI 1.0 and PAN-X where present
+    python scripts/zeroshot.py --checkpoint ... --tasks-file my_tasks.toml --tasks pawsx
+
+Tasks are declared in csfair/evaluation/tasks.toml (more with --tasks-file or $CSFAIR_TASKS_FILE).
 """
 import argparse
 import json
@@ -39,7 +43,7 @@ sys.path.insert(0, ROOT)
 
 from csfair.evaluation import metrics as M  # noqa: E402
 from csfair.baselines.embeddings import FASTTEXT_BUCKET  # noqa: E402
-from csfair.evaluation.tasks import TASKS, unk_rates, write_task_data  # noqa: E402
+from csfair.evaluation.tasks import TASKS, add_tasks_file, paper_task, unk_rates, write_task_data  # noqa: E402
 from csfair.io import sha256_file  # noqa: E402
 from csfair.evaluation.results import (  # noqa: E402
     add_significance,
@@ -77,11 +81,7 @@ def score(spec, pairs):
     return M.sentence_metrics(gold, pred)
 
 
-# Languages with fastText vectors (mono/derived) used by the meta-embedding taggers, per task.
 SCRATCH_HIDDEN = 768  # scratch:LAYERS columns (BERT-base width)
-TAGGER_LANGS = {"pos": ["en", "fr", "de", "es"], "ner-wikiann": ["en", "de", "es"],
-                "ner-wikineural": ["en", "fr", "de", "es"], "lid-calcs": ["en", "es"], "lid-sentimix": ["en", "es"],
-                "pos-sagt": ["en", "de"], "pos-arabizi": ["en", "fr"]}
 
 
 class Model:
@@ -147,7 +147,7 @@ def prepare(spec, model, args, out):
     from user_dir.finetune import binarize_task
 
     sizes = (f"-train{args.max_train}" if args.max_train else "") + (f"-eval{args.max_eval}" if args.max_eval else "") \
-        + f"-v{DATA_FORMAT}-{args.unseen_labels}"
+        + f"-v{DATA_FORMAT}-{args.unseen_labels}-{spec.digest[:8]}"  # the task's declaration: its files and readers
     spm, dict_path, arch_args, max_pos = _vocab_of(model, args)
     if model.kind == "tagger":
         root = os.path.join(out, "data", "words", spec.name + sizes)
@@ -178,9 +178,9 @@ def prepare(spec, model, args, out):
         from csfair.baselines.embeddings import build_meta_tables
         from fairseq.data import Dictionary
 
-        langs = TAGGER_LANGS.get(spec.name)
+        langs = list(spec.embedding_langs)  # the tasks file's embedding_langs
         if not langs:
-            raise SystemExit(f"no meta-embedding languages defined for task {spec.name}")
+            raise SystemExit(f"task {spec.name} declares no embedding_langs for the meta-embedding taggers")
         meta = os.path.join(root, "meta")
         if not os.path.exists(os.path.join(meta, ".done")):
             words = Dictionary.load(os.path.join(root, "bin", "words.dict.txt"))
@@ -356,7 +356,7 @@ def protocol_of(spec, model, args, arch_args, max_pos, stats, lr, epochs, code):
         class_weighting=args.class_weighting, focal_gamma=args.focal_gamma, grid=bool(args.grid),
         max_train=args.max_train, max_eval=args.max_eval, data_seed=1, data_format=DATA_FORMAT,
         data={k: v["examples"] for k, v in sorted(stats.items())}, unseen_labels=args.unseen_labels,
-        selection=f"best epoch on {spec.source_lang} dev {spec.metric}", code=code,
+        selection=f"best epoch on {spec.source_lang} dev {spec.metric}", code=code, task_declaration=spec.digest,
     )
 
 
@@ -405,9 +405,19 @@ def main(argv=None):
     p.add_argument("--checkpoint", action="append", required=True,
                    help="a table column: NAME=PATH (pretrained checkpoint), NAME=scratch:LAYERS[:HIDDEN] (random init, "
                         "hidden 768 unless given), NAME=mme or NAME=hme (meta-embedding taggers)")
-    p.add_argument("--tasks", default="pos,ner-wikiann,xnli", help=f"comma-separated: {', '.join(TASKS)}")
+    p.add_argument("--tasks", default="pos,ner-wikiann,xnli",
+                   help=f"comma-separated, declared in csfair/evaluation/tasks.toml: {', '.join(TASKS)}")
+    p.add_argument("--tasks-file", action="append", default=[],
+                   help="a TOML file of more tasks (the keys of csfair/evaluation/tasks.toml); repeatable; "
+                        "also $CSFAIR_TASKS_FILE")
+    p.add_argument("--paper", action="store_true",
+                   help="the paper's protocol where its data is present: each task replaced by the task declaring "
+                        "it as fallback (xnli -> xnli-mnli: MNLI train, XNLI 1.0 test; ner-wikiann -> panx), a "
+                        "task whose data is missing by its fallback (named so in the tables); seeds 1..paper_seeds "
+                        "per task (5 XNLI, 10 NER) unless --seeds")
     p.add_argument("--langs", default=None, help="evaluate only these target languages")
-    p.add_argument("--seeds", default="1,2,3", help="fine-tuning seeds (paper: 5 for XNLI, 10 for NER)")
+    p.add_argument("--seeds", default=None,
+                   help="fine-tuning seeds (default 1,2,3; with --paper each task's paper_seeds: 5 for XNLI, 10 for NER)")
     p.add_argument("--max-train", type=int, default=None, help="seeded subset of the training set")
     p.add_argument("--max-eval", type=int, default=None, help="seeded subset of each dev/test set")
     p.add_argument("--lr", type=float, default=5e-5, help="fine-tuning learning rate of pretrained checkpoints")
@@ -438,8 +448,22 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     models = [Model(x) for x in args.checkpoint]
-    tasks = [TASKS[t] for t in args.tasks.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
+    for path in args.tasks_file:
+        log(f"tasks from {path}: {', '.join(add_tasks_file(path))}")
+    tasks = []
+    for name in args.tasks.split(","):
+        if name not in TASKS:
+            raise SystemExit(f"unknown task {name!r} (declared: {', '.join(TASKS)})")
+        spec, note = paper_task(name) if args.paper else (TASKS[name], None)
+        if note:
+            log(note)
+        missing = spec.missing_message()
+        if missing:
+            raise SystemExit(missing)
+        if spec.name not in [t.name for t in tasks]:
+            tasks.append(spec)
+    task_seeds = {spec.name: [int(s) for s in args.seeds.split(",")] if args.seeds else
+                  list(range(1, spec.paper_seeds + 1)) if args.paper else [1, 2, 3] for spec in tasks}
     results_path = os.path.join(args.out, "results.jsonl")
     items_path = os.path.join(args.out, "items.jsonl")
     suffix = ("/frozen" if args.freeze_encoder else "") + ("/crf" if args.crf else "") + \
@@ -454,6 +478,7 @@ def main(argv=None):
     for model in models:
         label = model.name + (suffix if model.kind == "pretrained" else "")
         for spec in tasks:
+            seeds = task_seeds[spec.name]
             if model.kind == "tagger" and spec.kind != "tagging":
                 log(f"{label}: meta-embedding taggers do tagging only; {spec.name} skipped")
                 continue
@@ -575,7 +600,8 @@ def main(argv=None):
             headers = {m: (f"{m} ({params_of[m.split('@')[0]] / 1e6:.1f}M)" if m.split("@")[0] in params_of else m)
                        for m in next(iter(table.values()))}
             table = {lg: {headers[m]: v for m, v in row.items()} for lg, row in table.items()}
-            title = (f"{spec.name} ({spec.metric}, {split}; mean ± std over the unflagged seeds of {args.seeds}, "
+            seeds_text = ",".join(map(str, task_seeds[spec.name]))
+            title = (f"{spec.title} ({spec.metric}, {split}; mean ± std over the unflagged seeds of {seeds_text}, "
                      f"n = seeds in the mean; best epoch on {spec.source_lang} dev; parameters in brackets)")
             md = to_markdown(table, title, reference=headers.get(reference) if reference else None)
             if reference and spec.metric_fn == "span_f1":

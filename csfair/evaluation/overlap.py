@@ -30,6 +30,7 @@ import json
 import os
 import random
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Set, Tuple
@@ -100,7 +101,8 @@ def task_eval_splits(langs: Sequence[str], seed: int = 1, tasks: Optional[Sequen
         langs: language codes (e.g. ``["en", "fr"]``).
         seed: the data seed of the task loaders (``scripts/zeroshot.py`` uses 1; it decides the
             XNLI premise split and the 90/10 splits of the code-switched tasks).
-        tasks: task names of :data:`csfair.evaluation.tasks.TASKS` (default: all).
+        tasks: task names of :data:`csfair.evaluation.tasks.TASKS` (default: every task whose
+            data is under the data root; the others are named on stderr).
 
     Returns:
         the splits, in task order, ``valid`` first then the tests.
@@ -117,6 +119,11 @@ def task_eval_splits(langs: Sequence[str], seed: int = 1, tasks: Optional[Sequen
         if name not in TASKS:
             raise KeyError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
         spec = TASKS[name]
+        if tasks is None and spec.missing():
+            # a task without data on this machine can be neither evaluated nor leaked into
+            print(f"overlap: task {name} skipped, its data is not here ({spec.missing()[0][2][0]}, ...)",
+                  file=sys.stderr)
+            continue
         valid_lang = "-".join(spec.test_langs) if spec.source_lang == "cs" else spec.source_lang
         picked = [("valid", valid_lang, None)] if _lang_parts(valid_lang) & want else []
         picked += [("test", lg, lg) for lg in spec.test_langs if _lang_parts(lg) & want]

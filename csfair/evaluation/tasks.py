@@ -304,10 +304,11 @@ def _build(name: str, decl: dict, origin: str) -> TaskSpec:
         for split, e, lgs in checks:
             gone: Dict[Tuple[str, ...], List[str]] = {}
             for lg in lgs:
-                alts = e.local_files(lg)
-                if alts and e.find(lg) is None:
-                    gone.setdefault(tuple(alts), []).append(lg)
-            out += [(split, tuple(lg), alts) for alts, lg in gone.items()]
+                if e.local_files(lg) and e.find(lg) is None:
+                    # grouped by the unfilled templates: one line for every language of a split
+                    gone.setdefault(tuple(e.local_files("{lang}")), []).append(lg)
+            out += [(split, tuple(lg), tuple(_fill(list(alts), lg[0], split)) if len(lg) == 1 else alts)
+                    for alts, lg in gone.items()]
         return out
 
     spec = None
@@ -412,12 +413,12 @@ def paper_task(name: str, tasks: Optional[Dict[str, TaskSpec]] = None) -> Tuple[
     better = next((t for t in tasks.values() if t.fallback == name), None)
     if better is not None:
         if not better.missing():
-            return better, f"--paper: {name} -> {better.name} ({better.title})"
-        return spec, (f"--paper: the paper's protocol for {name} ({better.name}) is not available, using "
+            return better, f"--paper: {name} -> {better.title}"
+        return spec, (f"--paper: the paper's protocol for {name} ({better.name}) has no data here, using "
                       f"{spec.title}\n{better.missing_message()}")
     if spec.missing() and spec.fallback:
         fb = tasks[spec.fallback]
-        return fb, f"--paper: using {fb.name} ({fb.title}) instead\n{spec.missing_message()}"
+        return fb, f"--paper: {name}'s data is missing, using {fb.title}\n{spec.missing_message()}"
     return spec, None
 
 
