@@ -189,6 +189,7 @@ def test_hugging_face_datasets_from_local_json_and_save_to_disk(tmp_path, monkey
     assert [x.label for x in got] == [lab for i, (_, hs) in enumerate(PREMISES) for j, (_, lab) in enumerate(hs)
                                       if (i, j) != (0, 1)]
     assert issues.total == 1 and got[0].source.startswith("hf:json[train]:1")
+    got_cls = got
     with pytest.raises(InputFormatError, match=r"no column 'sentence1'"):
         read_hf("classification", {"text_a": "sentence1", "label": "label"}, dataset="json", data_files=str(jl),
                 cache_dir=tmp_path / "cache")
@@ -202,6 +203,43 @@ def test_hugging_face_datasets_from_local_json_and_save_to_disk(tmp_path, monkey
     datasets.DatasetDict(train=ds, validation=ds, test=ds).save_to_disk(str(tmp_path / "wikiann-es"))
     got = read_hf("tagging", {"tokens": "tokens", "tags": "ner_tags"}, disk=tmp_path / "wikiann-es", split="test")
     assert [(s.words, s.labels) for s in got] == [(s.words, s.labels) for s in gold]
+    # both as splits of a task declared in a tasks file, paths relative to $CSFAIR_DATA
+    monkeypatch.setenv("CSFAIR_DATA", str(tmp_path))
+    f = tmp_path / "hf.toml"
+    f.write_text("""
+[wikiann-hf]
+kind = "tagging"
+metric = "macro_f1"
+epochs = 3
+train_lang = "es"
+langs = ["es"]
+reader = "hf"
+options = { columns = { tokens = "tokens", tags = "ner_tags" } }
+train = { disk = "wikiann-es" }
+valid = { disk = "wikiann-{lang}" }
+test = { disk = "wikiann-{lang}" }
+
+[xnli-hf]
+kind = "classification"
+pair = true
+metric = "accuracy"
+epochs = 4
+train_lang = "fr"
+langs = ["fr"]
+reader = "hf"
+options = { columns = { text_a = "premise", text_b = "hypothesis", label = "label" }, label_names = ["entailment", "neutral", "contradiction"] }
+train = { dataset = "json", data_files = "xnli-fr.jsonl", split = "train", cache_dir = "cache" }
+valid = { dataset = "json", data_files = "xnli-fr.jsonl", split = "train", cache_dir = "cache" }
+test = { dataset = "json", data_files = "xnli-{lang}.jsonl", split = "train", cache_dir = "cache" }
+""")
+    tasks = load_tasks_file(f)
+    d = tasks["wikiann-hf"].load(1)
+    assert [s.labels for s in d["valid"]] == [s.labels for s in d["test"]["es"]] == [s.labels for s in gold]
+    d = tasks["xnli-hf"].load(1)
+    assert [x.label for x in d["test"]["fr"]] == [x.label for x in got_cls] and d["train"][0].text_a.startswith("[fr]")
+    (tmp_path / "xnli-fr.jsonl").rename(tmp_path / "moved.jsonl")
+    assert tasks["xnli-hf"].missing() == [("train", ("fr",), ("xnli-fr.jsonl",)), ("valid", ("fr",), ("xnli-fr.jsonl",)),
+                                          ("test", ("fr",), ("xnli-fr.jsonl",))]
     with pytest.raises(FileNotFoundError, match=r"hf:json\[train\]: could not be loaded"):
         read_hf("tagging", {"tokens": "tokens", "tags": "tags"}, dataset="json", data_files=str(tmp_path / "nope.json"),
                 cache_dir=tmp_path / "cache")

@@ -282,6 +282,9 @@ def _build(name: str, decl: dict, origin: str) -> TaskSpec:
         entries["rows"] = _Entry(f"{where} split_by_premise", by_premise["files"], decl, "test")
     else:
         files, splits = decl.get("files"), decl.get("splits") or {}
+        if files is not None and not (isinstance(files, str) or
+                                      (isinstance(files, list) and all(isinstance(x, str) for x in files))):
+            raise ValueError(f"{where}: files must be a path template or a list of them (a table goes in train/valid/test)")
         for split in ("train", "valid", "test"):
             value = decl.get(split)
             if value is None and files is not None:
