@@ -5,15 +5,13 @@ the others (MNLI, XNLI 1.0, PAWS-X, LinCE) from small files the tests write in t
 """
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, data_path, head_lines
 from csfair.evaluation.corpora import XNLI_LABELS, read_ner
-from csfair.evaluation.readers import read_columns, read_conllu, read_hf, read_mnli, read_pairs, read_panx, \
-    read_xnli_official
+from csfair.evaluation.readers import read_conllu, read_hf, read_mnli, read_panx, read_xnli_official
 from csfair.evaluation.tasks import DEFAULT_TASKS_FILE, TASKS, MissingDataError, load_tasks_file, paper_task, \
     write_task_data
 from csfair.io import InputFormatError, LineIssues
@@ -399,7 +397,7 @@ def test_paper_protocol_mnli_to_xnli_test_when_present_dev_split_fallback_otherw
     _tsv(root / "nli" / "xnli-1.0" / "xnli.dev.tsv", XNLI_COLS, _xnli_rows(["en", "fr"]))
     _tsv(root / "nli" / "xnli-1.0" / "xnli.test.tsv", XNLI_COLS, _xnli_rows(["en", "fr", "de", "tr", "sw", "ur"]))
     spec, note = paper_task("xnli", tasks)
-    assert spec.name == "xnli-mnli" and note == "--paper: xnli -> xnli (MNLI train, XNLI 1.0 test)"
+    assert spec.name == "xnli-mnli" and note == "--paper: xnli -> xnli-mnli: xnli (MNLI train, XNLI 1.0 test)"
     data = spec.load(1)
     assert [x.text_b for x in data["train"]] == [r["sentence2"] for r in rows if r["gold_label"] != "-"]
     assert all(not x.text_a.startswith("[") for x in data["valid"]) and len(data["valid"]) == 6

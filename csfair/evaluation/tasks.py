@@ -416,7 +416,7 @@ def paper_task(name: str, tasks: Optional[Dict[str, TaskSpec]] = None) -> Tuple[
     better = next((t for t in tasks.values() if t.fallback == name), None)
     if better is not None:
         if not better.missing():
-            return better, f"--paper: {name} -> {better.title}"
+            return better, f"--paper: {name} -> {better.name}: {better.title}"
         return spec, (f"--paper: the paper's protocol for {name} ({better.name}) has no data here, using "
                       f"{spec.title}\n{better.missing_message()}")
     if spec.missing() and spec.fallback:
