@@ -403,3 +403,11 @@ def test_paper_protocol_mnli_to_xnli_test_when_present_dev_split_fallback_otherw
     assert all(not x.text_a.startswith("[") for x in data["valid"]) and len(data["valid"]) == 6
     assert list(data["test"]) == ["fr", "de", "tr", "sw"] and data["test"]["sw"][0].text_a.startswith("[sw] ")
     assert paper_task("pos", tasks) == (tasks["pos"], None)
+    # Xhosa: AfriXNLI's test set with the same training and selection (labels as names or 0-2)
+    afri = root / "nli" / "afrixnli" / "xho" / "test.tsv"
+    afri.parent.mkdir(parents=True)
+    afri.write_text("premise\thypothesis\tlabel\n" + "".join(f"[xh] {p}\t[xh] {h}\t{XNLI_LABELS.index(lab)}\n"
+                                                            for p, hs in PREMISES for h, lab in hs), encoding="utf-8")
+    data = tasks["afrixnli"].load(1)
+    assert [x.label for x in data["test"]["xh"]] == [lab for _, hs in PREMISES for _, lab in hs]
+    assert len(data["train"]) == 5 and tasks["afrixnli"].paper_seeds == 5

@@ -214,8 +214,9 @@ class _Entry:
         lang = self.lang or lang
         if self.reader == "hf":
             hf = _fill(dict(self.hf), lang, self.split)
-            if "disk" in hf:
-                hf["disk"] = _abs(hf["disk"])
+            for key in ("disk", "cache_dir"):  # relative to the data root, as every path of the tasks file
+                if key in hf:
+                    hf[key] = _abs(hf[key])
             if "data_files" in hf:
                 df = hf["data_files"]
                 hf["data_files"] = ({k: str(_abs(v)) for k, v in df.items()} if isinstance(df, dict) else
