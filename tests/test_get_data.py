@@ -9,6 +9,7 @@ import http.server
 import io
 import json
 import socket
+import tarfile
 import threading
 import zipfile
 from pathlib import Path
@@ -45,7 +46,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(404)
             return
         start = 0
-        if rng:
+        if rng and not srv.no_range:
             start = int(rng.split("=")[1].split("-")[0])
             if start >= len(body):
                 self.send_response(416)
@@ -69,7 +70,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.files, srv.cut, srv.log = {}, {}, []
+    srv.files, srv.cut, srv.log, srv.no_range = {}, {}, [], False
     t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     t.start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
@@ -200,7 +201,7 @@ def test_interrupted_download_resumes_with_a_range_request(server, fixtures, tmp
     assert get(server, out, "--what", "muse") == 3
     err = capsys.readouterr().err
     assert server.url + path in err and "1000 bytes kept" in err
-    part = out / "dict/muse/.en-fr.txt.part"
+    part = out / cd.DOWNLOADS / "dl.fbaipublicfiles.com/arrival/dictionaries/.en-fr.txt.part"
     assert part.stat().st_size == 1000 and not (out / "dict/muse/en-fr.txt").exists()
     assert get(server, out, "--what", "muse") == 0
     assert (path, "bytes=1000-") in server.log
@@ -227,6 +228,13 @@ def test_checksum_mismatch_and_unreachable_sources_fail_clearly(server, fixtures
     assert get(server, tmp_path / "d", "--what", "muse", "--mirror", closed) == 3
     err = capsys.readouterr().err
     assert f"{closed}/dl.fbaipublicfiles.com/arrival/dictionaries/en-fr.txt" in err and "CSFAIR_DATA_MIRROR" in err
+    # the advice holds: files downloaded by hand to the named paths are used without the network
+    for d in ("en-fr", "fr-en"):
+        hand = tmp_path / "d" / cd.DOWNLOADS / f"dl.fbaipublicfiles.com/arrival/dictionaries/{d}.txt"
+        assert str(hand) in err
+        hand.write_bytes(fixtures["muse"][d])
+    assert get(server, tmp_path / "d", "--what", "muse", "--mirror", closed) == 0
+    assert (tmp_path / "d/dict/muse/fr-en.txt").read_bytes() == fixtures["muse"]["fr-en"]
 
 
 def test_existing_data_is_kept_and_missing_sources_are_named(server, fixtures, tmp_path, capsys):
@@ -247,3 +255,54 @@ def test_existing_data_is_kept_and_missing_sources_are_named(server, fixtures, t
 def test_verify_the_staged_data_by_size():
     n, problems = cd.verify(DATA)
     assert n > 100 and problems == []
+
+
+def test_resume_without_range_support_and_after_a_complete_transfer(server, fixtures, tmp_path):
+    path = "/dl.fbaipublicfiles.com/arrival/dictionaries/fr-en.txt"
+    url = "https://" + path[1:]
+    body = fixtures["muse"]["fr-en"]
+    dest = tmp_path / "fr-en.txt"
+    # a server that ignores Range answers 200: the partial file is rewritten from the start
+    server.no_range = True
+    server.cut[path] = 500
+    with pytest.raises(SourceUnreachable, match="500 bytes kept"):
+        fetch(url, dest, mirror=server.url, retries=0)
+    res = fetch(url, dest, mirror=server.url, retries=0)
+    assert dest.read_bytes() == body and res.resumed_from == 0
+    # a transfer that completed but was not renamed (killed in between): 416, then kept as complete
+    server.no_range = False
+    dest.unlink()
+    (tmp_path / ".fr-en.txt.part").write_bytes(body)
+    res = fetch(url, dest, mirror=server.url, retries=0)
+    assert dest.read_bytes() == body and res.resumed_from == len(body)
+    assert server.log[-1] == (path, f"bytes={len(body)}-")
+
+
+def tar_bytes(members, mode):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as t:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_panx_members_come_out_of_the_nested_archive(server, tmp_path):
+    def panx(lang, rel):  # WikiANN rows (idx<TAB>token<TAB>tag) in PAN-X's lang:token<TAB>tag format
+        out = []
+        for line in head(DATA / rel, 120).decode("utf-8").splitlines():
+            parts = line.split("\t")
+            out.append(f"{lang}:{parts[1]}\t{parts[2]}" if len(parts) == 3 else "")
+        return ("\n".join(out) + "\n").encode("utf-8")
+
+    inner = {lg: {split: panx(lg, f"ner/{src}/{lg}/{f}.conllu") for split, f in (("train", "val"), ("dev", "test"), ("test", "test"))}
+             for lg, src in (("en", "wikiann"), ("fr", "wikineural"))}
+    outer = {f"./{lg}.tar.gz": tar_bytes(m, "w:gz") for lg, m in inner.items()}
+    server.files["/www.dropbox.com/s/12h3qqog6q4bjve/panx_dataset.tar"] = tar_bytes(outer, "w")
+    out = tmp_path / "data"
+    assert get(server, out, "--what", "panx") == 0
+    for lg, members in inner.items():
+        for split, body in members.items():
+            assert (out / f"ner/panx/{lg}/{split}").read_bytes() == body
+    assert sorted(cd.read_manifest(out)[1]) == sorted(f"ner/panx/{lg}/{sp}" for lg in inner for sp in inner[lg])

@@ -347,7 +347,8 @@ class Runner:
 
     def run(self, job: Job) -> str:
         """Run one job; returns ``"skipped"`` or ``"done"``."""
-        todo = [o for o in job.outputs if not is_verified(self.folder, self.rows, job, o)]
+        verified = {o.rel for o in job.outputs if is_verified(self.folder, self.rows, job, o)}
+        todo = [o for o in job.outputs if o.rel not in verified]
         # A file this recipe did not write (another source, e.g. the staged data, or other
         # parameters) is kept unless --force: get never silently replaces someone's data.
         foreign = [o for o in todo if (self.folder / o.rel).exists()
@@ -362,7 +363,7 @@ class Runner:
                 todo = []  # both sides of a sample are written together
         if not todo:
             for o in job.outputs:
-                if o.rel in self.rows and is_verified(self.folder, self.rows, job, o):
+                if o.rel in verified:
                     self.say(f"   verified, skipped: {o.rel}")
             return "skipped"
         getattr(self, f"_{job.how}")(job, todo)
@@ -371,8 +372,15 @@ class Runner:
     def _copy(self, job: Job, todo: List[Output]) -> None:
         (out,) = todo
         self.say(f"== {job.kind}: {job.url} -> {out.rel}")
-        res = self._fetch(job.url, self.folder / out.rel, job.sha256)
-        self._done(_row(job, out, self.folder, res.sha256, job.url))
+        cached, digest = self._download(job.url, job.sha256)
+        dest = self.folder / out.rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if self.keep:
+            with atomic_write(dest, "wb") as dst, open(cached, "rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        else:
+            os.replace(cached, dest)  # same file system: atomic
+        self._done(_row(job, out, self.folder, digest, job.url))
 
     def _extract(self, job: Job, todo: List[Output]) -> None:
         self.say(f"== {job.kind}: {job.url}")

@@ -7,6 +7,7 @@ the server for the rest with an HTTP ``Range: bytes=N-`` request. A server that 
 checksum (when one is known) is renamed onto the destination, so a destination that exists is
 always a whole file.
 """
+import errno
 import hashlib
 import os
 import socket
@@ -74,9 +75,9 @@ def part_path(dest: PathLike) -> Path:
 
 
 def _advice(url: str, dest: Path) -> str:
-    return (f"check the network (or proxy: https_proxy), or fetch {url} by hand into {dest} "
-            f"(then `csfair-data verify` checks it), or point --mirror / CSFAIR_DATA_MIRROR at a copy "
-            f"laid out as MIRROR/HOST/PATH")
+    return (f"check the network (or proxy: https_proxy), or download {url} by hand to {dest} "
+            f"(the next run uses it, checking a pinned SHA-256), or point --mirror / CSFAIR_DATA_MIRROR "
+            f"at a copy laid out as MIRROR/HOST/PATH")
 
 
 def _sha256_prefix(path: Path) -> "hashlib._Hash":
@@ -129,7 +130,11 @@ def fetch(url: str, dest: PathLike, sha256: Optional[str] = None, mirror: Option
                     else f"HTTP {e.code} {e.reason}"
                 raise SourceUnreachable(f"{src}: {what}; {_advice(url, dest)}") from None
             last_error = f"HTTP {e.code} {e.reason}"
+        except (PermissionError, IsADirectoryError, NotADirectoryError):
+            raise  # the destination cannot be written: not a source problem
         except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError, OSError) as e:
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise
             # http.client.IncompleteRead is an HTTPException, handled below
             last_error = getattr(e, "reason", None) or e
         except Exception as e:  # http.client.IncompleteRead / RemoteDisconnected and friends
