@@ -21,7 +21,7 @@ setup(
     # any directory; fairseq's --user-dir user_dir imports the same files.
     packages=find_packages(include=["csfair", "csfair.*", "user_dir", "user_dir.*"]),
     # the data sources of csfair-data (URLs, layout, pinned checksums)
-    package_data={"csfair.cli": ["data_sources.toml"]},
+    package_data={"csfair.cli": ["data_sources.toml", "staged_sources.tsv"]},
     python_requires=">=3.11,<3.12",
     install_requires=[],
     entry_points={

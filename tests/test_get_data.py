@@ -306,3 +306,31 @@ def test_panx_members_come_out_of_the_nested_archive(server, tmp_path):
         for split, body in members.items():
             assert (out / f"ner/panx/{lg}/{split}").read_bytes() == body
     assert sorted(cd.read_manifest(out)[1]) == sorted(f"ner/panx/{lg}/{sp}" for lg in inner for sp in inner[lg])
+
+
+def test_staged_files_come_byte_exact_with_the_staged_manifest_rows(server, tmp_path):
+    real_header, real = cd.read_manifest(DATA)
+    want = sorted(r for r in real if r.startswith("ud/UD_French-GSD/"))
+    for rel in want:
+        row = real[rel]
+        server.files[f"/raw.githubusercontent.com/{row['source_repo']}/{row['commit']}/{row['source_path']}"] = \
+            (DATA / rel).read_bytes()
+    out = tmp_path / "data"
+    assert get(server, out, "--what", "staged", "--only", "ud/UD_French-GSD/*") == 0
+    _, rows = cd.read_manifest(out)
+    assert sorted(rows) == want
+    for rel in want:
+        assert (out / rel).read_bytes() == (DATA / rel).read_bytes()
+        assert [rows[rel][c] for c in real_header] == [real[rel][c] for c in real_header]
+    # a staged folder (links to the real files, its MANIFEST without checksums): every file matches
+    # its pin, so nothing is fetched and nothing is rewritten
+    staged = tmp_path / "staged"
+    for rel in want:
+        (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+        (staged / rel).symlink_to(DATA / rel)
+    (staged / "MANIFEST.tsv").write_bytes((DATA / "MANIFEST.tsv").read_bytes())
+    n = len(server.log)
+    assert get(server, staged, "--what", "staged", "--only", "ud/UD_French-GSD/*") == 0
+    assert len(server.log) == n
+    assert (staged / "MANIFEST.tsv").read_bytes() == (DATA / "MANIFEST.tsv").read_bytes()
+    assert all((staged / rel).is_symlink() for rel in want)

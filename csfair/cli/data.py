@@ -18,8 +18,10 @@ when complete). Every output gets a MANIFEST row: the columns of ``$CSFAIR_DATA/
 """
 import argparse
 import contextlib
+import fnmatch
 import gzip
 import io
+import itertools
 import json
 import os
 import random
@@ -99,9 +101,12 @@ class Job:
     spec: Dict
     sha256: Optional[str] = None
     params: Dict = field(default_factory=dict)
+    meta: Dict = field(default_factory=dict)  # MANIFEST fields given by the source (staged rows)
 
     def description(self) -> str:
         """The MANIFEST description: the kind's, plus the parameters that decide the file's bytes."""
+        if "description" in self.meta:
+            return self.meta["description"]
         extra = ", ".join(f"{k}={v}" for k, v in sorted(self.params.items()))
         return self.spec.get("description", self.kind) + (f" [{extra}]" if extra else "")
 
@@ -120,7 +125,26 @@ def _fmt(template: str, **values) -> str:
         raise ValueError(f"data_sources.toml: template {template!r} uses unknown field {e.args[0]}") from None
 
 
-def plan(sources: Dict, pair: str, kinds: Optional[Iterable[str]] = None, overrides: Optional[Dict] = None
+def staged_rows(spec: Dict) -> List[Dict[str, str]]:
+    """Rows of the staged-data listing (``spec["rows"]``, next to the sources file).
+
+    Raises:
+        InputFormatError: a row with another number of fields than the header.
+    """
+    path = SOURCES.with_name(spec["rows"])
+    lines = path.read_text(encoding="utf-8").split("\n")
+    header = lines[0].split("\t")
+    rows = []
+    for i, line in enumerate(lines[1:], start=2):
+        if line:
+            vals = line.split("\t")
+            if len(vals) != len(header):
+                raise InputFormatError(path, i, f"{len(vals)} fields, the header has {len(header)}")
+            rows.append(dict(zip(header, vals)))
+    return rows
+
+
+def plan(sources: Dict, pair: Optional[str], kinds: Optional[Iterable[str]] = None, overrides: Optional[Dict] = None
          ) -> Tuple[List[Job], List[str]]:
     """The jobs that fetch ``kinds`` (default: all) for ``pair``.
 
@@ -137,18 +161,33 @@ def plan(sources: Dict, pair: str, kinds: Optional[Iterable[str]] = None, overri
         ValueError: bad pair, unknown kind, or an asked kind unavailable for the pair (naming which
             languages it covers).
     """
-    src, tgt = split_pair(pair)
     table = sources["kinds"]
     overrides = overrides or {}
     explicit = kinds is not None
-    kinds = list(kinds) if explicit else list(table)
+    kinds = list(kinds) if explicit else [k for k in table if not table[k].get("any_pair")]
     unknown = [k for k in kinds if k not in table]
     if unknown:
         raise ValueError(f"unknown --what {', '.join(unknown)} (known: {', '.join(table)})")
+    if pair is None:
+        need = [k for k in kinds if not table[k].get("any_pair")]
+        if need or not kinds:
+            raise ValueError(f"--pair is needed for {', '.join(need) or 'the default kinds'} "
+                             f"(only {', '.join(k for k in table if table[k].get('any_pair'))} work without one)")
+        src = tgt = ""
+    else:
+        src, tgt = split_pair(pair)
     jobs, notes = [], []
     opus = "-".join(sorted((src, tgt)))
     for kind in kinds:
         spec = table[kind]
+        if spec["how"] == "manifest":
+            from urllib.parse import quote
+
+            for r in staged_rows(spec):
+                url = _fmt(spec["url"], repo=r["source_repo"], commit=r["commit"], path=quote(r["source_path"]))
+                meta = {c: r[c] for c in ("source_repo", "source_path", "commit", "license", "description")}
+                jobs.append(Job(kind, "copy", url, [Output(r["local_path"])], spec, r["sha256"], meta=meta))
+            continue
         langs = kind_langs(spec, tgt)
         if langs is None:
             msg = (f"{kind}: no {spec.get('source', kind)} data for {tgt} "
@@ -239,15 +278,20 @@ def write_manifest(folder: os.PathLike, header: List[str], rows: Dict[str, Dict[
 def _row(job: Job, out: Output, folder: Path, source_sha: str, source_path: str) -> Dict[str, str]:
     path = folder / out.rel
     spec = job.spec
-    return {"local_path": out.rel, "source_repo": spec.get("source", job.kind), "source_path": source_path,
-            "commit": spec.get("version", ""), "license": spec.get("license", ""),
-            "bytes": str(path.stat().st_size), "n_lines": str(count_lines(path)),
-            "description": job.description(), "sha256": sha256_file(path), "source_sha256": source_sha}
+    row = {"local_path": out.rel, "source_repo": spec.get("source", job.kind), "source_path": source_path,
+           "commit": spec.get("version", ""), "license": spec.get("license", ""),
+           "bytes": str(path.stat().st_size), "n_lines": str(count_lines(path)),
+           "description": job.description(), "sha256": sha256_file(path), "source_sha256": source_sha}
+    row.update(job.meta)
+    return row
 
 
 def is_verified(folder: Path, rows: Dict[str, Dict[str, str]], job: Job, out: Output) -> bool:
-    """True when ``out`` exists, its MANIFEST row has this job's description and its SHA-256 still matches."""
+    """True when ``out`` exists, its MANIFEST row has this job's description and its SHA-256 still matches
+    (or, for a byte-exact copy with a pinned checksum, when the file matches the pin)."""
     path, row = folder / out.rel, rows.get(out.rel)
+    if job.how == "copy" and job.sha256 and path.is_file():
+        return sha256_file(path) == job.sha256
     if row is None or not path.is_file() or row.get("description") != job.description():
         return False
     if str(path.stat().st_size) != row.get("bytes"):
@@ -396,13 +440,15 @@ class Runner:
         self.say(f"== {job.kind}: {job.url} (sample of {n_want} pairs, seed {seed})")
         archive, digest = self._download(job.url, job.sha256)
         a, b = job.outputs  # both sides are written together: one sample
-        with open_member(archive, a.member) as fh:
-            n = sum(1 for _ in fh)
-        with open_member(archive, b.member) as fh:
-            n_b = sum(1 for _ in fh)
-        if n != n_b:
-            raise InputFormatError(archive, 0, f"members {a.member} ({n} lines) and {b.member} ({n_b} lines) "
-                                               "differ in length: not a line-aligned moses corpus")
+        # pass 1: count the pairs (both sides together, so that a misaligned corpus is caught)
+        n = 0
+        with open_member(archive, a.member) as fa, open_member(archive, b.member) as fb:
+            for la, lb in itertools.zip_longest(fa, fb):
+                if la is None or lb is None:
+                    short = a.member if la is None else b.member
+                    raise InputFormatError(archive, 0, f"member {short} ends after {n} lines but the other side "
+                                                       "continues: not a line-aligned moses corpus")
+                n += 1
         keep = sorted(random.Random(seed).sample(range(n), n_want)) if n > n_want else range(n)
         if n < n_want:
             self.say(f"   the corpus has only {n} pairs: all of them are kept")
@@ -524,6 +570,9 @@ def cmd_list(args) -> None:
         width = max(len(k) for k in table)
         print(f"{'kind':<{width}}  " + "  ".join(pairs) + "  source")
         for kind, spec in table.items():
+            if spec.get("any_pair"):
+                print(f"{kind:<{width}}  (any pair: csfair-data get --what {kind})  {spec.get('description', '')}")
+                continue
             marks = ["  yes" if kind_langs(spec, split_pair(p)[1]) else "   - " for p in pairs]
             print(f"{kind:<{width}}  " + "  ".join(f"{m:<5}" for m in marks) + f"  {spec.get('source', '')}: {spec.get('description', '')}")
         return
@@ -548,6 +597,10 @@ def cmd_get(args) -> None:
     mirror = args.mirror or os.environ.get("CSFAIR_DATA_MIRROR") or None
     overrides = {"pairs": args.pairs, "seed": args.seed, "bytes_en": args.bytes_en, "bytes_tgt": args.bytes_tgt}
     jobs, notes = plan(sources, args.pair, args.what.split(",") if args.what else None, overrides)
+    if args.only:
+        jobs = [j for j in jobs if any(fnmatch.fnmatch(o.rel, args.only) for o in j.outputs)]
+        if not jobs:
+            raise ValueError(f"--only {args.only!r} matches none of the files (csfair-data list shows them)")
     for n in notes:
         print(f"   nothing to fetch: {n}")
     runner = Runner(folder, mirror=mirror, keep_downloads=args.keep_downloads, retries=args.retries,
@@ -560,7 +613,7 @@ def cmd_get(args) -> None:
         except (SourceUnreachable, ChecksumMismatch, InputFormatError) as e:
             failed.append(f"{job.kind}: {e}")
             print(f"csfair-data get: error: {job.kind}: {e}", file=sys.stderr)
-    print(f"csfair-data get {args.pair}: {counts['done']} fetched, {counts['skipped']} skipped (verified or kept), "
+    print(f"csfair-data get {args.pair or args.what}: {counts['done']} fetched, {counts['skipped']} skipped (verified or kept), "
           f"{len(failed)} failed -> {folder}")
     if failed:
         raise SystemExit(3)
@@ -594,9 +647,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_list)
 
     s = sub.add_parser("get", help="fetch a pair's sources into a data folder")
-    s.add_argument("--pair", required=True, help="en-XX, e.g. en-fr (the paper's: " + ", ".join(PAPER_PAIRS) + ")")
+    s.add_argument("--pair", help="en-XX, e.g. en-fr (the paper's: " + ", ".join(PAPER_PAIRS) + "); not needed for --what staged")
     s.add_argument("--what", help="comma-separated kinds: muse, parallel, mono, xnli, afrixnli, mnli, panx, ud, "
-                                  "stopwords (default: every kind the pair has)")
+                                  "stopwords, staged (default: every kind the pair has, staged excepted)")
+    s.add_argument("--only", help="only the files whose path (under --out) matches this glob, e.g. 'ud/*'")
     s.add_argument("--out", help="data folder (default: $CSFAIR_DATA); its MANIFEST.tsv is updated")
     s.add_argument("--mirror", help="fetch https://HOST/PATH from MIRROR/HOST/PATH instead (default: $CSFAIR_DATA_MIRROR)")
     s.add_argument("--pairs", type=int, help="parallel: pairs to sample (default from the sources file: 1,000,000)")

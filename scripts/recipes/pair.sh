@@ -222,8 +222,10 @@ if [ -n "$MISSING" ]; then
     echo "   (python -m csfair.cli.data if the csfair-data command is not installed; sizes and sources:" \
          "csfair-data list --pair $PAIR; offline clusters: --mirror)" >&2
   else
-    echo "the staged data is described in $DATA/README.md and MANIFEST.tsv (set CSFAIR_DATA);" \
-         "elsewhere use --data paper and csfair-data get --pair $PAIR" >&2
+    echo "this is the staged data of \$CSFAIR_DATA/README.md (set CSFAIR_DATA to it if you have it)." \
+         "Elsewhere: \`csfair-data get --what staged --out DIR\` fetches its byte-exact files (Multi30k, evaluation" \
+         "sets) but not mono/derived/ or the converted dict/muse/ (built in the staging folder);" \
+         "or run the paper's sources: --data paper (csfair-data get --pair $PAIR)" >&2
   fi
   exit 1
 fi
