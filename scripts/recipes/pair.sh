@@ -12,12 +12,14 @@
 #   bash scripts/recipes/pair.sh PAIR --check    only check that PAIR's data is present (exit 1 if not)
 #   (scripts/recipes/en-fr.sh and en-de.sh are this recipe with their pair; scripts/demo.sh runs en-fr.sh)
 #
-# Pairs (the table is PAIRS below): en-fr en-de en-pt en-tr en-hu en-fi en-sw en-xh. Data:
+# Pairs (one table: pair_row below): en-fr en-de en-pt en-tr en-hu en-fi en-sw en-xh. Data:
 #   --data staged  this repository's staged real data ($CSFAIR_DATA/README.md: Multi30k parallel text,
 #                  mono/derived MLM text): en-fr and en-de only; their default (the demo's data).
 #   --data paper   the paper's sources, as `csfair-data get --pair PAIR` lays them out: a 1M-pair NLLB
 #                  sample (parallel/nllb/PAIR/train.*.gz), mC4 text (mono/mc4/{en,XX}.txt: 1 GB English,
 #                  100 MB target), MUSE dictionaries (dict/muse/, not for sw/xh). Default for the others.
+#                  The vocabulary sees equal characters of both languages (spm-train), i.e. ~100 MB of
+#                  each, as in the paper (Sec. 3.2).
 # A pair whose data is missing stops before doing anything, naming each missing file and the
 # csfair-data command that fetches it.
 #
