@@ -185,7 +185,7 @@ def plan(sources: Dict, pair: Optional[str], kinds: Optional[Iterable[str]] = No
 
             for r in staged_rows(spec):
                 url = _fmt(spec["url"], repo=r["source_repo"], commit=r["commit"], path=quote(r["source_path"]))
-                meta = {c: r[c] for c in ("source_repo", "source_path", "commit", "license", "description")}
+                meta = {c: r[c] for c in ("source_repo", "source_path", "commit", "license", "n_lines", "description")}
                 jobs.append(Job(kind, "copy", url, [Output(r["local_path"])], spec, r["sha256"], meta=meta))
             continue
         langs = kind_langs(spec, tgt)
