@@ -252,8 +252,8 @@ def test_existing_data_is_kept_and_missing_sources_are_named(server, fixtures, t
             cd.plan(cd.load_sources(), pair, ["muse"])
 
 
-def test_verify_the_staged_data_by_size():
-    n, problems = cd.verify(DATA)
+def test_verify_the_staged_data_by_size_and_lines():
+    n, problems = cd.verify(DATA, lines=True)
     assert n > 100 and problems == []
 
 

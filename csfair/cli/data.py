@@ -36,7 +36,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from csfair.cli import run_cli
 from csfair.cli.fetch import ChecksumMismatch, SourceUnreachable, fetch
-from csfair.io import InputFormatError, atomic_write, count_lines, sha256_file
+from csfair.io import InputFormatError, atomic_write, sha256_file
 from csfair.paths import data_root
 
 #: the sources file shipped with the package
@@ -185,7 +185,7 @@ def plan(sources: Dict, pair: Optional[str], kinds: Optional[Iterable[str]] = No
 
             for r in staged_rows(spec):
                 url = _fmt(spec["url"], repo=r["source_repo"], commit=r["commit"], path=quote(r["source_path"]))
-                meta = {c: r[c] for c in ("source_repo", "source_path", "commit", "license", "n_lines", "description")}
+                meta = {c: r[c] for c in ("source_repo", "source_path", "commit", "license", "description")}
                 jobs.append(Job(kind, "copy", url, [Output(r["local_path"])], spec, r["sha256"], meta=meta))
             continue
         langs = kind_langs(spec, tgt)
@@ -275,12 +275,22 @@ def write_manifest(folder: os.PathLike, header: List[str], rows: Dict[str, Dict[
             fh.write("\t".join(str(rows[rel].get(c, "")).replace("\t", " ").replace("\n", " ") for c in cols) + "\n")
 
 
+def n_lines(path: os.PathLike) -> int:
+    """Newline characters in a file (decompressed for ``.gz``): ``wc -l``, the staged MANIFEST's n_lines."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    n = 0
+    with opener(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += block.count(b"\n")
+    return n
+
+
 def _row(job: Job, out: Output, folder: Path, source_sha: str, source_path: str) -> Dict[str, str]:
     path = folder / out.rel
     spec = job.spec
     row = {"local_path": out.rel, "source_repo": spec.get("source", job.kind), "source_path": source_path,
            "commit": spec.get("version", ""), "license": spec.get("license", ""),
-           "bytes": str(path.stat().st_size), "n_lines": str(count_lines(path)),
+           "bytes": str(path.stat().st_size), "n_lines": str(n_lines(path)),
            "description": job.description(), "sha256": sha256_file(path), "source_sha256": source_sha}
     row.update(job.meta)
     return row
@@ -523,7 +533,8 @@ def verify(folder: os.PathLike, lines: bool = False) -> Tuple[int, List[str]]:
     MANIFEST records one, the listed SHA-256 (and line count with ``lines``).
 
     Returns:
-        (number of files checked, problems as ``path: what`` strings).
+        (number of files checked, problems as ``path: what`` strings). Lines are counted as
+        :func:`n_lines` (``wc -l``).
 
     Raises:
         FileNotFoundError: no MANIFEST.tsv in ``folder``.
@@ -545,8 +556,8 @@ def verify(folder: os.PathLike, lines: bool = False) -> Tuple[int, List[str]]:
         if row.get("sha256") and sha256_file(path) != row["sha256"]:
             problems.append(f"{rel}: SHA-256 differs from the MANIFEST's")
             continue
-        if lines and row.get("n_lines") and str(count_lines(path)) != row["n_lines"]:
-            problems.append(f"{rel}: {count_lines(path)} lines, MANIFEST says {row['n_lines']}")
+        if lines and row.get("n_lines") and str(n_lines(path)) != row["n_lines"]:
+            problems.append(f"{rel}: {n_lines(path)} lines, MANIFEST says {row['n_lines']}")
     return len(rows), problems
 
 
