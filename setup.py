@@ -20,11 +20,13 @@ setup(
     # user_dir is installed too, so that `from user_dir.hub_interface import from_pretrained` works from
     # any directory; fairseq's --user-dir user_dir imports the same files.
     packages=find_packages(include=["csfair", "csfair.*", "user_dir", "user_dir.*"]),
-    package_data={"csfair.evaluation": ["tasks.toml"]},  # the declared tasks (csfair/evaluation/tasks.py)
+    # the data sources of csfair-data (URLs, layout, pinned checksums) and the declared evaluation tasks
+    package_data={"csfair.cli": ["data_sources.toml", "staged_sources.tsv"], "csfair.evaluation": ["tasks.toml"]},
     python_requires=">=3.11,<3.12",
     install_requires=[],
     entry_points={
         "console_scripts": [
+            "csfair-data = csfair.cli.data:main",
             "csfair-lexicon = csfair.cli.lexicon:main",
             "csfair-prep = csfair.cli.prep:main",
         ]

@@ -1,4 +1,4 @@
-"""Command-line tools (``csfair-lexicon``, ``csfair-prep``): thin argparse front ends.
+"""Command-line tools (``csfair-data``, ``csfair-lexicon``, ``csfair-prep``): thin argparse front ends.
 
 Top layer: may import every other csfair package; nothing in csfair imports it.
 """

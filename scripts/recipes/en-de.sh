@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# English-German code-switched MLM pretraining (see codeswitch_pretrain.sh for the options).
+# English-German code-switched MLM pretraining: scripts/recipes/pair.sh en-de (see its --help and --list).
 # Usage: bash scripts/recipes/en-de.sh [--cs ibm1|muse|none] [options] [-- fairseq-train args]
 set -euo pipefail
-exec bash "$(dirname "${BASH_SOURCE[0]}")/codeswitch_pretrain.sh" --pair en-de "$@"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/pair.sh" --pair en-de "$@"

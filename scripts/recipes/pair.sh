@@ -1,0 +1,394 @@
+#!/usr/bin/env bash
+# Code-switched MLM pretraining for one of the paper's eight language pairs, end to end on real data:
+#   held-out split (test + evaluation sentences and their translations out of all training and
+#   parallel text) + overlap audit -> lexicons (IBM-1 on the filtered parallel text; MUSE where it
+#   exists) -> Moses -> balanced sentencepiece -> fairseq dictionary -> fairseq-preprocess per
+#   language -> substitution tables -> fairseq-train --task codeswitch_masked_lm -> MLM accuracy on
+#   held-out target-language text.
+#
+# Usage:
+#   bash scripts/recipes/pair.sh PAIR [options] [-- extra fairseq-train args]   (or --pair PAIR)
+#   bash scripts/recipes/pair.sh --list          the pairs' table, with what is present in $CSFAIR_DATA
+#   bash scripts/recipes/pair.sh PAIR --check    only check that PAIR's data is present (exit 1 if not)
+#   (scripts/recipes/en-fr.sh and en-de.sh are this recipe with their pair; scripts/demo.sh runs en-fr.sh)
+#
+# Pairs (one table: pair_row below): en-fr en-de en-pt en-tr en-hu en-fi en-sw en-xh. Data:
+#   --data staged  this repository's staged real data ($CSFAIR_DATA/README.md: Multi30k parallel text,
+#                  mono/derived MLM text): en-fr and en-de only; their default (the demo's data).
+#   --data paper   the paper's sources, as `csfair-data get --pair PAIR` lays them out: a 1M-pair NLLB
+#                  sample (parallel/nllb/PAIR/train.*.gz), mC4 text (mono/mc4/{en,XX}.txt: 1 GB English,
+#                  100 MB target), MUSE dictionaries (dict/muse/, not for sw/xh). Default for the others.
+#                  The vocabulary sees equal characters of both languages (spm-train), i.e. ~100 MB of
+#                  each, as in the paper (Sec. 3.2).
+# A pair whose data is missing stops before doing anything, naming each missing file and the
+# csfair-data command that fetches it.
+#
+# Options (defaults: the CPU demo size; the paper's scale is shown below):
+#   --pair P              en-fr | en-de | en-pt | en-tr | en-hu | en-fi | en-sw | en-xh (or the first argument)
+#   --data D              staged | paper (see above; default: staged where the pair has it, else paper)
+#   --cs C                ibm1 (multiview IBM-1, default) | muse (uniform MUSE; not for en-sw, en-xh) | none
+#   --stopwords S         top:20 (default: the 20 most frequent words of each language's text) | iso
+#                         (stopwords-iso; no Xhosa list) | none: csfair-lexicon table --src/--tgt-stopwords
+#   --eval-tasks T        zero-shot tasks whose evaluation splits the held-out split removes (default all;
+#                         csfair-prep split-pair --eval-tasks)
+#   --cs-mode M           multiview (default) | static   (ignored with --cs none)
+#   --arch A              cs_roberta_tiny (default) | cs_roberta_base
+#   --tokens-per-sample N 128
+#   --batch-size N        32 (sentences-blocks per GPU/process; --update-freq multiplies it)
+#   --update-freq N       1
+#   --lr X                1.5e-3
+#   --warmup N            80
+#   --max-update N        800
+#   --vocab-size N        8000
+#   --max-train-lines N   cap per language on training lines (default: all)
+#   --test-lines N        2000 held-out target-language lines (the MLM accuracy test set)
+#   --valid-lines N       500 per language
+#   --num-workers N       1 (DataLoader workers)
+#   --seed N              1
+#   --run NAME            run name under checkpoints/<pair>/ (default: the --cs value)
+#   --data-bin DIR        data-bin/<pair>
+#   --work DIR            work/<pair> (intermediate text)
+#   --save-root DIR       checkpoints/<pair>
+#   --tensorboard DIR     also log to TensorBoard (fairseq's --tensorboard-logdir DIR/<run>);
+#                         view with `tensorboard --logdir DIR`; curves as PNG: scripts/plot_training.py
+#   --check               check the data and exit (0: present; 1: missing, listed); --list: the table
+#
+# Defaults for data-bin/work/checkpoints are <dir>/PAIR with the pair's default data, <dir>/PAIR.paper
+# for en-fr/en-de with --data paper.
+#
+# Paper scale (Visser et al. 2025, Sec. 3.3: BERT-base, 128 tokens, batch 512, 1M steps), e.g. on
+# 8 GPUs: --arch cs_roberta_base --tokens-per-sample 128 --batch-size 64 --update-freq 1
+#   --lr 1e-4 --warmup 10000 --max-update 1000000 --vocab-size 32000 -- --fp16
+# (fairseq uses every visible GPU; batch = batch-size x update-freq x GPUs.)
+#
+# Every step skips itself when its output exists (outputs are written atomically), and prints
+# what it produced. The data-bin directory remembers the options it was built with and refuses
+# to be reused with different ones.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+# the project's environment (scripts/setup.sh), if it exists
+[ -x "$ROOT/.venv/bin/python" ] && export PATH="$ROOT/.venv/bin:$PATH"
+export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
+DATA=$CSFAIR_DATA
+
+PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
+MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS=1 SEED=1 RUN=""
+DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PROFILE="" STOPWORDS=top:20 EVAL_TASKS=all MODE=run
+case "${1:-}" in en-*) PAIR=$1; shift ;; esac
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pair) PAIR=$2; shift 2 ;;
+    --data) PROFILE=$2; shift 2 ;;
+    --cs) CS=$2; shift 2 ;;
+    --cs-mode) CS_MODE=$2; shift 2 ;;
+    --stopwords) STOPWORDS=$2; shift 2 ;;
+    --eval-tasks) EVAL_TASKS=$2; shift 2 ;;
+    --arch) ARCH=$2; shift 2 ;;
+    --tokens-per-sample) TPS=$2; shift 2 ;;
+    --batch-size) BSZ=$2; shift 2 ;;
+    --update-freq) UPDATE_FREQ=$2; shift 2 ;;
+    --lr) LR=$2; shift 2 ;;
+    --warmup) WARMUP=$2; shift 2 ;;
+    --max-update) MAX_UPDATE=$2; shift 2 ;;
+    --vocab-size) VOCAB=$2; shift 2 ;;
+    --max-train-lines) MAX_TRAIN=$2; shift 2 ;;
+    --test-lines) TEST_LINES=$2; shift 2 ;;
+    --valid-lines) VALID_LINES=$2; shift 2 ;;
+    --num-workers) NUM_WORKERS=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
+    --run) RUN=$2; shift 2 ;;
+    --data-bin) DATA_BIN=$2; shift 2 ;;
+    --work) WORK=$2; shift 2 ;;
+    --save-root) SAVE_ROOT=$2; shift 2 ;;
+    --tensorboard) TB=$2; shift 2 ;;
+    --check) MODE=check; shift ;;
+    --list) MODE=list; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+PAIRS="en-fr en-de en-pt en-tr en-hu en-fi en-sw en-xh"
+# The paper's eight pairs (Visser et al. 2025, Sec. 3.2-3.4), one row each:
+#   STAGED  this repository's staged data for the pair: PARALLEL_PREFIX:MONO_DIR ("-": none)
+#   LEX     lexicon kinds: IBM-1 always (from the parallel text); MUSE where a dictionary exists
+#           (MUSE has none for Swahili and Xhosa: paper, Sec. 3.1 footnote 1)
+#   EVAL    zero-shot evaluation sets of the paper: XNLI test (trained on MNLI), AfriXNLI for Xhosa,
+#           PAN-X (not for Xhosa)
+#   ISO     whether stopwords-iso has a list for the language (--stopwords iso)
+pair_row() {
+  case "$1" in
+    en-fr) TGT=fr NAME=French     STAGED=parallel/multi30k/train:mono/derived LEX="ibm1 muse" EVAL="xnli panx" ISO=yes ;;
+    en-de) TGT=de NAME=German     STAGED=parallel/multi30k/train:mono/derived LEX="ibm1 muse" EVAL="xnli panx" ISO=yes ;;
+    en-pt) TGT=pt NAME=Portuguese STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes ;;
+    en-tr) TGT=tr NAME=Turkish    STAGED=- LEX="ibm1 muse" EVAL="xnli panx"     ISO=yes ;;
+    en-hu) TGT=hu NAME=Hungarian  STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes ;;
+    en-fi) TGT=fi NAME=Finnish    STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes ;;
+    en-sw) TGT=sw NAME=Swahili    STAGED=- LEX="ibm1"      EVAL="xnli panx"     ISO=yes ;;
+    en-xh) TGT=xh NAME=Xhosa      STAGED=- LEX="ibm1"      EVAL="afrixnli"      ISO=no  ;;
+    *) return 1 ;;
+  esac
+  SRC=en
+}
+
+# The files a pair needs with a data profile (sets PARALLEL, MONO, REQUIRED, EVAL_FILES).
+pair_files() {
+  local profile=$1 e
+  if [ "$profile" = staged ]; then
+    PARALLEL=${STAGED%%:*}; MONO=${STAGED#*:}
+  else
+    PARALLEL=parallel/nllb/$SRC-$TGT/train; MONO=mono/mc4
+  fi
+  REQUIRED="$PARALLEL.$SRC.gz $PARALLEL.$TGT.gz $MONO/$SRC.txt $MONO/$TGT.txt"
+  case " $LEX " in *" muse "*) REQUIRED="$REQUIRED dict/muse/$SRC-$TGT.txt dict/muse/$TGT-$SRC.txt" ;; esac
+  [ "$STOPWORDS" = iso ] && REQUIRED="$REQUIRED stopwords/stopwords-iso/stopwords-iso.json"
+  EVAL_FILES=""
+  for e in $EVAL; do
+    case $e in
+      xnli) EVAL_FILES="$EVAL_FILES nli/mnli/train.tsv nli/xnli-1.0/xnli.test.tsv" ;;
+      afrixnli) EVAL_FILES="$EVAL_FILES nli/mnli/train.tsv nli/afrixnli/xho/test.tsv" ;;
+      panx) EVAL_FILES="$EVAL_FILES ner/panx/en/train ner/panx/$TGT/test" ;;
+    esac
+  done
+}
+
+# csfair-data kinds (--what) that write the given files (see csfair/cli/data_sources.toml)
+kinds_of() {
+  local f k out=""
+  for f in $1; do
+    case $f in
+      parallel/*) k=parallel ;; mono/*) k=mono ;; dict/muse/*) k=muse ;; stopwords/*) k=stopwords ;;
+      nli/mnli/*) k=mnli ;; nli/xnli-1.0/*) k=xnli ;; nli/afrixnli/*) k=afrixnli ;; ner/panx/*) k=panx ;; *) k=? ;;
+    esac
+    case ",$out," in *",$k,"*) ;; *) out="$out,$k" ;; esac
+  done
+  echo "${out#,}"
+}
+missing_of() { local f out=""; for f in $1; do [ -e "$DATA/$f" ] || out="$out $f"; done; echo "${out# }"; }
+default_profile() { [ "$STAGED" != - ] && echo staged || echo paper; }
+
+if [ "$MODE" = list ]; then
+  printf '%-6s %-11s %-7s %-10s %-14s %-9s %s\n' pair language staged lexicons evaluation iso-stop "data in $DATA"
+  for p in $PAIRS; do
+    pair_row "$p"
+    avail=""
+    for prof in staged paper; do
+      [ "$prof" = staged ] && [ "$STAGED" = - ] && continue
+      pair_files "$prof"
+      m=$(missing_of "$REQUIRED"); n=$(echo "$m" | wc -w)
+      if [ "$n" -eq 0 ]; then avail="$avail $prof: ready;"; else avail="$avail $prof: $n missing;"; fi
+    done
+    pair_files paper
+    me=$(missing_of "$EVAL_FILES"); ne=$(echo "$me" | wc -w)
+    [ "$ne" -eq 0 ] && avail="$avail paper eval sets: present" || avail="$avail paper eval sets: $ne missing"
+    printf '%-6s %-11s %-7s %-10s %-14s %-9s%s\n' "$p" "$NAME" "$([ "$STAGED" = - ] && echo no || echo yes)" \
+      "${LEX// /,}" "${EVAL// /,}" "$ISO" "$avail"
+  done
+  echo "(missing files and how to get them: bash scripts/recipes/pair.sh PAIR --check)"
+  exit 0
+fi
+
+[ -n "$PAIR" ] || { echo "missing pair: bash $0 PAIR (one of: $PAIRS), or --list" >&2; exit 2; }
+pair_row "$PAIR" || { echo "unsupported pair: $PAIR (one of: $PAIRS)" >&2; exit 2; }
+PROFILE=${PROFILE:-$(default_profile)}
+case "$PROFILE" in
+  staged) [ "$STAGED" != - ] || { echo "$PAIR has no staged data in this repository's data (only en-fr, en-de): use --data paper" >&2; exit 2; } ;;
+  paper) ;;
+  *) echo "--data must be staged or paper" >&2; exit 2 ;;
+esac
+case "$CS" in ibm1|muse|none) ;; *) echo "--cs must be ibm1, muse or none" >&2; exit 2 ;; esac
+if [ "$CS" = muse ]; then
+  case " $LEX " in *" muse "*) ;; *)
+    echo "--cs muse: $NAME ($PAIR) has no MUSE dictionary (MUSE covers none for Swahili or Xhosa; paper, Sec. 3.1);" \
+         "use --cs ibm1 (IBM-1 from the parallel text) or --cs none" >&2; exit 2 ;;
+  esac
+fi
+case "$STOPWORDS" in
+  top:*|none) ;;
+  iso) [ "$ISO" = yes ] || { echo "--stopwords iso: stopwords-iso has no $NAME ($TGT) list; use --stopwords top:20 (the default) or none" >&2; exit 2; } ;;
+  *) echo "--stopwords must be top:N, iso or none" >&2; exit 2 ;;
+esac
+pair_files "$PROFILE"
+
+# Everything the recipe reads, checked before anything is written.
+MISSING=$(missing_of "$REQUIRED")
+MISSING_EVAL=$(missing_of "$EVAL_FILES")
+if [ -n "$MISSING" ]; then
+  echo "[$PAIR] data missing for --data $PROFILE in CSFAIR_DATA=$DATA:" >&2
+  for f in $MISSING; do echo "   $DATA/$f" >&2; done
+  if [ "$PROFILE" = paper ]; then
+    echo "get them with:  csfair-data get --pair $PAIR --what $(kinds_of "$MISSING") --out \"$DATA\"" >&2
+    echo "   (python -m csfair.cli.data if the csfair-data command is not installed; sizes and sources:" \
+         "csfair-data list --pair $PAIR; offline clusters: --mirror)" >&2
+  else
+    echo "this is the staged data of \$CSFAIR_DATA/README.md (set CSFAIR_DATA to it if you have it)." \
+         "Elsewhere: \`csfair-data get --what staged --out DIR\` fetches its byte-exact files (Multi30k, evaluation" \
+         "sets) but not mono/derived/ or the converted dict/muse/ (built in the staging folder);" \
+         "or run the paper's sources: --data paper (csfair-data get --pair $PAIR)" >&2
+  fi
+  exit 1
+fi
+if [ "$MODE" = check ]; then
+  echo "[$PAIR] --data $PROFILE: all $(echo "$REQUIRED" | wc -w) input files present in $DATA (lexicons: ${LEX// /, })"
+  [ -n "$MISSING_EVAL" ] && echo "[$PAIR] not present (needed later, for the paper's zero-shot evaluation: ${EVAL// /, }):" \
+    "$MISSING_EVAL; csfair-data get --pair $PAIR --what $(kinds_of "$MISSING_EVAL")"
+  exit 0
+fi
+
+# Options that change the outputs from the defaults of the demo's builds are part of the build's
+# identity (so that an existing data-bin/en-fr keeps its config line).
+SUFFIX=""
+[ "$PROFILE" != "$(default_profile)" ] && SUFFIX=.$PROFILE
+DATA_BIN=${DATA_BIN:-data-bin/$PAIR$SUFFIX}
+WORK=${WORK:-work/$PAIR$SUFFIX}
+SAVE_ROOT=${SAVE_ROOT:-checkpoints/$PAIR$SUFFIX}
+RUN=${RUN:-$CS}
+SAVE=$SAVE_ROOT/$RUN
+mkdir -p "$DATA_BIN" "$WORK" "$SAVE"
+
+# The binarised data and the intermediate text depend on these options; refuse to mix builds.
+# heldout=2: test and evaluation sentences (and their translations) held out of all training text
+# and of the lexicon's parallel text (a data-bin from before that has no such field and is refused).
+CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES valid=$VALID_LINES split_seed=1 heldout=2"
+[ "$PROFILE" = paper ] && CONFIG="$CONFIG data=paper"
+[ "$STOPWORDS" != top:20 ] && CONFIG="$CONFIG stopwords=$STOPWORDS"
+[ "$EVAL_TASKS" != all ] && CONFIG="$CONFIG eval_tasks=$EVAL_TASKS"
+for dir in "$DATA_BIN" "$WORK"; do
+  if [ ! -f "$dir/config.txt" ] && [ -n "$(ls -A "$dir" | grep -vx README.md)" ]; then
+    echo "$dir has outputs but no config.txt (an older build): use another --data-bin/--work or delete $dir" >&2
+    exit 1
+  fi
+  if [ -f "$dir/config.txt" ] && [ "$(cat "$dir/config.txt")" != "$CONFIG" ]; then
+    echo "$dir was built with: $(cat "$dir/config.txt")" >&2
+    echo "now asked for: $CONFIG" >&2
+    echo "use another --data-bin/--work or delete $dir" >&2
+    exit 1
+  fi
+done
+for dir in "$DATA_BIN" "$WORK"; do echo "$CONFIG" > "$dir/config.txt"; done
+
+EVAL_ARGS=(); [ "$EVAL_TASKS" != all ] && EVAL_ARGS=(--eval-tasks "$EVAL_TASKS")
+STOP_ARGS=(); [ "$STOPWORDS" != top:20 ] && STOP_ARGS=(--src-stopwords "$STOPWORDS" --tgt-stopwords "$STOPWORDS")
+step() { echo; echo "== [$PAIR] $*"; }
+skip() { echo "   exists, skipped: $1"; }
+T0=$(date +%s)
+
+step "1/7 held-out split: $TGT test ($TEST_LINES lines) and every zero-shot evaluation split of $SRC,$TGT (and their translations) out of the monolingual and parallel text"
+if [ -f "$WORK/heldout.json" ]; then skip "$WORK/text/*.txt, $WORK/parallel/train.*"; else
+  csfair-prep split-pair --mono "$SRC:$DATA/$MONO/$SRC.txt" --mono "$TGT:$DATA/$MONO/$TGT.txt" \
+    --src-lang "$SRC" --tgt-lang "$TGT" --parallel-src "$DATA/$PARALLEL.$SRC.gz" --parallel-tgt "$DATA/$PARALLEL.$TGT.gz" \
+    --test "$TEST_LINES" --valid "$VALID_LINES" ${MAX_TRAIN:+--max-train "$MAX_TRAIN"} --seed 1 \
+    --eval-langs "$SRC,$TGT" "${EVAL_ARGS[@]}" --out-dir "$WORK"
+fi
+# Fails the recipe (exit 1) when any test split still overlaps a training or lexicon input.
+AUDIT_TEST=(); [ -f "$WORK/text/$TGT.test.txt" ] && AUDIT_TEST=(--test-file "mlm/$TGT.test=$WORK/text/$TGT.test.txt")
+echo "   audit (normalised exact match; translations via $PARALLEL) -> $WORK/audit.json"
+csfair-prep audit --input "$SRC.train=$WORK/text/$SRC.train.txt" --input "$SRC.valid=$WORK/text/$SRC.valid.txt" \
+  --input "$TGT.train=$WORK/text/$TGT.train.txt" --input "$TGT.valid=$WORK/text/$TGT.valid.txt" \
+  --input "lexicon.$SRC=$WORK/parallel/train.$SRC" --input "lexicon.$TGT=$WORK/parallel/train.$TGT" \
+  "${AUDIT_TEST[@]}" --translations "$DATA/$PARALLEL.$SRC.gz:$DATA/$PARALLEL.$TGT.gz" \
+  --eval-langs "$SRC,$TGT" "${EVAL_ARGS[@]}" --json "$WORK/audit.json" | sed 's/^/   /'
+
+step "2/7 lexicons: IBM-1 on the held-out-filtered $WORK/parallel/train.{$SRC,$TGT} (both directions)$(case " $LEX " in *" muse "*) echo ", MUSE" ;; *) echo "; no MUSE dictionary for $NAME" ;; esac)"
+if [ -f "$WORK/lexicons/ibm1.$TGT-$SRC.tsv" ] && [ -f "$WORK/lexicons/ibm1.$SRC-$TGT.tsv" ]; then skip "$WORK/lexicons/ibm1.*"; else
+  csfair-lexicon ibm1 --src-file "$WORK/parallel/train.$SRC" --tgt-file "$WORK/parallel/train.$TGT" \
+    --src-lang "$SRC" --tgt-lang "$TGT" --out-dir "$WORK/lexicons" --workers 2
+fi
+case " $LEX " in *" muse "*) MUSE_DIRS="$SRC-$TGT $TGT-$SRC" ;; *) MUSE_DIRS="" ;; esac
+for d in $MUSE_DIRS; do
+  f=dict/muse/$d.txt
+  out="$WORK/lexicons/muse.$d.tsv"
+  if [ -f "$out" ]; then skip "$out"; else
+    csfair-lexicon muse --dict "$DATA/$f" --src-lang "${d%-*}" --tgt-lang "${d#*-}" --out "$out"
+  fi
+done
+
+step "3/7 Moses tokenisation"
+for lang in "$SRC" "$TGT"; do
+  for split in train valid test; do
+    in="$WORK/text/$lang.$split.txt"; out="$WORK/text/$lang.$split.tok"
+    [ -f "$in" ] || continue
+    if [ -f "$out" ]; then skip "$out"; else
+      csfair-prep moses --lang "$lang" --input "$in" --output "$out" --workers 2 --quiet
+    fi
+  done
+done
+
+step "4/7 shared sentencepiece ($VOCAB pieces, equal characters per language) and fairseq dictionary"
+if [ -f "$DATA_BIN/spm.model" ]; then skip "$DATA_BIN/spm.model"; else
+  csfair-prep spm-train --input "$SRC:$WORK/text/$SRC.train.tok" --input "$TGT:$WORK/text/$TGT.train.tok" \
+    --model-prefix "$DATA_BIN/spm" --vocab-size "$VOCAB"
+fi
+for lang in "$SRC" "$TGT"; do
+  for split in train valid test; do
+    in="$WORK/text/$lang.$split.tok"; out="$WORK/text/$lang.$split.spm"
+    [ -f "$in" ] || continue
+    if [ -f "$out" ]; then skip "$out"; else csfair-prep spm-encode --model "$DATA_BIN/spm.model" --input "$in" --output "$out"; fi
+  done
+done
+if [ -f "$DATA_BIN/dict.txt" ]; then skip "$DATA_BIN/dict.txt"; else
+  csfair-prep fairseq-dict --model "$DATA_BIN/spm.model" --counts-from "$WORK/text/$SRC.train.spm" "$WORK/text/$TGT.train.spm" \
+    --output "$DATA_BIN/dict.txt"
+fi
+
+step "5/7 fairseq-preprocess --only-source per language"
+for lang in "$SRC" "$TGT"; do
+  dest="$DATA_BIN/$lang"
+  if [ -f "$dest/train.idx" ]; then skip "$dest"; else
+    tmp="$DATA_BIN/.$lang.tmp"; rm -rf "$tmp"
+    args=(--trainpref "$WORK/text/$lang.train.spm" --validpref "$WORK/text/$lang.valid.spm")
+    [ -f "$WORK/text/$lang.test.spm" ] && args+=(--testpref "$WORK/text/$lang.test.spm")
+    if ! fairseq-preprocess --only-source --srcdict "$DATA_BIN/dict.txt" "${args[@]}" --destdir "$tmp" --workers 2 \
+        > "$WORK/preprocess.$lang.log" 2>&1; then
+      echo "fairseq-preprocess failed: see $WORK/preprocess.$lang.log" >&2; exit 1
+    fi
+    grep -E "sents" "$WORK/preprocess.$lang.log" | sed 's/^.*preprocess[^]]*\] /   /'
+    rm -rf "$dest"; mv "$tmp" "$dest"
+  fi
+done
+
+# Stopwords: the 20 most frequent words of each language's own training text (the same rule for every
+# language); candidates take their usual casing in the target text; identical candidates are dropped.
+step "6/7 substitution tables (p > 0.02, T = 3, ${STOPWORDS/top:/top-} stopwords, words >= 4 characters, no identical candidates)"
+for name in $LEX; do
+  for d in "$SRC-$TGT" "$TGT-$SRC"; do
+    out="$DATA_BIN/tables/$name.$d"
+    if [ -f "$out/meta.json" ]; then skip "$out"; else
+      csfair-lexicon table --lexicon "$WORK/lexicons/$name.$d.tsv" --spm-model "$DATA_BIN/spm.model" \
+        --dict "$DATA_BIN/dict.txt" --out "$out" --tsv "$WORK/lexicons/$name.$d.table.tsv" --quiet \
+        --src-corpus "$WORK/text/${d%-*}.train.tok" --tgt-corpus "$WORK/text/${d#*-}.train.tok" "${STOP_ARGS[@]}" \
+        > "$WORK/table.$name.$d.json" 2> "$WORK/table.$name.$d.log" || { cat "$WORK/table.$name.$d.log" >&2; exit 1; }
+      sed "s/^/   $name.$d: /" "$WORK/table.$name.$d.log"
+    fi
+  done
+done
+echo "   table sizes on disk: $(du -sh "$DATA_BIN"/tables/* | awk '{printf "%s %s; ", $2, $1}')"
+T_PREP=$(( $(date +%s) - T0 ))
+
+step "7/7 pretraining ($CS, $ARCH, $MAX_UPDATE updates) -> $SAVE"
+if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
+[ -n "$TB" ] && CS_ARGS+=(--tensorboard-logdir "$TB/$RUN")
+T1=$(date +%s)
+if [ -f "$SAVE/.done" ]; then skip "$SAVE (remove $SAVE/.done to train again)"; else
+  fairseq-train "$DATA_BIN" --user-dir user_dir --task codeswitch_masked_lm --langs "$SRC,$TGT" "${CS_ARGS[@]}" \
+    --arch "$ARCH" --criterion cs_masked_lm --tokens-per-sample "$TPS" --sample-break-mode complete \
+    --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
+    --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP" --total-num-update "$MAX_UPDATE" \
+    --max-update "$MAX_UPDATE" --batch-size "$BSZ" --update-freq "$UPDATE_FREQ" \
+    --dropout 0.1 --attention-dropout 0.1 --seed "$SEED" --num-workers "$NUM_WORKERS" \
+    --log-format simple --log-interval 50 --save-dir "$SAVE" --no-epoch-checkpoints \
+    --save-interval-updates 1000 --keep-interval-updates 1 --validate-interval-updates 1000 \
+    --skip-invalid-size-inputs-valid-test "${EXTRA[@]}" 2>&1 | tee "$SAVE/train.log" | grep -E --line-buffered "train_inner|valid on|\| train \||done training|Error|error" || true
+  [ -f "$SAVE/checkpoint_last.pt" ] || { echo "training failed: see $SAVE/train.log" >&2; exit 1; }
+  touch "$SAVE/.done"
+fi
+T_TRAIN=$(( $(date +%s) - T1 ))
+
+echo
+echo "== [$PAIR] MLM accuracy on held-out $TGT text ($TEST_LINES lines)"
+python scripts/eval_mlm.py --checkpoint "$SAVE/checkpoint_last.pt" --data "$DATA_BIN" --lang "$TGT" --split test \
+  --json "$SAVE/mlm_$TGT.test.json" 2>&1 | grep -E "^MLM accuracy|error"
+echo "   wall time: preparation ${T_PREP}s, training ${T_TRAIN}s, total $(( $(date +%s) - T0 ))s"
