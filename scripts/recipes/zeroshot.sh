@@ -7,7 +7,10 @@
 #        [--paper] [--out DIR] [--reference NAME] [NAME=CHECKPOINT ...] [-- extra scripts/zeroshot.py options]
 #
 #   NAME=CHECKPOINT  one table column each (default: ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt,
-#                    the demo's model, plus none= and muse= runs of the recipe when they exist)
+#                    the demo's model, plus none= and muse= runs of the recipe when they exist);
+#                    NAME=hf:DIR_OR_HUB_ID is a transformers model (a directory, or a Hub id already in the
+#                    local cache), fine-tuned with AutoModelFor{Token,Sequence}Classification on the same
+#                    data, seeds and selection rule: e.g. mbert=hf:bert-base-multilingual-cased ibm1=checkpoints/...
 #   --tasks          pos, ner-wikiann, ner-wikineural, xnli, xnli-sick (see csfair/evaluation/tasks.py)
 #   --paper          the paper's protocol: all training data, lr 5e-5, seeds 1-5 (XNLI) / 1-10 (NER);
 #                    default is the CPU preset below
