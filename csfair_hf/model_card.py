@@ -85,7 +85,7 @@ def card_text(summary: Dict, license: Optional[str] = None, name: Optional[str] 
     size = f"{pre.get('layers')} layers, hidden {pre.get('hidden')}, FFN {pre.get('ffn')}, {pre.get('heads')} heads"
     lines = [
         f"# {title}", "",
-        f"A {model_type} masked language model ({summary.get('parameters', 0) / 1e6:.1f}M parameters; {size}) "
+        f"{'An' if model_type[0] in 'aeiou' else 'A'} {model_type} masked language model ({summary.get('parameters', 0) / 1e6:.1f}M parameters; {size}) "
         "pretrained with csfair (code-switched masked-LM pretraining; Visser et al., 2025) "
         "on fairseq and converted to transformers by `scripts/hf_convert.py export` (largest logit difference "
         f"between the two frameworks on the check sentences: {summary.get('max_abs_logit_diff', float('nan')):.1e}).",
