@@ -1,7 +1,8 @@
-"""Hugging Face transformers glue for csfair (as ``user_dir/`` is the fairseq glue).
+"""csfair_hf: thin Hugging Face transformers glue for csfair's framework-free method code.
 
-The method stays framework-free in ``csfair/``, which never imports transformers; the modules here
-adapt it to transformers models, tokenizers and the Hub (fine-tuning columns of the zero-shot
-runner, model cards of exported checkpoints, ...). They may import ``csfair`` and transformers /
-huggingface_hub, never ``user_dir`` or fairseq.
+Like ``user_dir/`` for fairseq, this package may import transformers; ``csfair/`` never does
+(tests/test_layout.py). Modules: :mod:`csfair_hf.tokenization` (examples that keep the fast
+tokenizer's word ids, the word encoder that builds substitution tables for a transformers
+tokenizer), :mod:`csfair_hf.collator` (the code-switching MLM data collator for ``Trainer``),
+:mod:`csfair_hf.probe` (token/sentence classification heads on a frozen transformers encoder).
 """
