@@ -75,14 +75,15 @@ def _score(spec, pairs):
     return getattr(M, spec.metric_fn)([g for g, _ in pairs], [p for _, p in pairs])
 
 
-_TASK_DATA: Dict[str, dict] = {}
+_TASK_DATA: Dict[tuple, dict] = {}
 
 
 def _load(spec) -> dict:
     """The task's loader output under the data seed, read once per process (columns share it; never mutated)."""
-    if spec.name not in _TASK_DATA:
-        _TASK_DATA[spec.name] = spec.load(DATA_SEED)
-    return _TASK_DATA[spec.name]
+    key = (spec.name, getattr(spec, "digest", None))  # a task redeclared under the same name is another task
+    if key not in _TASK_DATA:
+        _TASK_DATA[key] = spec.load(DATA_SEED)
+    return _TASK_DATA[key]
 
 
 def _max_length(config, tokenizer) -> int:

@@ -28,11 +28,11 @@ column by a paired bootstrap over test items (accuracy metrics; `*` in Markdown,
 CSV/JSON).
 
 Usage:
+    python scripts/zeroshot.py --checkpoint mbert=hf:bert-base-multilingual-cased --checkpoint xlmr=hf:xlm-roberta-base \\
+        --checkpoint ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt --tasks pos --reference mbert
     python scripts/zeroshot.py --checkpoint ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt \\
         --checkpoint nocs=checkpoints/en-fr/none/checkpoint_last.pt --tasks pos,ner-wikiann,xnli \\
         --seeds 1,2,3 [--max-train 2000 --max-eval 1000] [--grid] [--freeze-encoder] [--crf] [--reference nocs]
-    python scripts/zeroshot.py --checkpoint mbert=hf:bert-base-multilingual-cased --checkpoint xlmr=hf:xlm-roberta-base \
-        --checkpoint ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt --tasks pos --reference mbert
 """
 import argparse
 import json
@@ -307,6 +307,17 @@ def count_parameters(checkpoint):
     return int(sum(v.numel() for k, v in state.items() if torch.is_tensor(v) and not k.endswith(skip)))
 
 
+def _backend(model):
+    """The functions that fine-tune and evaluate a column: csfair_hf.zeroshot's (transformers) for an hf:
+    column, this file's (fairseq) otherwise; the same signatures, so every column is recorded alike."""
+    if model.kind == "hf":
+        from csfair_hf import zeroshot as hf_backend
+
+        return hf_backend
+    return types.SimpleNamespace(prepare=prepare, finetune_and_select=finetune_and_select,
+                                 count_parameters=count_parameters, evaluate=evaluate, discard=os.remove)
+
+
 def majority_vote(runs):
     """Per word, the label most seeds predicted (ties: the earliest seed's label)."""
     out = []
@@ -428,24 +439,13 @@ def finetune_and_select(spec, model, arch_args, max_pos, stats, data_root, run_d
     return best, updates, best_epoch, dev, pairs, flags, majority
 
 
-def _backend(model):
-    """The functions that fine-tune and evaluate a column: csfair_hf.zeroshot's (transformers) for an hf:
-    column, this file's (fairseq) otherwise; the same signatures, so every column is recorded alike."""
-    if model.kind == "hf":
-        from csfair_hf import zeroshot as hf_backend
-
-        return hf_backend
-    return types.SimpleNamespace(prepare=prepare, finetune_and_select=finetune_and_select,
-                                 count_parameters=count_parameters, evaluate=evaluate, discard=os.remove)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--checkpoint", action="append", required=True,
-                   help="a table column: NAME=PATH (pretrained checkpoint), NAME=scratch:LAYERS[:HIDDEN] (random init, "
-                        "hidden 768 unless given), NAME=mme or NAME=hme (meta-embedding taggers), NAME=hf:PATH_OR_ID "
-                        "(a transformers model directory or a Hub id in the local cache)")
+                   help="a table column: NAME=PATH (pretrained checkpoint), NAME=hf:PATH_OR_ID (a transformers model "
+                        "directory or a Hub id in the local cache), NAME=scratch:LAYERS[:HIDDEN] (random init, "
+                        "hidden 768 unless given), NAME=mme or NAME=hme (meta-embedding taggers)")
     p.add_argument("--tasks", default="pos,ner-wikiann,xnli", help=f"comma-separated: {', '.join(TASKS)}")
     p.add_argument("--langs", default=None, help="evaluate only these target languages")
     p.add_argument("--seeds", default="1,2,3", help="fine-tuning seeds (paper: 5 for XNLI, 10 for NER)")

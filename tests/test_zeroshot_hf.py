@@ -112,3 +112,16 @@ def test_hf_column_recorded_like_fairseq_columns(hf_models, tmp_path, capsys):
     assert capsys.readouterr().out.count("done before") == 2
     with pytest.raises(SystemExit, match="--crf"):
         zs.main(argv[:2] + ["--tasks", "pos", "--crf", "--out", str(tmp_path / "crf")])
+
+
+def test_head_initialised_by_seed_and_frozen_encoder(hf_models):
+    from csfair_hf.finetune import load_model
+
+    labels = ["NOUN", "VERB", "DET"]
+    a, b, c = (load_model(str(hf_models["bert"]), "tagging", labels, seed) for seed in (1, 1, 2))
+    assert torch.equal(a.classifier.weight, b.classifier.weight) and not torch.equal(a.classifier.weight, c.classifier.weight)
+    assert torch.equal(a.base_model.embeddings.word_embeddings.weight, c.base_model.embeddings.word_embeddings.weight)
+    assert [a.config.id2label[i] for i in range(3)] == labels
+    frozen = load_model(str(hf_models["bert"]), "classification", labels, 1, freeze_encoder=True)
+    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in frozen.named_parameters() if p.requires_grad}
+    assert trainable == {"bert.pooler", "classifier.weight", "classifier.bias"}

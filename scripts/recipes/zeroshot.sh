@@ -7,10 +7,7 @@
 #        [--paper] [--out DIR] [--reference NAME] [NAME=CHECKPOINT ...] [-- extra scripts/zeroshot.py options]
 #
 #   NAME=CHECKPOINT  one table column each (default: ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt,
-#                    the demo's model, plus none= and muse= runs of the recipe when they exist);
-#                    NAME=hf:DIR_OR_HUB_ID is a transformers model (a directory, or a Hub id already in the
-#                    local cache), fine-tuned with AutoModelFor{Token,Sequence}Classification on the same
-#                    data, seeds and selection rule: e.g. mbert=hf:bert-base-multilingual-cased ibm1=checkpoints/...
+#                    the demo's model, plus none= and muse= runs of the recipe when they exist)
 #   --tasks          pos, ner-wikiann, ner-wikineural, xnli, xnli-sick (see csfair/evaluation/tasks.py)
 #   --paper          the paper's protocol: all training data, lr 5e-5, seeds 1-5 (XNLI) / 1-10 (NER);
 #                    default is the CPU preset below
@@ -18,6 +15,9 @@
 #                    of the same protocol (hyperparameters, data sizes, code version, checkpoint SHA-256) are skipped
 #   --reference NAME paired bootstrap of every column against NAME (default: none, when the demo's none run
 #                    is a column); flagged runs (dev <= majority class, or predictions one label) are left out
+#   NAME=hf:DIR_OR_ID a transformers model column (a directory, or a Hub id already in the local cache: nothing
+#                    is downloaded), fine-tuned with AutoModelFor{Token,Sequence}Classification on the same data,
+#                    seeds, lr and selection rule: e.g. mbert=hf:bert-base-multilingual-cased ibm1=checkpoints/...
 #
 # CPU preset (default): 3,000 training sentences/pairs, 500 per evaluation set, seeds 1,2,3, lr 3e-4.
 # The paper's lr 5e-5 (Table 2) is for BERT-base; the 4-layer demo model fine-tuned at 5e-5 on 500
