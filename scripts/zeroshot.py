@@ -299,12 +299,21 @@ def select_best_epoch(spec, ckpts, data_root):
 
 
 def count_parameters(checkpoint):
-    """Parameters of a fine-tuned checkpoint's model (frozen tables included; buffers excluded)."""
+    """Parameters of a fine-tuned checkpoint's model (frozen tables included; buffers excluded; tied weights
+    once: the LM head's ``encoder.lm_head.weight`` is the embedding matrix, saved under both names with one
+    storage, as ``model.parameters()`` and transformers count it)."""
     import torch
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
     skip = ("word_chars", "version", "_extra_state", "_float_tensor")
-    return int(sum(v.numel() for k, v in state.items() if torch.is_tensor(v) and not k.endswith(skip)))
+    seen, total = set(), 0
+    for k, v in state.items():
+        if torch.is_tensor(v) and not k.endswith(skip):
+            view = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+            if view not in seen:
+                seen.add(view)
+                total += v.numel()
+    return int(total)
 
 
 def _backend(model):

@@ -23,6 +23,13 @@ def test_export_writes_a_model_card_that_parses_and_whose_example_runs(tiny_mlm,
     hf_convert.main(["export", str(tiny_mlm), str(out)])
     summary = json.loads(capsys.readouterr().out)
     assert summary["model_card"] == str(out / "README.md")
+    # the runner's parameter count of a fairseq column counts tied weights once, as transformers does: the
+    # same network has the same count (transformers' one extra: its single token-type embedding)
+    spec = importlib.util.spec_from_file_location("zeroshot_card_test", ROOT / "scripts" / "zeroshot.py")
+    zeroshot = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zeroshot)
+    hidden = json.loads((out / "config.json").read_text())["hidden_size"]
+    assert zeroshot.count_parameters(str(tiny_mlm)) == summary["parameters"] - hidden
 
     card = ModelCard.load(out / "README.md")
     meta = card.data.to_dict()
