@@ -10,6 +10,12 @@ the epoch is recorded), evaluate every target language's test set with it, and a
 line per evaluation to ``<out>/results.jsonl`` (per-item scores for the paired bootstrap in
 ``<out>/items.jsonl``).
 
+A column ``NAME=hf:PATH_OR_ID`` is a Hugging Face transformers encoder (a model directory, or a Hub id
+already in the local cache: nothing is downloaded), fine-tuned with ``AutoModelForTokenClassification``
+/ ``AutoModelForSequenceClassification`` on the same data, seeds, hyperparameters, selection rule and
+metrics (csfair_hf/zeroshot.py); its protocol holds the digest of its weights, config and tokenizer
+files instead of the checkpoint SHA-256.
+
 Every record carries a protocol key (csfair.evaluation.results.protocol_key) over every fine-tuning
 hyperparameter, the data sizes, the code version (git commit, plus a digest of uncommitted
 changes; csfair.__version__ outside git) and the pretrained checkpoint's SHA-256: finished runs
@@ -22,6 +28,8 @@ column by a paired bootstrap over test items (accuracy metrics; `*` in Markdown,
 CSV/JSON).
 
 Usage:
+    python scripts/zeroshot.py --checkpoint mbert=hf:bert-base-multilingual-cased --checkpoint xlmr=hf:xlm-roberta-base \\
+        --checkpoint ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt --tasks pos --reference mbert
     python scripts/zeroshot.py --checkpoint ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt \\
         --checkpoint nocs=checkpoints/en-fr/none/checkpoint_last.pt --tasks pos,ner-wikiann,xnli \\
         --seeds 1,2,3 [--max-train 2000 --max-eval 1000] [--grid] [--freeze-encoder] [--crf] [--reference nocs]
@@ -37,6 +45,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -87,14 +96,25 @@ SCRATCH_HIDDEN = 768  # scratch:LAYERS columns (BERT-base width)
 class Model:
     """A table column: a pretrained checkpoint (NAME=PATH), a randomly initialised Transformer
     (NAME=scratch:LAYERS or NAME=scratch:LAYERS:HIDDEN; hidden 768 by default, FFN 4 x hidden, one
-    attention head per 64 dimensions) or a meta-embedding tagger (NAME=mme / NAME=hme)."""
+    attention head per 64 dimensions), a meta-embedding tagger (NAME=mme / NAME=hme) or a transformers
+    model (NAME=hf:DIRECTORY or NAME=hf:HUB_ID, resolved offline)."""
 
     def __init__(self, spec):
         if "=" not in spec:
-            raise SystemExit(f"--checkpoint expects NAME=PATH, NAME=scratch:LAYERS, NAME=mme or NAME=hme; got {spec!r}")
+            raise SystemExit(f"--checkpoint expects NAME=PATH, NAME=scratch:LAYERS, NAME=mme, NAME=hme or "
+                             f"NAME=hf:PATH_OR_ID; got {spec!r}")
         self.name, value = spec.split("=", 1)
-        self.kind, self.path, self.layers, self.hidden, self.tagger = "pretrained", None, None, None, None
-        if value.startswith("scratch:"):
+        self.kind, self.path, self.layers, self.hidden, self.tagger, self.hf = "pretrained", None, None, None, None, None
+        if value.startswith("hf:"):
+            from csfair_hf.finetune import resolve_model
+
+            ref = value[len("hf:"):]
+            try:
+                resolve_model(ref)
+            except ValueError as err:
+                raise SystemExit(f"--checkpoint {spec!r}: {err}")
+            self.kind, self.hf = "hf", os.path.abspath(ref) if os.path.isdir(ref) else ref
+        elif value.startswith("scratch:"):
             shape = value.split(":")[1:]
             if len(shape) not in (1, 2) or not all(x.isdigit() and int(x) > 0 for x in shape):
                 raise SystemExit(f"--checkpoint {spec!r}: expected NAME=scratch:LAYERS[:HIDDEN] with positive integers")
@@ -109,7 +129,10 @@ class Model:
 
 
 def _column_key(model):
-    """The ``checkpoint`` field of a non-pretrained column's results (``scratch:L``, ``scratch:L:H``, ``tagger:mme``)."""
+    """The ``checkpoint`` field of a non-pretrained column's results (``scratch:L``, ``scratch:L:H``, ``tagger:mme``,
+    ``hf:PATH_OR_ID``)."""
+    if model.kind == "hf":
+        return f"hf:{model.hf}"
     if model.kind == "scratch":
         return f"scratch:{model.layers}" + (f":{model.hidden}" if model.hidden != SCRATCH_HIDDEN else "")
     return f"tagger:{model.tagger}"
@@ -276,12 +299,32 @@ def select_best_epoch(spec, ckpts, data_root):
 
 
 def count_parameters(checkpoint):
-    """Parameters of a fine-tuned checkpoint's model (frozen tables included; buffers excluded)."""
+    """Parameters of a fine-tuned checkpoint's model (frozen tables included; buffers excluded; tied weights
+    once: the LM head's ``encoder.lm_head.weight`` is the embedding matrix, saved under both names with one
+    storage, as ``model.parameters()`` and transformers count it)."""
     import torch
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
     skip = ("word_chars", "version", "_extra_state", "_float_tensor")
-    return int(sum(v.numel() for k, v in state.items() if torch.is_tensor(v) and not k.endswith(skip)))
+    seen, total = set(), 0
+    for k, v in state.items():
+        if torch.is_tensor(v) and not k.endswith(skip):
+            view = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape))
+            if view not in seen:
+                seen.add(view)
+                total += v.numel()
+    return int(total)
+
+
+def _backend(model):
+    """The functions that fine-tune and evaluate a column: csfair_hf.zeroshot's (transformers) for an hf:
+    column, this file's (fairseq) otherwise; the same signatures, so every column is recorded alike."""
+    if model.kind == "hf":
+        from csfair_hf import zeroshot as hf_backend
+
+        return hf_backend
+    return types.SimpleNamespace(prepare=prepare, finetune_and_select=finetune_and_select,
+                                 count_parameters=count_parameters, evaluate=evaluate, discard=os.remove)
 
 
 def majority_vote(runs):
@@ -312,14 +355,15 @@ def evaluate(spec, ft_ckpt, data_root, langs, keep=None):
 
 def code_version():
     """The git commit of the code (``+<digest>`` of uncommitted changes to the code's tracked files:
-    csfair/, user_dir/, scripts/, setup.py, requirements/), else csfair.__version__. Results files
+    csfair/, csfair_hf/, user_dir/, scripts/, setup.py, requirements/), else csfair.__version__. Results files
     (results/, README) are left out of the digest: the runner appends to a tracked results.jsonl,
     which must not change the protocol of its own next run."""
     import hashlib
 
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        diff = subprocess.run(["git", "diff", "HEAD", "--", "csfair", "user_dir", "scripts", "setup.py", "requirements"],
+        diff = subprocess.run(["git", "diff", "HEAD", "--", "csfair", "csfair_hf", "user_dir", "scripts", "setup.py",
+                               "requirements"],
                               cwd=ROOT, capture_output=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         import csfair
@@ -333,7 +377,12 @@ _SHA = {}
 
 def column_digest(model, args):
     """What identifies a column's starting point: the pretrained checkpoint's SHA-256 (its bytes, not
-    its name), or the scratch/tagger column key (with the taggers' fastText settings)."""
+    its name), a transformers model's digest of its weights, config and tokenizer files, or the
+    scratch/tagger column key (with the taggers' fastText settings)."""
+    if model.kind == "hf":
+        from csfair_hf.zeroshot import column_digest as hf_digest
+
+        return hf_digest(model.hf)
     if model.kind == "pretrained":
         st = os.stat(model.path)
         key = (model.path, st.st_size, st.st_mtime_ns)
@@ -352,7 +401,7 @@ def protocol_of(spec, model, args, arch_args, max_pos, stats, lr, epochs, code):
         arch=[a for a in arch_args if not os.path.isabs(a)], max_positions=max_pos,
         lr=lr, epochs=epochs, batch_size=args.batch_size, weight_decay=args.weight_decay,
         warmup_ratio=args.warmup_ratio, optimizer="adam(0.9,0.999,1e-8)", scheduler="polynomial_decay(power=1,end=0)",
-        freeze_encoder=bool(args.freeze_encoder and model.kind == "pretrained"), crf=bool(args.crf or model.kind == "tagger"),
+        freeze_encoder=bool(args.freeze_encoder and model.kind in ("pretrained", "hf")), crf=bool(args.crf or model.kind == "tagger"),
         class_weighting=args.class_weighting, focal_gamma=args.focal_gamma, grid=bool(args.grid),
         max_train=args.max_train, max_eval=args.max_eval, data_seed=1, data_format=DATA_FORMAT,
         data={k: v["examples"] for k, v in sorted(stats.items())}, unseen_labels=args.unseen_labels,
@@ -403,7 +452,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--checkpoint", action="append", required=True,
-                   help="a table column: NAME=PATH (pretrained checkpoint), NAME=scratch:LAYERS[:HIDDEN] (random init, "
+                   help="a table column: NAME=PATH (pretrained checkpoint), NAME=hf:PATH_OR_ID (a transformers model "
+                        "directory or a Hub id in the local cache), NAME=scratch:LAYERS[:HIDDEN] (random init, "
                         "hidden 768 unless given), NAME=mme or NAME=hme (meta-embedding taggers)")
     p.add_argument("--tasks", default="pos,ner-wikiann,xnli",
                    help=f"comma-separated, declared in csfair/evaluation/tasks.toml: {', '.join(TASKS)}")
@@ -434,7 +484,8 @@ def main(argv=None):
     p.add_argument("--spm", default=None, help="sentencepiece model (default: the checkpoint's data dir)")
     p.add_argument("--dict", default=None, help="dictionary (default: the checkpoint's data dir)")
     p.add_argument("--out", default=os.path.join(ROOT, "results", "zeroshot"))
-    p.add_argument("--keep-checkpoints", action="store_true", help="keep each run's best-epoch checkpoint_best.pt")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep each run's best-epoch checkpoint_best.pt (hf: columns: the transformers directory hf-best/)")
     p.add_argument("--reference", default=None,
                    help="column to compare every other column with (paired bootstrap over test items, pooled "
                         "over seeds; accuracy metrics only): '*' in the Markdown table, interval in CSV/JSON")
@@ -476,19 +527,20 @@ def main(argv=None):
     current = {spec.name: set() for spec in tasks}  # protocol keys of this command, per task (what the tables show)
     t_start = time.time()
     for model in models:
-        label = model.name + (suffix if model.kind == "pretrained" else "")
+        label = model.name + (suffix if model.kind in ("pretrained", "hf") else "")
+        be = _backend(model)
         for spec in tasks:
             seeds = task_seeds[spec.name]
             if model.kind == "tagger" and spec.kind != "tagging":
                 log(f"{label}: meta-embedding taggers do tagging only; {spec.name} skipped")
                 continue
             langs = [lg for lg in spec.test_langs if not args.langs or lg in args.langs.split(",")]
-            data_root, arch_args, max_pos, stats = prepare(spec, model, args, args.out)
+            data_root, arch_args, max_pos, stats = be.prepare(spec, model, args, args.out)
             log(f"{spec.name} examples: " + ", ".join(f"{k} {v['examples']}" for k, v in stats.items()))
             for k, v in stats.items():
                 if v.get("unk_rate") is not None and v["unk_rate"] > 0.5:
                     log(f"{spec.name} {k}: {100 * v['unk_rate']:.0f}% of the input pieces are <unk> for {label}")
-            base_lr = args.lr if model.kind == "pretrained" else args.scratch_lr
+            base_lr = args.lr if model.kind in ("pretrained", "hf") else args.scratch_lr
             configs = [(base_lr, args.epochs or spec.epochs)]
             if args.grid:
                 configs = [(lr, ep) for lr in GRID_LR for ep in GRID_EPOCHS]
@@ -503,7 +555,7 @@ def main(argv=None):
                     if not got:
                         run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, f"grid-lr{lr:g}-ep{ep}")
                         t0 = time.time()
-                        ft, _, best_ep, dev, pairs, flags, maj = finetune_and_select(
+                        ft, _, best_ep, dev, pairs, flags, maj = be.finetune_and_select(
                             spec, model, arch_args, max_pos, stats, data_root, run_dir, seeds[0], lr, ep, args)
                         rec = dict(base, **run_record(spec, pairs, stats, spec.source_lang, "grid", proto, seeds[0],
                                                       items_path, flags, maj),
@@ -512,7 +564,7 @@ def main(argv=None):
                         append_result(results_path, rec)
                         got = [rec]
                         if not args.keep_checkpoints:
-                            os.remove(ft)
+                            be.discard(ft)
                     value = got[-1]["metrics"][spec.metric]
                     failed = bool(got[-1].get("flags"))
                     log(f"{spec.name} grid lr={lr:g} epochs={ep}: dev {spec.metric} {value:.4f}"
@@ -542,12 +594,12 @@ def main(argv=None):
                     params = have[-1].get("params", 0)
                     continue
                 t0 = time.time()
-                ft, updates, best_ep, dev, dev_pairs, run_flags, maj = finetune_and_select(
+                ft, updates, best_ep, dev, dev_pairs, run_flags, maj = be.finetune_and_select(
                     spec, model, arch_args, max_pos, stats, data_root, run_dir, seed, lr, epochs, args)
                 t_train = time.time() - t0
-                params = count_parameters(ft)
+                params = be.count_parameters(ft)
                 kept = {}
-                res = evaluate(spec, ft, data_root, langs, keep=kept)
+                res = be.evaluate(spec, ft, data_root, langs, keep=kept)
                 kept = {(spec.source_lang, "valid"): dev_pairs, **kept}
                 predictions.append(kept)
                 with open(pred_file, "w") as fh:  # for ensembles and error analysis
@@ -566,7 +618,7 @@ def main(argv=None):
                                 + (f" [{','.join(r['flags'])}]" if r["flags"] else "") for r in recs)
                     + f" ({time.time() - t0:.0f} s, {params / 1e6:.2f}M parameters)")
                 if not args.keep_checkpoints:
-                    os.remove(ft)
+                    be.discard(ft)
             if model.kind == "tagger" and len(predictions) > 1:
                 # HME-Ensemble (Winata et al., 2021): majority vote of the seeds, per word
                 for key in predictions[0]:

@@ -201,7 +201,8 @@ def export_checkpoint(checkpoint: str, out_dir: str, spm_model: Optional[str] = 
     summary = dict(checkpoint=os.path.abspath(checkpoint), out_dir=os.path.abspath(out_dir), model_type=model_type,
                    parameters=sum(p.numel() for p in hf.parameters()), max_abs_logit_diff=diff,
                    heads_exported=heads_done, heads_not_exported=heads_left,
-                   note="MLM model and tokenizer; csfair pre-tokenises with Moses")
+                   note="MLM model and tokenizer; csfair pre-tokenises with Moses",
+                   pretraining=pretraining_record(hub, checkpoint))
     with open(os.path.join(out_dir, "csfair_export.json"), "w") as fh:
         json.dump(summary, fh, indent=2)
     return summary
@@ -372,3 +373,28 @@ def import_hf(hf_dir: str, out_checkpoint: str, out_data: str, sample_batches: O
     os.replace(tmp, out_checkpoint)
     return dict(hf_dir=os.path.abspath(hf_dir), checkpoint=os.path.abspath(out_checkpoint), data=os.path.abspath(out_data),
                 parameters=sum(p.numel() for p in fs_model.parameters()), max_abs_logit_diff=diff)
+
+
+def pretraining_record(hub, checkpoint: str) -> Dict:
+    """What a checkpoint was trained on and with, for the exported model card (JSON-serialisable).
+
+    From the checkpoint's saved task config (languages, data, masking and ``--cs-*`` options, as
+    given to ``fairseq-train``), its model config (sizes), its optimizer history (updates done) and
+    its provenance record (``user_dir/models/checkpoint_provenance.py``: csfair version, dictionary
+    SHA-256, the substitution tables' paths and checksums). Absent entries are None.
+    """
+    saved = dict(hub.saved_task_cfg)
+    get = _model_args(hub.cfg.model)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    history = state.get("optimizer_history") or [{}]
+    provenance = getattr(getattr(hub.model, "csfair_provenance", None), "loaded", None)
+    if provenance is None:
+        provenance = state["model"].get("csfair_provenance._extra_state")
+    keys = ("langs", "data", "cs_mode", "cs_table_name", "cs_tables", "cs_instance_prob", "cs_word_prob",
+            "cs_temperature", "cs_min_prob", "mask_prob", "tokens_per_sample", "lang_sampling_alpha")
+    rec = {k: (str(saved[k]) if k == "cs_mode" and saved.get(k) is not None else saved.get(k)) for k in keys}
+    rec.update(task=saved.get("_name"), arch=get("arch") or get("_name"), layers=get("encoder_layers"),
+               hidden=get("encoder_embed_dim"), ffn=get("encoder_ffn_embed_dim"), heads=get("encoder_attention_heads"),
+               num_updates=history[-1].get("num_updates"),
+               provenance=provenance or None)
+    return json.loads(json.dumps(rec, default=str))  # enum and config values as plain JSON

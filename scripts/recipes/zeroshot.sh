@@ -17,6 +17,9 @@
 #                    of the same protocol (hyperparameters, data sizes, code version, checkpoint SHA-256) are skipped
 #   --reference NAME paired bootstrap of every column against NAME (default: none, when the demo's none run
 #                    is a column); flagged runs (dev <= majority class, or predictions one label) are left out
+#   NAME=hf:DIR_OR_ID a transformers model column (a directory, or a Hub id already in the local cache: nothing
+#                    is downloaded), fine-tuned with AutoModelFor{Token,Sequence}Classification on the same data,
+#                    seeds, lr and selection rule: e.g. mbert=hf:bert-base-multilingual-cased ibm1=checkpoints/...
 #
 # CPU preset (default): 3,000 training sentences/pairs, 500 per evaluation set, seeds 1,2,3, lr 3e-4.
 # The paper's lr 5e-5 (Table 2) is for BERT-base; the 4-layer demo model fine-tuned at 5e-5 on 500

@@ -1,0 +1,421 @@
+"""Fine-tune a transformers encoder on word tagging or sentence classification as the fairseq columns are.
+
+The zero-shot runner (``scripts/zeroshot.py``, through :mod:`csfair_hf.zeroshot`) fine-tunes a
+``NAME=hf:PATH_OR_ID`` column with the functions here, on the same task data, seeds, selection
+rule and metrics as its fairseq columns (``user_dir/finetune.py``):
+
+* words to pieces: the model's own fast tokenizer with ``is_split_into_words=True``; a word's label
+  sits on its first piece (the tokenizer's ``word_ids``), ``-100`` (ignored) on the others and on
+  the special tokens (Devlin et al., 2019, Section 5.3; the fairseq path's
+  ``csfair.evaluation.tagging.align_first_piece``). A word the tokenizer turns into no piece at all
+  becomes the unknown token (``align_first_piece``'s ``unk_piece``); a sentence longer than the
+  model's positions keeps its longest prefix of whole words (counted as ``words_truncated``).
+* sentence pairs: ``tokenizer(a, b, truncation="longest_first")`` (the transformers convention;
+  the fairseq path gives each side an equal share instead).
+* optimisation: ``torch.optim.AdamW`` on every parameter (fairseq's ``adam`` applies decoupled
+  weight decay to every parameter too, biases and layer norms included), betas (0.9, 0.999), eps
+  1e-8, no gradient clipping (fairseq's ``--clip-norm 0``), and
+  ``transformers.get_linear_schedule_with_warmup``, which is fairseq's ``polynomial_decay`` with
+  power 1 and end 0 update for update (fairseq sets the rate ``lr * n / warmup`` before update
+  ``n + 1``, starting at 0, then decays linearly to 0 at the last update).
+* loss: cross-entropy averaged over the labelled words (fairseq's ``token_tagging`` criterion:
+  summed, divided by the number of words), optionally weighted by ``N / (C * n_c)`` (``balanced``)
+  and/or focal ``(1 - p_t) ** gamma`` (Lin et al., 2017, Eq. 4), the same formulas;
+  sentence classification: mean cross-entropy (fairseq's ``sentence_prediction``).
+* selection: the training language's dev set is scored after every epoch and the best epoch's
+  weights are kept (the earliest on ties), as the fairseq columns.
+
+Hub ids are resolved offline only (:func:`resolve_model`): nothing here downloads.
+"""
+import contextlib
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+IGNORE_INDEX = -100  # transformers' (and torch's CrossEntropyLoss') ignored label
+
+#: Files of a model directory that define what a column starts from: weights, config, tokenizer.
+WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth")
+NOT_WEIGHTS = ("training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth")
+CONFIG_FILES = ("config.json",)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                   "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model", "spm.model", "spiece.model")
+
+
+def resolve_model(name_or_path: str) -> str:
+    """The local directory of a model: a directory as given, or the cached snapshot of a Hub id.
+
+    A Hub id (``bert-base-multilingual-cased``, ``org/name``, ``org/name@REVISION``) is looked up in
+    the local Hugging Face cache only (``huggingface_hub.snapshot_download(local_files_only=True)``).
+
+    Raises:
+        ValueError: a path that is not a directory, or an id not in the local cache.
+    """
+    if os.path.isdir(name_or_path):
+        return os.path.abspath(name_or_path)
+    if os.path.exists(name_or_path) or name_or_path.startswith((".", "/", "~")):
+        raise ValueError(f"{name_or_path}: not a transformers model directory")
+    from huggingface_hub import snapshot_download
+
+    repo, _, revision = name_or_path.partition("@")
+    try:
+        return snapshot_download(repo, revision=revision or None, local_files_only=True)
+    except Exception as err:  # LocalEntryNotFoundError, HFValidationError, ...: all mean "not here"
+        raise ValueError(f"{name_or_path}: neither a directory nor a model in the local Hugging Face cache "
+                         f"({type(err).__name__}); nothing is downloaded here: fetch it first, e.g. "
+                         f"`huggingface-cli download {repo}`") from None
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_DIGESTS: Dict[tuple, dict] = {}
+
+
+def model_digest(directory: str) -> dict:
+    """SHA-256 of the files that define a model: weights, ``config.json`` and the tokenizer's files.
+
+    The digest is over the files' bytes (a Hub snapshot's symlinks are followed to their blobs), so
+    retrained or edited weights under the same name get another digest. READMEs, training states
+    (``optimizer.pt``, ``training_args.bin``) and sub-directories are not part of it.
+
+    Returns:
+        ``{"sha256": digest of the sorted "name sha256" lines, "files": {name: sha256}}``.
+
+    Raises:
+        ValueError: the directory has no weight file or no ``config.json``.
+    """
+    names = sorted(n for n in os.listdir(directory) if os.path.isfile(os.path.join(directory, n)) and (
+        n in CONFIG_FILES or n in TOKENIZER_FILES or (n.endswith(WEIGHT_SUFFIXES) and n not in NOT_WEIGHTS)))
+    if not any(n.endswith(WEIGHT_SUFFIXES) for n in names) or "config.json" not in names:
+        raise ValueError(f"{directory}: no weight file (*.safetensors, *.bin) or no config.json: not a transformers model")
+    stamp = tuple((n, os.stat(os.path.join(directory, n)).st_size, os.stat(os.path.join(directory, n)).st_mtime_ns)
+                  for n in names)
+    key = (os.path.abspath(directory), stamp)
+    if key not in _DIGESTS:
+        files = {n: _sha256(os.path.join(directory, n)) for n in names}
+        blob = "".join(f"{n} {h}\n" for n, h in files.items()).encode("utf-8")
+        _DIGESTS[key] = {"sha256": hashlib.sha256(blob).hexdigest(), "files": files}
+    return _DIGESTS[key]
+
+
+def load_tokenizer(directory: str):
+    """The model's fast tokenizer, able to take pre-split words.
+
+    Byte-level BPE tokenizers (RoBERTa, GPT-2) take pre-split words only with
+    ``add_prefix_space=True`` (each word then gets its word-start marker ``Ġ``, as in running text);
+    they are reloaded with it.
+
+    Raises:
+        ValueError: the directory has no fast (``tokenizers``) tokenizer: word ids need one.
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(directory)
+    if not getattr(tok, "is_fast", False):
+        raise ValueError(f"{directory}: {type(tok).__name__} is not a fast tokenizer; word-piece alignment needs "
+                         "word_ids() (save the model with a tokenizer.json)")
+    try:
+        tok([["a", "b"]], is_split_into_words=True)
+    except Exception:  # RoBERTa-style: "You need to instantiate ... with add_prefix_space=True"
+        tok = AutoTokenizer.from_pretrained(directory, add_prefix_space=True)
+    if tok.pad_token_id is None:
+        raise ValueError(f"{directory}: the tokenizer has no padding token")
+    return tok
+
+
+@dataclass
+class Encoded:
+    """One split of a task encoded for a model.
+
+    Attributes:
+        input_ids: per example, token ids with the model's special tokens.
+        token_type_ids: per example (sentence pairs of models that use them), else None.
+        first: tagging: per example, the position of each kept word's first piece.
+        labels: tagging: per example, per kept word, the gold label; classification: per example.
+        stats: ``examples``, ``words``/``pieces``/``words_truncated`` (tagging) or
+            ``texts_truncated``/``labels`` (classification), ``unk_rate`` (share of the non-special
+            tokens that are the unknown token).
+    """
+
+    input_ids: List[List[int]]
+    labels: List
+    first: Optional[List[List[int]]] = None
+    token_type_ids: Optional[List[List[int]]] = None
+    stats: Dict = field(default_factory=dict)
+
+
+def _unk_share(tokenizer, rows: Sequence[Sequence[int]]) -> float:
+    specials = set(tokenizer.all_special_ids)
+    unk = tokenizer.unk_token_id
+    total = bad = 0
+    for ids in rows:
+        for t in ids:
+            if t not in specials or t == unk:
+                total += 1
+                bad += t == unk
+    return bad / total if total else 0.0
+
+
+def encode_tagging(tokenizer, sentences: Sequence[Tuple[Sequence[str], Sequence[str]]], max_length: int) -> Encoded:
+    """Words and labels to token ids with first-piece positions (see the module docstring).
+
+    Args:
+        tokenizer: a fast tokenizer (:func:`load_tokenizer`).
+        sentences: ``(words, labels)`` per sentence, one label per word.
+        max_length: longest input including the special tokens (the runner: 128).
+
+    Returns:
+        Encoded (``first``: one position per kept word; ``labels``: the kept words' labels).
+
+    Raises:
+        ValueError: a sentence with as many words as labels does not, or the tokenizer lost a word.
+    """
+    budget = max_length - tokenizer.num_special_tokens_to_add(pair=False)
+    words = [[w if w.strip() else tokenizer.unk_token for w in ws] for ws, _ in sentences]
+    for i, (ws, labs) in enumerate(sentences):
+        if len(ws) != len(labs):
+            raise ValueError(f"sentence {i}: {len(ws)} words but {len(labs)} labels")
+    kept_words, dropped = [], 0
+    if words:
+        with _quiet():  # lengths beyond the maximum are cut below, at a word boundary
+            plain = tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+    for i, ws in enumerate(words):
+        wid = plain.word_ids(i)
+        missing = set(range(len(ws))) - set(wid)
+        if missing:  # a word the tokenizer drops entirely (e.g. a control character) keeps its label on <unk>
+            ws = [tokenizer.unk_token if j in missing else w for j, w in enumerate(ws)]
+            words[i] = ws
+            wid = tokenizer([ws], is_split_into_words=True, add_special_tokens=False).word_ids(0)
+        k = len(ws) if len(wid) <= budget else wid[budget]  # the word whose pieces cross the budget is cut
+        kept_words.append(ws[:k])
+        dropped += len(ws) - k
+    enc = tokenizer(kept_words, is_split_into_words=True, add_special_tokens=True) if kept_words else None
+    input_ids, first, labels = [], [], []
+    for i, ws in enumerate(kept_words):
+        ids = enc["input_ids"][i]
+        wid = enc.word_ids(i)
+        pos = [j for j, w in enumerate(wid) if w is not None and (j == 0 or wid[j - 1] != w)]
+        if len(pos) != len(ws) or len(ids) > max_length:
+            raise ValueError(f"sentence {i}: {len(ws)} words but {len(pos)} first pieces in {len(ids)} tokens "
+                             f"(max {max_length}); the tokenizer does not keep pre-split words apart")
+        input_ids.append(ids)
+        first.append(pos)
+        labels.append(list(sentences[i][1][: len(ws)]))
+    stats = dict(examples=len(sentences), words=sum(len(w) for w in kept_words),
+                 pieces=sum(len(x) - tokenizer.num_special_tokens_to_add(pair=False) for x in input_ids),
+                 words_truncated=dropped, unk_rate=_unk_share(tokenizer, input_ids))
+    return Encoded(input_ids=input_ids, labels=labels, first=first, stats=stats)
+
+
+def encode_classification(tokenizer, texts_a: Sequence[str], texts_b: Optional[Sequence[str]], labels: Sequence[str],
+                          max_length: int) -> Encoded:
+    """Texts (or text pairs) to token ids, truncated to ``max_length`` (longest first).
+
+    Returns:
+        Encoded (``labels``: one label per example; ``texts_truncated``: examples that were cut).
+    """
+    args = (list(texts_a),) + ((list(texts_b),) if texts_b is not None else ())
+    if not texts_a:
+        return Encoded([], [], stats=dict(examples=0, texts_truncated=0, labels={}, unk_rate=0.0))
+    with _quiet():  # "sequence length is longer than the maximum": counted here, then truncated
+        full = tokenizer(*args, truncation=False)["input_ids"]
+    enc = tokenizer(*args, truncation=True, max_length=max_length)
+    counts: Dict[str, int] = {}
+    for lab in labels:
+        counts[lab] = counts.get(lab, 0) + 1
+    stats = dict(examples=len(texts_a), texts_truncated=sum(len(x) > max_length for x in full), labels=counts,
+                 unk_rate=_unk_share(tokenizer, enc["input_ids"]))
+    return Encoded(input_ids=enc["input_ids"], labels=list(labels), token_type_ids=enc.get("token_type_ids"),
+                   stats=stats)
+
+
+def _batch(data: Encoded, idx: Sequence[int], pad_id: int, label2id: Optional[Dict[str, int]], kind: str, device):
+    """Padded tensors of examples ``idx`` (with training labels when ``label2id`` is given)."""
+    n = max(len(data.input_ids[i]) for i in idx)
+    ids = torch.full((len(idx), n), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(idx), n), dtype=torch.long)
+    types = torch.zeros((len(idx), n), dtype=torch.long) if data.token_type_ids is not None else None
+    for r, i in enumerate(idx):
+        x = data.input_ids[i]
+        ids[r, : len(x)] = torch.tensor(x)
+        mask[r, : len(x)] = 1
+        if types is not None:
+            types[r, : len(x)] = torch.tensor(data.token_type_ids[i])
+    out = dict(input_ids=ids.to(device), attention_mask=mask.to(device))
+    if types is not None:
+        out["token_type_ids"] = types.to(device)
+    target = None
+    if label2id is not None:
+        if kind == "tagging":
+            target = torch.full((len(idx), n), IGNORE_INDEX, dtype=torch.long)
+            for r, i in enumerate(idx):
+                for p, lab in zip(data.first[i], data.labels[i]):
+                    target[r, p] = label2id[lab]
+        else:
+            target = torch.tensor([label2id[data.labels[i]] for i in idx])
+        target = target.to(device)
+    return out, target
+
+
+def label_list(train_labels: Sequence) -> List[str]:
+    """The head's labels: every training label, most frequent first (ties by name), as fairseq's label dictionary."""
+    counts: Dict[str, int] = {}
+    for x in train_labels:
+        for lab in (x if isinstance(x, (list, tuple)) else [x]):
+            counts[lab] = counts.get(lab, 0) + 1
+    return sorted(counts, key=lambda lab: (-counts[lab], lab))
+
+
+def balanced_weights(train_labels: Sequence, labels: Sequence[str]) -> torch.Tensor:
+    """``N / (C * n_c)`` per head label from the training label counts (fairseq ``token_tagging``'s ``balanced``)."""
+    counts = torch.zeros(len(labels))
+    index = {lab: i for i, lab in enumerate(labels)}
+    for x in train_labels:
+        for lab in (x if isinstance(x, (list, tuple)) else [x]):
+            counts[index[lab]] += 1
+    return counts.sum() / (len(labels) * counts)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """transformers' warnings and progress bars off (expected ones: a new head, untruncated lengths counted)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def load_model(directory: str, kind: str, labels: Sequence[str], seed: int, freeze_encoder: bool = False):
+    """A ``AutoModelFor{Token,Sequence}Classification`` with a fresh head of ``len(labels)`` outputs.
+
+    The head is initialised under ``seed`` (``transformers.set_seed``). With ``freeze_encoder``
+    only the head trains (and the pooler, which in BERT-style models is the dense + tanh layer
+    that fairseq's sentence head holds itself).
+    """
+    import transformers
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    transformers.set_seed(seed)
+    cls = AutoModelForTokenClassification if kind == "tagging" else AutoModelForSequenceClassification
+    with _quiet():  # "Some weights ... newly initialized": the head, as intended
+        model = cls.from_pretrained(directory, num_labels=len(labels), id2label=dict(enumerate(labels)),
+                                    label2id={lab: i for i, lab in enumerate(labels)})
+    if freeze_encoder:
+        for name, p in model.base_model.named_parameters():
+            if ".pooler." not in f".{name}":
+                p.requires_grad = False
+    return model
+
+
+def train_and_select(model, kind: str, train: Encoded, labels: Sequence[str], dev_score: Callable[[object], float],
+                     seed: int, lr: float, epochs: int, batch_size: int, weight_decay: float, warmup_ratio: float,
+                     pad_id: int, class_weights: Optional[torch.Tensor] = None, focal_gamma: float = 0.0,
+                     log: Callable[[str], None] = print) -> Tuple[int, List[float], int]:
+    """Fine-tune for ``epochs``, score dev after each, and leave the best epoch's weights in ``model``.
+
+    Args:
+        model: from :func:`load_model` (on its device).
+        kind: ``tagging`` or ``classification``.
+        train: the training split.
+        labels: the head's labels (index = output).
+        dev_score: the model (in eval mode) to the dev score of the task's metric (higher is better).
+        seed: shuffling seed (one permutation per epoch from a generator seeded with it).
+        lr, epochs, batch_size, weight_decay, warmup_ratio: as the fairseq columns (``warmup`` =
+            ``ceil(warmup_ratio * total updates)``).
+        pad_id: the tokenizer's padding id.
+        class_weights: per-label loss weights (tagging), or None.
+        focal_gamma: focal-loss gamma (tagging; 0: cross-entropy).
+
+    Returns:
+        (best epoch (1-based), dev score per epoch, number of updates).
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    device = next(model.parameters()).device
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    n = len(train.input_ids)
+    per_epoch = math.ceil(n / batch_size)
+    total = epochs * per_epoch
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+    sched = get_linear_schedule_with_warmup(opt, math.ceil(warmup_ratio * total), total)
+    gen = torch.Generator().manual_seed(seed)
+    weights = class_weights.to(device) if class_weights is not None else None
+    dev, best, best_state = [], None, None
+    for ep in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(n, generator=gen).tolist()
+        for b in range(per_epoch):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            inputs, target = _batch(train, idx, pad_id, label2id, kind, device)
+            logits = model(**inputs).logits.float()
+            if kind == "tagging":
+                words = target != IGNORE_INDEX
+                if not words.any():
+                    continue
+                lp = torch.log_softmax(logits[words], dim=-1)
+                t = target[words]
+                nll = -lp.gather(1, t[:, None]).squeeze(1)
+                if focal_gamma > 0:
+                    nll = (1 - torch.exp(-nll)).pow(focal_gamma) * nll
+                if weights is not None:
+                    nll = nll * weights[t]
+                loss = nll.sum() / words.sum()
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, target)
+            loss.backward()
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+        model.eval()
+        value = float(dev_score(model))
+        dev.append(round(value, 6))
+        log(f"epoch {ep}: dev {value:.4f}")
+        if best is None or value > best[0]:  # strict: the earliest epoch on ties
+            best = (value, ep)
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    if best_state is None:
+        raise ValueError("no epoch was trained (epochs < 1)")
+    model.load_state_dict(best_state)
+    model.eval()
+    return best[1], dev, total
+
+
+@torch.no_grad()
+def predict(model, data: Encoded, kind: str, pad_id: int, batch_size: int = 64) -> List[Tuple]:
+    """``[(gold, pred), ...]`` per example in data order, as ``user_dir.finetune.predict``.
+
+    Tagging: label lists over the kept words (the argmax at each word's first piece);
+    classification: label strings. Labels are the model's ``config.id2label``.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    id2label = model.config.id2label
+    out = []
+    for start in range(0, len(data.input_ids), batch_size):
+        idx = list(range(start, min(start + batch_size, len(data.input_ids))))
+        inputs, _ = _batch(data, idx, pad_id, None, kind, device)
+        arg = model(**inputs).logits.argmax(-1).cpu()
+        for r, i in enumerate(idx):
+            if kind == "tagging":
+                out.append((list(data.labels[i]), [id2label[int(arg[r, p])] for p in data.first[i]]))
+            else:
+                out.append((data.labels[i], id2label[int(arg[r])]))
+    return out

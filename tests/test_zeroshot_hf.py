@@ -1,0 +1,127 @@
+"""Transformers models as columns of the zero-shot runner (issue 14, part 3): first-piece labels for the
+three tokenizer families, an hf: column recorded as the fairseq columns are (best epoch, flags, protocol,
+parameters, items for the paired bootstrap, tables), protocol keys that follow the weights."""
+import importlib.util
+import json
+import shutil
+
+import pytest
+import torch
+
+from conftest import ROOT, data_path
+
+
+def _zeroshot():
+    spec = importlib.util.spec_from_file_location("zeroshot_hf_test", ROOT / "scripts" / "zeroshot.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("family", ["bert", "xlmr", "roberta"])
+def test_first_piece_labels_and_word_boundary_truncation(hf_models, family):
+    from csfair.evaluation.corpora import read_udpos_tsv
+    from csfair_hf.finetune import IGNORE_INDEX, _batch, encode_tagging, load_tokenizer
+
+    tok = load_tokenizer(str(hf_models[family]))
+    sents = read_udpos_tsv(data_path("pos/udpos-xtreme/dev-fr.tsv"))[:40]
+    max_len = 24
+    enc = encode_tagging(tok, [(s.words, s.labels) for s in sents], max_len)
+    dropped = 0
+    for s, ids, first, labels in zip(sents, enc.input_ids, enc.first, enc.labels):
+        k = len(labels)
+        assert labels == s.labels[:k] and len(first) == k and len(ids) <= max_len
+        assert ids[0] in tok.all_special_ids and ids[-1] in tok.all_special_ids
+        pos = first[0] if first else None
+        for j, w in enumerate(s.words[:k]):  # each word's pieces are the word tokenised alone, in order
+            alone = tok([[w]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]
+            assert first[j] == pos and ids[pos:pos + len(alone)] == alone, (family, w)
+            pos += len(alone)
+        if k < len(s.words):  # cut at a word boundary: the next word would not have fitted
+            nxt = tok([[s.words[k]]], is_split_into_words=True, add_special_tokens=False)["input_ids"][0]
+            assert len(ids) + len(nxt) > max_len
+        dropped += len(s.words) - k
+    assert dropped > 0 and enc.stats["words_truncated"] == dropped
+    assert enc.stats["words"] == sum(len(x) for x in enc.labels)
+    # training targets: the label on each word's first piece, ignored everywhere else
+    labels = sorted({lab for x in enc.labels for lab in x})
+    _, target = _batch(enc, [0, 1], tok.pad_token_id, {lab: i for i, lab in enumerate(labels)}, "tagging", "cpu")
+    for r in (0, 1):
+        kept = target[r] != IGNORE_INDEX
+        assert kept.nonzero().view(-1).tolist() == enc.first[r]
+        assert [labels[t] for t in target[r][kept].tolist()] == enc.labels[r]
+    # a word the tokenizer turns into no piece keeps its label, on the unknown token
+    z = encode_tagging(tok, [(["le", "\u200b", "chat"], ["DET", "X", "NOUN"])], max_len)
+    assert len(z.first[0]) == 3 and z.labels[0] == ["DET", "X", "NOUN"]
+
+
+def test_hf_column_recorded_like_fairseq_columns(hf_models, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    from csfair.evaluation.results import load_items, load_results
+    from csfair_hf.zeroshot import column_digest
+
+    bert = hf_models["bert"]
+    other = tmp_path / "bert-perturbed"
+    shutil.copytree(bert, other)
+    digest = column_digest(str(bert))
+    assert column_digest(str(other)) == digest  # the same bytes under another path: the same start
+    (other / "README.md").write_text("a card is not part of the model\n")
+    assert column_digest(str(other)) == digest
+    state = load_file(other / "model.safetensors")
+    key = next(k for k in state if k.endswith("word_embeddings.weight"))
+    state[key] = state[key] + 0.01 * torch.randn_like(state[key])
+    save_file(state, other / "model.safetensors", metadata={"format": "pt"})
+    assert column_digest(str(other)) != digest  # other weights: another protocol key
+
+    out = tmp_path / "zs"
+    argv = ["--checkpoint", f"a=hf:{bert}", "--checkpoint", f"b=hf:{other}", "--tasks", "pos", "--langs", "fr",
+            "--seeds", "1", "--max-train", "160", "--max-eval", "24", "--epochs", "2", "--lr", "2e-3",
+            "--batch-size", "16", "--reference", "a", "--out", str(out)]
+    zs = _zeroshot()
+    zs.main(argv)
+    recs = load_results(out / "results.jsonl")
+    assert sorted((r["model"], r["lang"], r["split"]) for r in recs) == [
+        ("a", "en", "valid"), ("a", "fr", "test"), ("b", "en", "valid"), ("b", "fr", "test")]
+    items = load_items(out / "items.jsonl")
+    for r in recs:
+        assert r["checkpoint"] == f"hf:{bert if r['model'] == 'a' else other}"
+        dev = r["dev_by_epoch"]
+        assert len(dev) == 2 and r["best_epoch"] == dev.index(max(dev)) + 1 and r["updates"] == 2 * 10
+        assert isinstance(r["flags"], list) and 0 <= r["unk_rate"] < 0.5 and r["n"] == 24
+        num, den = items[r["items"]]  # per-sentence scores of exactly this evaluation
+        assert len(num) == r["n"] and sum(den) == r["metrics"]["n_words"]
+        assert sum(num) / sum(den) == pytest.approx(r["metrics"]["accuracy"])
+    by = {(r["model"], r["split"]): r for r in recs}
+    assert by["a", "test"]["protocol"] != by["b", "test"]["protocol"]
+    assert by["a", "test"]["params"] == by["b", "test"]["params"] > 0
+    assert "majority_baseline" in by["a", "valid"]
+    table = json.loads((out / "tables" / "pos.json").read_text())
+    mb = by["a", "test"]["params"] / 1e6
+    cols = table["fr"]
+    assert set(cols) == {f"a ({mb:.1f}M)", f"b ({mb:.1f}M)"}
+    for name, cell in cols.items():  # 20 updates at 2e-3 beat the majority class: unflagged, in the mean
+        assert cell["protocol"] == by[name[0], "test"]["protocol"] and cell["n"] == 1 and not by[name[0], "test"]["flags"]
+    sig = cols[f"b ({mb:.1f}M)"]["sig"]  # paired bootstrap over the same 24 test sentences
+    assert sig["lo"] <= sig["diff"] <= sig["hi"]
+    assert sig["diff"] == pytest.approx(by["b", "test"]["metrics"]["accuracy"] - by["a", "test"]["metrics"]["accuracy"])
+    # the same command again: every run is found by its protocol key and skipped
+    capsys.readouterr()
+    zs.main(argv)
+    assert len(load_results(out / "results.jsonl")) == len(recs)
+    assert capsys.readouterr().out.count("done before") == 2
+    with pytest.raises(SystemExit, match="--crf"):
+        zs.main(argv[:2] + ["--tasks", "pos", "--crf", "--out", str(tmp_path / "crf")])
+
+
+def test_head_initialised_by_seed_and_frozen_encoder(hf_models):
+    from csfair_hf.finetune import load_model
+
+    labels = ["NOUN", "VERB", "DET"]
+    a, b, c = (load_model(str(hf_models["bert"]), "tagging", labels, seed) for seed in (1, 1, 2))
+    assert torch.equal(a.classifier.weight, b.classifier.weight) and not torch.equal(a.classifier.weight, c.classifier.weight)
+    assert torch.equal(a.base_model.embeddings.word_embeddings.weight, c.base_model.embeddings.word_embeddings.weight)
+    assert [a.config.id2label[i] for i in range(3)] == labels
+    frozen = load_model(str(hf_models["bert"]), "classification", labels, 1, freeze_encoder=True)
+    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in frozen.named_parameters() if p.requires_grad}
+    assert trainable == {"bert.pooler", "classifier.weight", "classifier.bias"}
