@@ -1,8 +1,8 @@
 """csfair: code-switched masked-LM pretraining and zero-shot cross-lingual evaluation on fairseq.
 
-Dependencies are installed by scripts/setup.sh (torch must be the CPU wheel and fairseq-fixed
-needs a no-deps build), so install_requires is deliberately empty: `pip install -e .` must never
-pull another torch.
+Dependencies are installed by scripts/setup.sh (torch is the build it chose: CPU, CUDA or the
+system's; fairseq-fixed needs a no-deps install), so install_requires is deliberately empty:
+`pip install -e .` must never pull another torch.
 """
 import re
 from pathlib import Path
@@ -20,7 +20,7 @@ setup(
     # user_dir is installed too, so that `from user_dir.hub_interface import from_pretrained` works from
     # any directory; fairseq's --user-dir user_dir imports the same files.
     packages=find_packages(include=["csfair", "csfair.*", "user_dir", "user_dir.*"]),
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.11,<3.13",
     install_requires=[],
     entry_points={
         "console_scripts": [
