@@ -11,16 +11,17 @@
 #                              package may appear
 #                       cuda   torch==2.14.1 (requirements/torch-cuda.txt), the CUDA build, with its
 #                              nvidia-* packages
-#                       system the CUDA (or any) torch that PYTHON already has (a cluster module, a
-#                              container): the venv is made with --system-site-packages, torch is not
-#                              installed and every later install is pinned to its version
+#                       system the CUDA (or any) torch already there (a cluster module, a container,
+#                              an existing CSFAIR_VENV with torch): a new venv is made from PYTHON with
+#                              --system-site-packages, torch is not installed and every later install
+#                              is pinned to its version
 #                       auto   cuda when `nvidia-smi -L` lists a GPU, else cpu
 #   env CSFAIR_TORCH_INDEX  index URL for the torch install alone (cpu/cuda), e.g. a PyTorch wheel
 #                     index of a CUDA version the driver supports; default: pip's configuration
 #   env CSFAIR_VENV   where to build the environment (default: <repo>/.venv)
 #   env PYTHON        interpreter to build it from (default: the first of python3.11, python3.12,
-#                     python3 that runs; with CSFAIR_TORCH=system the first of python3, python3.12,
-#                     python3.11 that imports torch)
+#                     python3 that runs; with CSFAIR_TORCH=system the existing venv's, else the first
+#                     of python3, python3.12, python3.11 that imports torch)
 #
 # Idempotent: when the environment already matches the pinned requirements and the chosen build (a
 # stamp file keyed on their checksum) and imports, it does nothing. The one-time build takes ~5
@@ -72,7 +73,9 @@ esac
 
 # --- which interpreter --------------------------------------------------------------------------
 if [ -z "${PYTHON:-}" ]; then
-  if [ "$BUILD" = system ]; then
+  if [ "$BUILD" = system ] && [ -x "$VENV/bin/python" ]; then
+    PYTHON=$VENV/bin/python   # an existing environment (e.g. made earlier, or the user's own with torch)
+  elif [ "$BUILD" = system ]; then
     for c in python3 python3.12 python3.11; do
       if "$c" -c 'import torch' >/dev/null 2>&1; then PYTHON=$c; break; fi
     done
@@ -101,14 +104,21 @@ case "$BUILD" in
     TORCH_SPEC=$(grep -E '^torch==' "$TORCH_PIN_FILE") || die "$TORCH_PIN_FILE: no 'torch==VERSION' line"
     TORCH_INSTALL=yes ;;
   system)
-    probe=$("$PYTHON" -c 'import importlib.metadata as m, torch; print(m.version("torch")); print(torch.version.cuda or "none")' 2>/dev/null) \
-      || die "CSFAIR_TORCH=system: $PYTHON cannot import torch (load the module or container that provides it, or set PYTHON)"
+    # the torch of the environment to be completed: the existing venv's, else PYTHON's
+    if [ -x "$VENV/bin/python" ]; then PROBE=$VENV/bin/python; else PROBE=$PYTHON; fi
+    if [ ! -x "$VENV/bin/python" ]; then
+      # a venv made from inside another venv inherits the base interpreter's packages, not that venv's
+      inner=$("$PYTHON" -c 'import sys; print(sys.prefix if sys.prefix != sys.base_prefix else "")')
+      [ -z "$inner" ] || die "CSFAIR_TORCH=system: $PYTHON runs inside the virtual environment $inner, whose torch a new venv cannot inherit: set CSFAIR_VENV=$inner to install csfair into that environment, or PYTHON to the interpreter of the module or container"
+    fi
+    probe=$("$PROBE" -c 'import importlib.metadata as m, torch; print(m.version("torch")); print(torch.version.cuda or "none")' 2>/dev/null) \
+      || die "CSFAIR_TORCH=system: $PROBE cannot import torch (load the module or container that provides it, or set PYTHON)"
     SYSTEM_TORCH=$(sed -n 1p <<<"$probe")
     SYSTEM_CUDA=$(sed -n 2p <<<"$probe")
-    TORCH_PIN_FILE="(generated: the torch found in $PYTHON)"
+    TORCH_PIN_FILE="(generated: the torch found in $PROBE)"
     TORCH_SPEC="torch==$SYSTEM_TORCH"
     TORCH_INSTALL=no
-    SYSTEM_SITE=yes ;;
+    if [ -x "$VENV/bin/python" ]; then SYSTEM_SITE="no (existing venv, its torch)"; else SYSTEM_SITE=yes; fi ;;
 esac
 # the stamp covers the requirements, this script and the chosen build (a venv built for one build
 # is not up to date for another)
@@ -138,6 +148,7 @@ venv=$VENV
 venv_system_site_packages=$SYSTEM_SITE
 fairseq_fixed=$fs
 stamp=$stamp
+stamp_file=$STAMP
 EOF
   exit 0
 fi
@@ -156,8 +167,6 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "[setup] creating $VENV with $PYTHON"
     "$PYTHON" -m venv "$VENV"
   fi
-elif [ "$SYSTEM_SITE" = yes ] && ! grep -qE '^include-system-site-packages *= *true' "$VENV/pyvenv.cfg"; then
-  die "CSFAIR_TORCH=system needs a venv made with --system-site-packages; $VENV was not: remove it or set CSFAIR_VENV"
 fi
 venv_ver=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 [ "$venv_ver" = "$ver" ] || die "$VENV is Python $venv_ver, $PYTHON is $ver: remove it or set CSFAIR_VENV"
@@ -234,7 +243,6 @@ elif build == "cuda":
 else:  # system
     assert have == want, f"the venv's torch {have} is not the system torch {want}" + hint
     where = os.path.realpath(torch.__file__)
-    assert not where.startswith(os.path.realpath(venv) + os.sep), f"torch was installed into the venv ({where})" + hint
     print(f"[setup] system torch {torch.__version__} from {os.path.dirname(where)}, CUDA {torch.version.cuda}, "
           f"GPU available: {torch.cuda.is_available()}")
 import fairseq, csfair  # noqa: E401,F401
