@@ -1,8 +1,8 @@
 """csfair: code-switched masked-LM pretraining and zero-shot cross-lingual evaluation on fairseq.
 
-Dependencies are installed by scripts/setup.sh (torch must be the CPU wheel and fairseq-fixed
-needs a no-deps build), so install_requires is deliberately empty: `pip install -e .` must never
-pull another torch.
+Dependencies are installed by scripts/setup.sh (torch is the build it chose: CPU, CUDA or the
+system's; fairseq-fixed needs a no-deps install), so install_requires is deliberately empty:
+`pip install -e .` must never pull another torch.
 """
 import re
 from pathlib import Path
@@ -22,7 +22,7 @@ setup(
     packages=find_packages(include=["csfair", "csfair.*", "csfair_hf", "csfair_hf.*", "user_dir", "user_dir.*"]),
     # the data sources of csfair-data (URLs, layout, pinned checksums) and the declared evaluation tasks
     package_data={"csfair.cli": ["data_sources.toml", "staged_sources.tsv"], "csfair.evaluation": ["tasks.toml"]},
-    python_requires=">=3.11,<3.12",
+    python_requires=">=3.11,<3.13",
     install_requires=[],
     entry_points={
         "console_scripts": [

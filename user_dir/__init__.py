@@ -19,4 +19,10 @@ if _root not in sys.path:
 if not os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD"):
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
+# --bf16 on GPUs: undo fairseq's "bf16 implies tpu" and train with bf16 autocast (bf16_support.py);
+# installed here because fairseq imports the user dir before it parses the arguments.
+from . import bf16_support  # noqa: E402
+
+bf16_support.install()
+
 from . import criterions, data, models, tasks  # noqa: E402,F401

@@ -61,6 +61,7 @@ from csfair.io import sha256_file
 from csfair.pretraining.masking import MaskConfig
 from csfair.pretraining.substitution_table import SubstitutionTable
 
+from ..bf16_support import Bf16AutocastMixin
 from ..data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset
 from ..models.checkpoint_provenance import CheckpointProvenance
 from .fresh_epoch_draws import FreshEpochDrawsMixin
@@ -154,7 +155,7 @@ class CodeSwitchMaskedLMConfig(MaskedLMConfig):
 
 
 @register_task("codeswitch_masked_lm", dataclass=CodeSwitchMaskedLMConfig)
-class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, MaskedLMTask):
+class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTask):
     """Masked LM over one or more languages with per-language code-switching (see module docstring)."""
 
     cfg: CodeSwitchMaskedLMConfig

@@ -8,14 +8,16 @@ from fairseq.tasks.masked_lm import MaskedLMTask
 from csfair.io import sha256_file
 from csfair.pretraining.masking import MaskConfig, random_token_weights
 
+from ..bf16_support import Bf16AutocastMixin
 from ..data.parallel_pretraining import dict_path
 from ..models.checkpoint_provenance import CheckpointProvenance
 from .fresh_epoch_draws import FreshEpochDrawsMixin
 
 
-class ParallelPretrainingTask(FreshEpochDrawsMixin, MaskedLMTask):
+class ParallelPretrainingTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTask):
     """Masked-LM options of fairseq, ``DATA/src/dict.txt``, fairseq-style masking and batching;
-    new draws every epoch with DataLoader workers (:class:`FreshEpochDrawsMixin`)."""
+    new draws every epoch with DataLoader workers (:class:`FreshEpochDrawsMixin`), ``--bf16`` as
+    bf16 autocast (:class:`Bf16AutocastMixin`)."""
 
     @classmethod
     def load_dict(cls, cfg):
