@@ -72,6 +72,9 @@ def main():
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per mode (medians reported)")
     p.add_argument("--modes", default="none,multiview", help="comma-separated --cs-mode values")
     p.add_argument("--label", default="current", help="key of this run in the JSON (e.g. before / after)")
+    p.add_argument("--append", action="store_true",
+                   help="add this run's rounds to those already stored under --label (to interleave runs of two "
+                        "code trees, e.g. before/after, over several invocations); medians are over all rounds")
     p.add_argument("--profile", default="", help="print a cProfile of one round of this mode and exit")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "data_path.json"), help="JSON to merge into")
     args = p.parse_args()
@@ -100,29 +103,32 @@ def main():
         for m in modes:
             dt, ntok, nitems = time_round(sets[m], batches, 2 + r)
             rounds[m].append(dict(tokens_per_s=ntok / dt, us_per_item=dt / nitems * 1e6, tokens=int(ntok), items=nitems))
+    allres = {}
+    if os.path.exists(args.out):
+        with open(args.out) as fh:
+            allres = json.load(fh)
+    if args.append and args.label in allres:
+        for m in modes:
+            rounds[m] = allres[args.label]["rounds"].get(m, []) + rounds[m]
     med = {m: dict(tokens_per_s=statistics.median(x["tokens_per_s"] for x in rs),
                    us_per_item=statistics.median(x["us_per_item"] for x in rs)) for m, rs in rounds.items()}
     res = dict(machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                             cpus=os.cpu_count(), python=platform.python_version(), torch=torch.__version__,
                             threads=torch.get_num_threads()),
                data=os.path.abspath(args.data), langs=args.langs, items=args.items, batch_size=args.batch_size,
-               rounds=rounds, median=med,
+               rounds=rounds, median=med, code=ROOT,
                what="DataLoader worker's per-batch work: collater([dataset[i] for i in batch]) of the task's training "
                     "dataset (block, <s>, masking, code-switching, collate); tokens = fairseq ntokens; one thread; "
                     "time = process CPU time (time.process_time), i.e. per core")
     if "none" in med and "multiview" in med:
         res["multiview_over_none"] = med["multiview"]["tokens_per_s"] / med["none"]["tokens_per_s"]
-    allres = {}
-    if os.path.exists(args.out):
-        with open(args.out) as fh:
-            allres = json.load(fh)
     allres[args.label] = res
     from csfair.io import atomic_write
 
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with atomic_write(args.out) as fh:
         json.dump(allres, fh, indent=2)
-    print(f"| {args.label}: --cs-mode | tokens/s per core (median of {args.rounds}) | µs/item | rounds (tokens/s) |")
+    print(f"| {args.label}: --cs-mode | tokens/s per core (median of {len(rounds[modes[0]])}) | µs/item | rounds (tokens/s) |")
     print("|---|---|---|---|")
     for m in modes:
         print(f"| {m} | {med[m]['tokens_per_s']:,.0f} | {med[m]['us_per_item']:.1f} | "

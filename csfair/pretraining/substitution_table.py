@@ -261,8 +261,8 @@ class SubstitutionTable:
             int64 ``[k]`` candidate indices (into ``cand_*`` arrays).
         """
         c = np.searchsorted(self.cand_cdf, entries + u, side="right")
-        # guard the float edge u -> 1: stay inside the entry's block
-        return np.clip(c, self.cand_offsets[entries], self.cand_offsets[entries + 1] - 1)
+        # guard the float edge u -> 1: stay inside the entry's block (np.clip's own overhead is ~3 µs)
+        return np.minimum(np.maximum(c, self.cand_offsets[entries]), self.cand_offsets[entries + 1] - 1)
 
     def top(self, entries: np.ndarray) -> np.ndarray:
         """The most probable candidate of each entry ("static"); ties keep lexicon order."""
