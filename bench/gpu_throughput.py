@@ -90,14 +90,20 @@ def flops_per_token(shape, vocab, seq_len, mask_prob=0.15):
     return 6 * L * (4 * d * d + 2 * d * f) + 6 * mask_prob * (d * d + d * vocab) + 12 * L * seq_len * d
 
 
-def environment():
-    """Versions and the device (printed first; fails clearly without fairseq)."""
-    import torch
-
-    env = dict(python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
-               cuda_available=torch.cuda.is_available(), platform=platform.platform(), cpus=os.cpu_count())
-    env["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else (platform.processor() or "cpu")
+def environment(reduced: bool):
+    """Versions and the device (printed first; fails clearly without fairseq). ``reduced``: no CUDA
+    wanted, so torch is not imported here (its version is read from the package metadata)."""
     from importlib import metadata
+
+    if reduced:
+        env = dict(python=platform.python_version(), torch=metadata.version("torch"), cuda=None, cuda_available=False)
+    else:
+        import torch
+
+        env = dict(python=platform.python_version(), torch=torch.__version__, cuda=torch.version.cuda,
+                   cuda_available=torch.cuda.is_available())
+    env.update(platform=platform.platform(), cpus=os.cpu_count())
+    env["device"] = torch.cuda.get_device_name(0) if env["cuda_available"] else (platform.processor() or "cpu")
 
     try:  # the version without importing fairseq (its import takes seconds; each run imports it anyway)
         env["fairseq"] = next(metadata.version(d) for d in ("fairseq-fixed", "fairseq") if _installed(d))
@@ -145,12 +151,26 @@ def plan(gpu: bool, reg: dict, workers: int, sweep):
                 out.append(c)
     out.append(dict(name="hf_trainer_bf16" if gpu else "hf_trainer_fp32", kind="hf", task="hf",
                     prec="bf16" if gpu else "fp32", enc="hf", workers=0))
-    best = dict(prec="bf16" if gpu else "fp32", enc="fast" if enc_ok else "stock")
+    # the sweep runs last, with the fastest multiview configuration that trained (resolved then)
     for w in sweep:
         if w != workers:
-            out.append(dict(name=f"multiview_{best['prec']}{'_fast' if best['enc'] == 'fast' else ''}_w{w}",
-                            kind="fairseq", task="multiview", workers=w, sweep=True, **best))
+            out.append(dict(name=f"multiview_best_w{w}", kind="fairseq", task="multiview", workers=w, sweep=True,
+                            prec=None, enc=None))
     return out
+
+
+def resolve_sweep(c, results):
+    """Give a sweep configuration the precision and encoder of the fastest multiview run so far."""
+    if c["prec"] is not None:
+        return True
+    done = [r for r in results.values() if r["task"] == "multiview" and not r.get("sweep")
+            and any(x["status"] == "ok" for x in r["runs"])]
+    if not done:
+        c["skip"] = "no multiview configuration trained"
+        return False
+    best = max(done, key=lambda r: statistics.median(x["tokens_per_s"] for x in r["runs"] if x["status"] == "ok"))
+    c.update(prec=best["prec"], enc=best["enc"], sweep_of=best["name"])
+    return True
 
 
 def fairseq_cmd(c, args, reg, shape):
@@ -280,11 +300,13 @@ def main():
     p.add_argument("--budget-s", type=float, default=450.0, help="start no new run after this many seconds")
     p.add_argument("--run-timeout", type=float, default=300.0, help="seconds before one run is killed")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "gpu_throughput.json"), help="JSON output")
+    p.add_argument("--dry-run", action="store_true", help="print the planned runs (the GPU plan with --gpu-plan) and exit")
+    p.add_argument("--gpu-plan", action="store_true", help="with --dry-run: show the GPU plan even without CUDA")
     args = p.parse_args()
 
-    env = environment()
+    env = environment(args.reduced)
     print("[gpu_throughput] " + ", ".join(f"{k} {v}" for k, v in env.items()), flush=True)
-    args.gpu = env["cuda_available"] and not args.reduced
+    args.gpu = (env["cuda_available"] and not args.reduced) or (args.dry_run and args.gpu_plan)
     reduced = not args.gpu
     shape = "tiny" if reduced else "base"
     for name, gpu_v, cpu_v in (("updates", 80, 6), ("log_interval", 10, 2), ("warmup_intervals", 2, 1),
@@ -305,11 +327,24 @@ def main():
             if c["kind"] == "hf":
                 c["skip"] = "transformers not installed"
 
+    if args.dry_run:
+        for c in configs:
+            if c.get("sweep"):
+                print(f"{c['name']}: multiview with --num-workers {c['workers']}, precision and encoder of the fastest "
+                      "multiview run")
+                continue
+            what = "transformers Trainer" if c["kind"] == "hf" else " ".join(fairseq_cmd(c, args, reg, shape)[0])
+            print(f"{c['name']}: " + (f"skip ({c['skip']})" if c.get("skip") else what))
+        return
     results = {c["name"]: dict(c, runs=[]) for c in configs}
     t_start = time.time()
     for r in range(args.repeats):
         for c in configs:
             row = results[c["name"]]
+            if c.get("sweep") and not resolve_sweep(c, results):
+                row.update(c)
+                continue
+            row.update(c)
             if c.get("skip"):
                 continue
             if time.time() - t_start > args.budget_s:
@@ -373,12 +408,13 @@ def table(out):
     lines = [f"GPU throughput ({out['mode']}; {env['device']}; torch {env['torch']}, CUDA {env['cuda']}, "
              f"fairseq {env['fairseq']}; {out['shape']} shape, vocab {out['vocab']}, batch "
              f"{out['settings']['batch_size']} x <=128 tokens)", "",
-             "| configuration | encoder / optimizer | workers | tokens/s | x stock | x none | MFU | peak GiB | status |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| configuration | precision | encoder / optimizer | workers | tokens/s | x stock | x none | MFU | peak GiB "
+             "| status |", "|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v, s: "" if v is None else s.format(v)  # noqa: E731
     for r in out["configs"]:
         run = (r.get("runs") or [{}])[-1]
-        lines.append(f"| {r['name']} | {run.get('arch', r['enc'])} / {run.get('optimizer', '')} | {r['workers']} | "
+        lines.append(f"| {r['name']} | {r['prec'] or ''} | {run.get('arch', r['enc'] or '')} / {run.get('optimizer', '')} | "
+                     f"{r['workers']} | "
                      f"{f(r.get('tokens_per_s'), '{:,.0f}')} | {f(r.get('ratio_to_stock'), '{:.2f}')} | "
                      f"{f(r.get('ratio_to_none'), '{:.3f}')} | {f(r.get('mfu'), '{:.1%}')} | "
                      f"{f(r.get('peak_mem_gib'), '{:.1f}')} | {r['status']}"

@@ -79,3 +79,30 @@ def test_compiled_word_scan_equals_numpy_scan_and_masks_equal_with_the_cdf(tiny_
         eligible += int(want[3].sum())
     assert eligible > 200
     assert word_scan.numba is not None  # the compiled path is the one tested against the reference here
+
+
+def test_compiled_replacement_equals_the_python_one(tiny_pair):
+    from csfair.pretraining.sampler import CodeSwitchConfig, code_switch  # noqa: F401
+
+    task, w = blocks(tiny_pair, langs="en")
+    table = CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(
+        data=str(tiny_pair["bin"]), langs="en,fr", cs_table_name="ibm1", tokens_per_sample=64)).tables["en"]
+    d = task.source_dictionary
+    replaced = 0
+    for i in range(len(w)):
+        orig = w._reader[i]
+        src, tgt = mask_tokens(orig, np.random.default_rng(i), MaskConfig(), task.mask_idx, d.pad(), w.weights)
+        starts, lengths, entry, eligible = word_scan.scan_words(orig, tgt, d.pad(), w.word_start, w.special, table)
+        r = np.random.default_rng(i)
+        chosen = np.flatnonzero(eligible & (r.random(len(starts)) < 0.5))
+        u = r.random(len(chosen))
+        for multiview in (True, False):
+            for budget in (0, 3, 64):  # tight budgets drop replacements that do not fit
+                got = word_scan.replace_words(src, tgt, orig, d.pad(), starts, lengths, chosen, entry, u, multiview,
+                                              table, budget)
+                want = word_scan.replace_words_numpy(src, tgt, orig, d.pad(), starts, lengths, chosen, entry, u,
+                                                     multiview, table, budget)
+                assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2:] == want[2:]
+                assert got[0].dtype == want[0].dtype == src.dtype and len(got[0]) <= len(src) + budget
+                replaced += got[2]
+    assert replaced > 100

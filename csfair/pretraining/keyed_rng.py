@@ -67,12 +67,10 @@ def seed_sequence_state(entropy: Union[int, Sequence[int]]) -> list:
     """``SeedSequence(entropy).generate_state(8, np.uint32)`` as Python ints (pool size 4).
 
     Raises:
-        ValueError: a negative key, or more than 16 32-bit words of entropy.
+        ValueError: a negative key.
     """
     ent = _words(entropy)
-    if len(ent) > _MAX_WORDS:
-        raise ValueError(f"at most {_MAX_WORDS} 32-bit words of entropy, got {len(ent)}")
-    ha = _HA
+    ha = _HA if len(ent) <= _MAX_WORDS else _hash_constants(_INIT_A, _MULT_A, 4 + 12 + 4 * (len(ent) - 4))
     pool = []
     for i in range(4):  # hashmix(entropy[i] or 0)
         x, m = ha[i]

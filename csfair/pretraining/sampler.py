@@ -36,7 +36,7 @@ from typing import Tuple
 import numpy as np
 
 from csfair.pretraining.substitution_table import SubstitutionTable
-from csfair.pretraining.word_scan import scan_words
+from csfair.pretraining.word_scan import replace_words, scan_words
 
 MODES = ("none", "static", "multiview")
 
@@ -120,37 +120,14 @@ def code_switch(
     chosen = np.flatnonzero(eligible & (u < cfg.word_prob)) if n_eligible else starts[:0]
     if len(chosen) == 0:
         return source, target, stats
-    e = entry[chosen]
-    cands = table.sample(e, rng.random(len(e))) if cfg.mode == "multiview" else table.top(e)
-
-    # replacements, left to right; a replacement that would overflow the length budget is dropped
-    # and later, shorter ones are still applied (few chosen words per item: plain Python)
-    budget = max(cfg.max_len, L) - L
-    offs, toks = table.cand_tok_offsets, table.cand_tokens
-    used = changed = 0
-    reps = []  # (start, source word length, replacement tokens)
-    for c, st, ln in zip(cands.tolist(), starts[chosen].tolist(), lengths[chosen].tolist()):
-        rep = toks[offs[c]:offs[c + 1]]
-        d = len(rep) - ln
-        if used + d > budget:
-            continue
-        used += d
-        reps.append((st, ln, rep))
-        # changed tokens: those of replacements whose pieces differ from the source word's
-        if d != 0 or not np.array_equal(rep, original[st:st + ln]):
-            changed += len(rep)
-    if not reps:
+    u_cand = rng.random(len(chosen)) if cfg.mode == "multiview" else np.zeros(0)
+    new_source, new_target, replaced, changed = replace_words(
+        source, target, original, pad_idx, starts, lengths, chosen, entry, u_cand, cfg.mode == "multiview", table,
+        max(cfg.max_len, L) - L,
+    )
+    if replaced == 0:
         return source, target, stats
-    stats[STAT_REPLACED] = len(reps)
+    stats[STAT_REPLACED] = replaced
     stats[STAT_CHANGED_TOKENS] = changed
-    src_parts, tgt_parts, prev = [], [], 0
-    for st, ln, rep in reps:
-        src_parts += [source[prev:st], rep]
-        tgt_parts += [target[prev:st], np.full(len(rep), pad_idx, dtype=target.dtype)]
-        prev = st + ln
-    src_parts.append(source[prev:])
-    tgt_parts.append(target[prev:])
-    new_source = np.concatenate(src_parts).astype(source.dtype, copy=False)
-    new_target = np.concatenate(tgt_parts)
     stats[STAT_TOKENS] = len(new_source)
     return new_source, new_target, stats

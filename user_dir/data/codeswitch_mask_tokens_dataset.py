@@ -3,6 +3,7 @@
 The method lives in :mod:`csfair.pretraining.masking` and :mod:`csfair.pretraining.sampler`; this file only adapts
 it to fairseq's dataset protocol (``set_epoch``, sizes, collaters).
 """
+from bisect import bisect_right
 from functools import lru_cache
 from typing import List, Optional, Sequence
 
@@ -66,7 +67,7 @@ class BlockReader:
     def __init__(self, segments, bos: int):
         # [((block_to_dataset_index, slice_indices, pointers, MMapIndexedDataset), global offset)]
         self.segments = segments
-        self.starts = np.array([off for _, off in segments], dtype=np.int64)
+        self.starts = [off for _, off in segments]
         self.bos = bos
 
     @staticmethod
@@ -104,7 +105,7 @@ class BlockReader:
 
     def __getitem__(self, index: int) -> np.ndarray:
         """int64 ``[1 + n]``: ``<s>`` then the block's tokens (equal to the stock chain's item)."""
-        k = int(np.searchsorted(self.starts, index, side="right")) - 1 if len(self.starts) > 1 else 0
+        k = bisect_right(self.starts, index) - 1 if len(self.starts) > 1 else 0
         (b2d, slices, ptr, mm), start = self.segments[k]
         i = index - start
         ds_idx, offset, _ = b2d[i].tolist()
@@ -177,6 +178,9 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
         self._mask_rng = KeyedGenerator(table_keys=1_000_000)
         self._cs_rng = KeyedGenerator()
         self._reader = BlockReader.of(dataset)
+        self._segment_starts = self.segment_offsets.tolist()
+        # read for every item; the mode and the tables never change after construction
+        self._code_switching = self.cs_cfg.mode != "none" and any(t is not None for t in self.tables)
         self.word_begins = word_start_mask(vocab) if mask_whole_words else None
         self.word_start = word_start_mask(vocab)
         self.special = special_mask(vocab)
@@ -185,7 +189,7 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
     @property
     def code_switching(self) -> bool:
         """True when this dataset substitutes words (mode not none and a table is present)."""
-        return self.cs_cfg.mode != "none" and any(t is not None for t in self.tables)
+        return self._code_switching
 
     @property
     def can_reuse_epoch_itr_across_epochs(self):
@@ -217,7 +221,7 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
         )
         stats = np.zeros(NUM_STATS + 1, dtype=np.int64)
         if self.code_switching:
-            seg = int(np.searchsorted(self.segment_offsets, index, side="right")) - 1
+            seg = bisect_right(self._segment_starts, index) - 1
             table = self.tables[seg]
             stats[STAT_TOKENS] = len(source)
             if table is not None:
