@@ -42,7 +42,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -211,10 +210,15 @@ def steady(log: str, warmup: int):
 def run_fairseq(c, args, reg, shape):
     cmd, arch, opt = fairseq_cmd(c, args, reg, shape)
     t0 = time.time()
-    p = subprocess.run([sys.executable, "-c", FAIRSEQ_WRAPPER, *cmd], capture_output=True, text=True, cwd=ROOT,
-                       timeout=args.run_timeout)
+    res = dict(arch=arch, optimizer=opt)
+    try:
+        p = subprocess.run([sys.executable, "-c", FAIRSEQ_WRAPPER, *cmd], capture_output=True, text=True, cwd=ROOT,
+                           timeout=args.run_timeout)
+    except subprocess.TimeoutExpired:
+        return dict(res, status="failed", error=f"killed after --run-timeout {args.run_timeout:.0f} s",
+                    wall_s=round(time.time() - t0, 1))
     log = p.stdout + p.stderr
-    res = dict(arch=arch, optimizer=opt, wall_s=round(time.time() - t0, 1))
+    res["wall_s"] = round(time.time() - t0, 1)
     if p.returncode != 0:
         err = [ln for ln in log.strip().splitlines() if ln.strip()][-1:] or ["?"]
         return dict(res, status="failed", error=err[0][-300:])
@@ -232,9 +236,14 @@ def run_hf(c, args, shape):
     spec = dict(data=args.data, shape=shape, updates=args.updates, log_interval=args.log_interval,
                 warmup=args.warmup_intervals, batch_size=args.batch_size, prec=c["prec"], gpu=args.gpu)
     t0 = time.time()
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--_hf-worker", json.dumps(spec)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=args.run_timeout)
-    res = dict(arch="RobertaForMaskedLM (sdpa)", optimizer="AdamW (Trainer)", wall_s=round(time.time() - t0, 1))
+    res = dict(arch="RobertaForMaskedLM (sdpa)", optimizer="AdamW (Trainer)")
+    try:
+        p = subprocess.run([sys.executable, os.path.abspath(__file__), "--_hf-worker", json.dumps(spec)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=args.run_timeout)
+    except subprocess.TimeoutExpired:
+        return dict(res, status="failed", error=f"killed after --run-timeout {args.run_timeout:.0f} s",
+                    wall_s=round(time.time() - t0, 1))
+    res["wall_s"] = round(time.time() - t0, 1)
     m = re.search(r"CSFAIR_HF_RESULT (.*)", p.stdout)
     if p.returncode != 0 or not m:
         err = [ln for ln in (p.stdout + p.stderr).strip().splitlines() if ln.strip()][-1:] or ["?"]
@@ -251,7 +260,7 @@ def hf_worker(spec):
 
     L, d, f, h = SHAPES[spec["shape"]]
     items, vocab = hfc.blocks(spec["data"])
-    times, toks = [], []
+    times = []
 
     class Clock(TrainerCallback):
         def on_step_end(self, targs, state, control, **kw):
@@ -304,6 +313,7 @@ def main():
     p.add_argument("--gpu-plan", action="store_true", help="with --dry-run: show the GPU plan even without CUDA")
     args = p.parse_args()
 
+    args.data = os.path.abspath(args.data)
     env = environment(args.reduced)
     print("[gpu_throughput] " + ", ".join(f"{k} {v}" for k, v in env.items()), flush=True)
     args.gpu = (env["cuda_available"] and not args.reduced) or (args.dry_run and args.gpu_plan)

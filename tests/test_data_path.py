@@ -7,7 +7,6 @@ import user_dir  # noqa: F401
 from csfair.pretraining import word_scan
 from csfair.pretraining.keyed_rng import KeyedGenerator
 from csfair.pretraining.masking import MaskConfig, draw_random_tokens, fairseq_item_seed, mask_tokens, random_token_cdf
-from user_dir.data.codeswitch_mask_tokens_dataset import BlockReader
 from user_dir.tasks.codeswitch_masked_lm import CodeSwitchMaskedLMConfig, CodeSwitchMaskedLMTask
 
 
@@ -82,8 +81,6 @@ def test_compiled_word_scan_equals_numpy_scan_and_masks_equal_with_the_cdf(tiny_
 
 
 def test_compiled_replacement_equals_the_python_one(tiny_pair):
-    from csfair.pretraining.sampler import CodeSwitchConfig, code_switch  # noqa: F401
-
     task, w = blocks(tiny_pair, langs="en")
     table = CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(
         data=str(tiny_pair["bin"]), langs="en,fr", cs_table_name="ibm1", tokens_per_sample=64)).tables["en"]
