@@ -1,4 +1,4 @@
-"""Per-item code-switching of an already masked MLM instance (vectorised numpy).
+"""Per-item code-switching of a masked MLM instance (the draws; word scan and replacement: word_scan).
 
 Visser et al. (2025), Section 3.1: "Each instance has a 50% probability of containing
 replacements, and if selected, each word has a 3% probability of being replaced"; replacements
