@@ -38,7 +38,14 @@ def blocks(data):
     return [x for x in items if len(x) <= 128], len(task.source_dictionary)
 
 
-def run_hf(data, updates, vocab_size, items):
+def run_hf(data, updates, vocab_size, items, shape=None, batch_size=32, bf16=False, use_cpu=True,
+           attn_implementation=None, callbacks=None, on_batch=None):
+    """Train ``RobertaForMaskedLM`` with the ``Trainer``; returns (tokens/s over train(), train_runtime).
+
+    ``shape`` overrides the network (default: cs_roberta_tiny), ``attn_implementation`` is passed to the
+    model (e.g. "sdpa"), ``callbacks`` to the Trainer, and ``on_batch(batch)`` sees each collated batch
+    (bench/gpu_throughput.py uses these for the GPU comparison).
+    """
     import torch
     from transformers import (DataCollatorForLanguageModeling, RobertaConfig, RobertaForMaskedLM, Trainer,
                               TrainingArguments)
@@ -46,18 +53,22 @@ def run_hf(data, updates, vocab_size, items):
     from user_dir.hf_interop import build_hf_tokenizer
 
     tok = build_hf_tokenizer(os.path.join(data, "spm.model"), os.path.join(data, "dict.txt"))
-    cfg = RobertaConfig(vocab_size=vocab_size, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                        intermediate_size=1024, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1,
-                        bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5)
+    net = dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
+    net.update(shape or {})
+    cfg = RobertaConfig(vocab_size=vocab_size, max_position_embeddings=130, type_vocab_size=1, pad_token_id=1,
+                        bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5, **net)
     torch.manual_seed(1)
-    model = RobertaForMaskedLM(cfg)
-    collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = RobertaForMaskedLM(cfg, **extra) if not extra else RobertaForMaskedLM._from_config(cfg, **extra)
+    base_collator = DataCollatorForLanguageModeling(tok, mlm=True, mlm_probability=0.15)
+    collator = base_collator if on_batch is None else (lambda feats: on_batch(base_collator(feats)))
     ds = [{"input_ids": x} for x in items]
-    n_tokens = sum(len(ds[i % len(ds)]["input_ids"]) for i in range(updates * 32))
-    args = TrainingArguments(output_dir=os.path.join("/tmp", "hf_bench"), per_device_train_batch_size=32,
+    n_tokens = sum(len(ds[i % len(ds)]["input_ids"]) for i in range(updates * batch_size))
+    args = TrainingArguments(output_dir=os.path.join("/tmp", "hf_bench"), per_device_train_batch_size=batch_size,
                              max_steps=updates, learning_rate=5e-4, logging_steps=updates, save_strategy="no",
-                             report_to=[], use_cpu=True, dataloader_num_workers=0, seed=1, disable_tqdm=True)
-    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator)
+                             report_to=[], use_cpu=use_cpu, dataloader_num_workers=0, seed=1, disable_tqdm=True,
+                             bf16=bf16)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator, callbacks=callbacks)
     t0 = time.time()
     out = trainer.train()
     dt = time.time() - t0

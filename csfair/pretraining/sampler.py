@@ -1,4 +1,4 @@
-"""Per-item code-switching of an already masked MLM instance (vectorised numpy).
+"""Per-item code-switching of a masked MLM instance (the draws; word scan and replacement: word_scan).
 
 Visser et al. (2025), Section 3.1: "Each instance has a 50% probability of containing
 replacements, and if selected, each word has a 3% probability of being replaced"; replacements
@@ -35,7 +35,8 @@ from typing import Tuple
 
 import numpy as np
 
-from csfair.pretraining.substitution_table import MAX_WORD_PIECES, SubstitutionTable, word_hashes
+from csfair.pretraining.substitution_table import SubstitutionTable
+from csfair.pretraining.word_scan import replace_words, scan_words
 
 MODES = ("none", "static", "multiview")
 
@@ -111,68 +112,22 @@ def code_switch(
     L = len(original)
     if L == 0:
         return source, target, stats
-    ws = word_start[original]
-    first_is_fragment = not ws[0]
-    ws[0] = True
-    starts = np.flatnonzero(ws)
-    lengths = np.diff(np.append(starts, L))
+    starts, lengths, entry, eligible = scan_words(original, target, pad_idx, word_start, special, table)
+    n_eligible = int(np.count_nonzero(eligible))
+    stats[STAT_ELIGIBLE] = n_eligible
 
-    entry = table.lookup(word_hashes(original, starts, lengths))
-    blocked = (target != pad_idx) | special[original]
-    word_blocked = np.logical_or.reduceat(blocked, starts)
-    # words cut by a block boundary (see the module docstring)
-    word_blocked[0] |= first_is_fragment
-    word_blocked[-1] |= not special[original[-1]]
-    eligible = (entry >= 0) & ~word_blocked & (lengths <= MAX_WORD_PIECES)
-    cand_words = np.flatnonzero(eligible)
-    if len(cand_words):
-        ok = table.verify(entry[cand_words], original, starts[cand_words], lengths[cand_words])
-        eligible[cand_words[~ok]] = False
-    stats[STAT_ELIGIBLE] = int(eligible.sum())
-
-    chosen = np.flatnonzero(eligible & (rng.random(len(starts)) < cfg.word_prob))
+    u = rng.random(len(starts))
+    chosen = np.flatnonzero(eligible & (u < cfg.word_prob)) if n_eligible else starts[:0]
     if len(chosen) == 0:
         return source, target, stats
-    e = entry[chosen]
-    cands = table.sample(e, rng.random(len(e))) if cfg.mode == "multiview" else table.top(e)
-
-    # length budget, left to right: drop only the replacements that do not fit
-    delta = table.candidate_lengths(cands) - lengths[chosen]
-    budget = max(cfg.max_len, L) - L
-    if np.cumsum(delta).max() > budget:  # rare (full blocks): a short greedy loop over the few chosen words
-        fits = np.zeros(len(delta), dtype=bool)
-        used = 0
-        for j, dj in enumerate(delta.tolist()):
-            if used + dj <= budget:
-                fits[j] = True
-                used += dj
-        chosen, cands, delta = chosen[fits], cands[fits], delta[fits]
-    if len(chosen) == 0:
+    u_cand = rng.random(len(chosen)) if cfg.mode == "multiview" else np.zeros(0)
+    new_source, new_target, replaced, changed = replace_words(
+        source, target, original, pad_idx, starts, lengths, chosen, entry, u_cand, cfg.mode == "multiview", table,
+        max(cfg.max_len, L) - L,
+    )
+    if replaced == 0:
         return source, target, stats
-    stats[STAT_REPLACED] = len(chosen)
-
-    rep_tokens, rep_len = table.candidate_tokens(cands)
-    # changed tokens: those of replacements whose pieces differ from the source word's
-    same = rep_len == lengths[chosen]
-    if same.any():
-        rep_first_in = np.concatenate([[0], np.cumsum(rep_len)[:-1]])
-        for j in np.flatnonzero(same):
-            a, n = int(rep_first_in[j]), int(rep_len[j])
-            same[j] = np.array_equal(rep_tokens[a:a + n], original[starts[chosen[j]]:starts[chosen[j]] + n])
-    stats[STAT_CHANGED_TOKENS] = int(rep_len[~same].sum())
-    s = starts[chosen]
-    in_chosen = np.repeat(np.isin(np.arange(len(starts)), chosen), lengths)
-    kept = np.flatnonzero(~in_chosen)
-    shift = np.concatenate([[0], np.cumsum(delta)])
-    new_kept = kept + shift[np.searchsorted(s, kept)]
-    rep_first = s + shift[:-1]
-    rep_pos = np.repeat(rep_first - np.concatenate([[0], np.cumsum(rep_len)[:-1]]), rep_len) + np.arange(len(rep_tokens))
-
-    n_new = L + int(shift[-1])
-    new_source = np.empty(n_new, dtype=source.dtype)
-    new_source[new_kept] = source[kept]
-    new_source[rep_pos] = rep_tokens
-    new_target = np.full(n_new, pad_idx, dtype=target.dtype)
-    new_target[new_kept] = target[kept]
-    stats[STAT_TOKENS] = n_new
+    stats[STAT_REPLACED] = replaced
+    stats[STAT_CHANGED_TOKENS] = changed
+    stats[STAT_TOKENS] = len(new_source)
     return new_source, new_target, stats

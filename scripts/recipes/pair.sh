@@ -43,7 +43,8 @@
 #   --max-train-lines N   cap per language on training lines (default: all)
 #   --test-lines N        2000 held-out target-language lines (the MLM accuracy test set)
 #   --valid-lines N       500 per language
-#   --num-workers N       1 (DataLoader workers)
+#   --num-workers N       DataLoader workers per GPU process: 2 when a CUDA GPU is visible, else 1 (the CPU
+#                         demo: the trainer itself needs the cores); see bench/data_path.py
 #   --seed N              1
 #   --run NAME            run name under checkpoints/<pair>/ (default: the --cs value)
 #   --data-bin DIR        data-bin/<pair>
@@ -74,7 +75,7 @@ export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
 DATA=$CSFAIR_DATA
 
 PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
-MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS=1 SEED=1 RUN=""
+MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS="" SEED=1 RUN=""
 DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PROFILE="" STOPWORDS=top:20 EVAL_TASKS=all MODE=run
 case "${1:-}" in en-*) PAIR=$1; shift ;; esac
 while [ $# -gt 0 ]; do
@@ -191,6 +192,13 @@ if [ "$MODE" = list ]; then
   exit 0
 fi
 
+# DataLoader workers (csfair issue 13, part 4): one worker masks + code-switches >= 1M tokens/s per core
+# (bench/data_path.py), roberta-base trains at 0.27-0.43M tokens/s per GPU: 2 workers per GPU process
+# keep multiview from waiting on data with >= 4x headroom (slower cluster cores, the per-epoch worker
+# restart); on CPU the workers would take cores from the trainer itself, so 1.
+if [ -z "$NUM_WORKERS" ]; then
+  if python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then NUM_WORKERS=2; else NUM_WORKERS=1; fi
+fi
 [ -n "$PAIR" ] || { echo "missing pair: bash $0 PAIR (one of: $PAIRS), or --list" >&2; exit 2; }
 pair_row "$PAIR" || { echo "unsupported pair: $PAIR (one of: $PAIRS)" >&2; exit 2; }
 PROFILE=${PROFILE:-$(default_profile)}

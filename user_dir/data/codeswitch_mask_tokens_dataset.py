@@ -3,15 +3,24 @@
 The method lives in :mod:`csfair.pretraining.masking` and :mod:`csfair.pretraining.sampler`; this file only adapts
 it to fairseq's dataset protocol (``set_epoch``, sizes, collaters).
 """
+from bisect import bisect_right
 from functools import lru_cache
 from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
-from fairseq.data import BaseWrapperDataset, Dictionary
+from fairseq.data import BaseWrapperDataset, ConcatDataset, Dictionary, PrependTokenDataset, TokenBlockDataset
+from fairseq.data.indexed_dataset import MMapIndexedDataset
 
+from csfair.pretraining.keyed_rng import KeyedGenerator
 from csfair.pretraining.sampler import NUM_STATS, STAT_TOKENS, CodeSwitchConfig, code_switch
-from csfair.pretraining.masking import MaskConfig, fairseq_item_seed, mask_tokens, random_token_weights
+from csfair.pretraining.masking import (
+    MaskConfig,
+    fairseq_item_seed,
+    mask_tokens,
+    random_token_cdf,
+    random_token_weights,
+)
 from csfair.pretraining.substitution_table import SubstitutionTable
 
 #: Extra entropy word that separates the code-switching random stream from everything else.
@@ -41,6 +50,73 @@ def special_mask(dictionary: Dictionary) -> np.ndarray:
         if sym == "<mask>" or sym.startswith("madeupword"):
             out[i] = True
     return out
+
+
+class BlockReader:
+    """Reads ``<s>`` + token block straight from fairseq's memory-mapped ``.bin`` file.
+
+    The stock chain ``PrependTokenDataset(TokenBlockDataset(MMapIndexedDataset))`` builds each block
+    with a ``torch.cat`` of its sentences, then another ``torch.cat`` for ``<s>`` (~30 µs per item).
+    ``fairseq-preprocess`` writes the sentences of a split back to back, so a block is one contiguous
+    run of the file: this reader returns the same int64 tokens with one ``np.frombuffer``, from the
+    offsets fairseq's ``TokenBlockDataset`` already holds (no extra per-block memory). It is used only
+    when the chain has exactly that shape and the file is contiguous (:meth:`of` returns None
+    otherwise, and the wrapper keeps fairseq's own ``__getitem__``).
+    """
+
+    def __init__(self, segments, bos: int):
+        # [((block_to_dataset_index, slice_indices, pointers, MMapIndexedDataset), global offset)]
+        self.segments = segments
+        self.starts = [off for _, off in segments]
+        self.bos = bos
+
+    @staticmethod
+    def _segment(ds):
+        if not isinstance(ds, PrependTokenDataset) or ds.token is None:
+            return None
+        tb = ds.dataset
+        if type(tb) is not TokenBlockDataset or tb.include_targets or type(tb.dataset) is not MMapIndexedDataset:
+            return None
+        mm = tb.dataset
+        ptr, sizes = np.asarray(mm._index._pointers), np.asarray(mm._index.sizes)
+        itemsize = np.dtype(mm._index.dtype).itemsize
+        if len(ptr) > 1 and not np.array_equal(ptr[1:], ptr[:-1] + sizes[:-1].astype(np.int64) * itemsize):
+            return None
+        # plain ndarray views: indexing fairseq's np.memmap-backed arrays costs ~4 µs per lookup
+        return (np.asarray(tb.block_to_dataset_index), np.asarray(tb.slice_indices), ptr, mm), mm, int(ds.token)
+
+    @classmethod
+    def of(cls, dataset) -> Optional["BlockReader"]:
+        """A reader for ``dataset`` (one such chain, or a plain ``ConcatDataset`` of them), else None."""
+        parts = [dataset]
+        if type(dataset) is ConcatDataset:
+            if any(r != 1 for r in dataset.sample_ratios):
+                return None
+            parts = list(dataset.datasets)
+        segs, bos, off = [], None, 0
+        for d in parts:
+            got = cls._segment(d)
+            if got is None or (bos is not None and got[2] != bos):
+                return None
+            bos = got[2]
+            segs.append((got[0], off))
+            off += len(d)
+        return cls(segs, bos) if segs else None
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """int64 ``[1 + n]``: ``<s>`` then the block's tokens (equal to the stock chain's item)."""
+        k = bisect_right(self.starts, index) - 1 if len(self.starts) > 1 else 0
+        (b2d, slices, ptr, mm), start = self.segments[k]
+        i = index - start
+        ds_idx, offset, _ = b2d[i].tolist()
+        s, e = slices[i].tolist()
+        dtype = mm._index.dtype
+        toks = np.frombuffer(mm._bin_buffer, dtype=dtype, count=e - s,
+                             offset=int(ptr[ds_idx]) + offset * np.dtype(dtype).itemsize)
+        out = np.empty(e - s + 1, dtype=np.int64)
+        out[0] = self.bos
+        out[1:] = toks
+        return out
 
 
 class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
@@ -92,10 +168,19 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
         self.segment_offsets = np.asarray(segment_offsets if segment_offsets is not None else [0, len(dataset)])
         if len(self.segment_offsets) != len(self.tables) + 1:
             raise ValueError("one substitution table (or None) per dataset segment is required")
-        self.weights = None
+        self.weights = self.weights_cdf = None
         if mask_cfg.random_token_prob > 0.0:
             counts = vocab.count if freq_weighted_replacement else None
             self.weights = random_token_weights(len(vocab), vocab.nspecial, counts)
+            self.weights_cdf = random_token_cdf(self.weights)
+        # per-item generators, equal to np.random.default_rng(key) but reseeded in place (keyed_rng);
+        # the mask keys are fairseq's int(hash(...) % 1e6), whose states are tabulated once per process
+        self._mask_rng = KeyedGenerator(table_keys=1_000_000)
+        self._cs_rng = KeyedGenerator()
+        self._reader = BlockReader.of(dataset)
+        self._segment_starts = self.segment_offsets.tolist()
+        # read for every item; the mode and the tables never change after construction
+        self._code_switching = self.cs_cfg.mode != "none" and any(t is not None for t in self.tables)
         self.word_begins = word_start_mask(vocab) if mask_whole_words else None
         self.word_start = word_start_mask(vocab)
         self.special = special_mask(vocab)
@@ -104,7 +189,7 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
     @property
     def code_switching(self) -> bool:
         """True when this dataset substitutes words (mode not none and a table is present)."""
-        return self.cs_cfg.mode != "none" and any(t is not None for t in self.tables)
+        return self._code_switching
 
     @property
     def can_reuse_epoch_itr_across_epochs(self):
@@ -123,20 +208,24 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
 
     @lru_cache(maxsize=16)
     def _item(self, seed: int, epoch: int, index: int):
-        item = self.dataset[index]
-        original = item.numpy() if torch.is_tensor(item) else np.asarray(item)
-        original = original.astype(np.int64, copy=False)
-        rng = np.random.default_rng(fairseq_item_seed(seed, epoch, index))
+        if self._reader is not None:
+            original = self._reader[index]
+        else:
+            item = self.dataset[index]
+            original = item.numpy() if torch.is_tensor(item) else np.asarray(item)
+            original = original.astype(np.int64, copy=False)
+        rng = self._mask_rng(fairseq_item_seed(seed, epoch, index))
         source, target = mask_tokens(
-            original, rng, self.mask_cfg, self.mask_idx, self.pad_idx, self.weights, self.word_begins
+            original, rng, self.mask_cfg, self.mask_idx, self.pad_idx, self.weights, self.word_begins,
+            weights_cdf=self.weights_cdf,
         )
         stats = np.zeros(NUM_STATS + 1, dtype=np.int64)
         if self.code_switching:
-            seg = int(np.searchsorted(self.segment_offsets, index, side="right")) - 1
+            seg = bisect_right(self._segment_starts, index) - 1
             table = self.tables[seg]
             stats[STAT_TOKENS] = len(source)
             if table is not None:
-                cs_rng = np.random.default_rng([seed, epoch, index, CS_STREAM])
+                cs_rng = self._cs_rng([seed, epoch, index, CS_STREAM])
                 source, target, stats[:NUM_STATS] = code_switch(
                     source, target, original, self.pad_idx, self.word_start, self.special, table, cs_rng, self.cs_cfg
                 )

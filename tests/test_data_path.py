@@ -1,0 +1,105 @@
+"""The fast data path gives the stock draws and items exactly (csfair issue 13, part 4)."""
+import numpy as np
+import pytest
+import torch
+
+import user_dir  # noqa: F401
+from csfair.pretraining import word_scan
+from csfair.pretraining.keyed_rng import KeyedGenerator
+from csfair.pretraining.masking import MaskConfig, draw_random_tokens, fairseq_item_seed, mask_tokens, random_token_cdf
+from user_dir.tasks.codeswitch_masked_lm import CodeSwitchMaskedLMConfig, CodeSwitchMaskedLMTask
+
+
+def test_keyed_generator_draws_equal_default_rng():
+    r = np.random.default_rng(0)
+    keys = [0, 1, 999, 1000, 2**32 - 1, 2**32, 2**70 + 3, [0], [1, 2, 3, 0xC0DE5], [2**33, 7], list(range(16)),
+            list(range(17))]
+    keys += [int(k) for k in r.integers(0, 2000, 50)] + [[int(x) for x in r.integers(0, 2**32, 4)] for _ in range(50)]
+    for table in (0, 1000):
+        gen = KeyedGenerator(table_keys=table)
+        for k in keys:
+            a, b = np.random.default_rng(k), gen(k)
+            assert a.random() == b.random()
+            assert np.array_equal(a.choice(120, 18, replace=False), b.choice(120, 18, replace=False)), k
+            assert np.array_equal(a.random(7), b.random(7)) and a.integers(0, 10**9) == b.integers(0, 10**9)
+    with pytest.raises(ValueError, match="non-negative"):
+        KeyedGenerator()(-1)
+
+
+def test_random_tokens_from_the_cdf_equal_choice_with_p():
+    r = np.random.default_rng(1)
+    for w in (np.ones(8002), r.random(8002) ** 3, np.r_[np.zeros(4), r.integers(1, 1000, 500)]):
+        w = w / w.sum()
+        cdf = random_token_cdf(w)
+        for seed in range(20):
+            a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+            k = seed % 5
+            assert np.array_equal(a.choice(len(w), k, p=w), draw_random_tokens(b, cdf, k))
+            assert a.random() == b.random()  # and the streams stay aligned
+
+
+def blocks(tiny_pair, langs="en,fr", mode="complete"):
+    task = CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(
+        data=str(tiny_pair["bin"]), langs=langs, cs_mode="none", tokens_per_sample=64, sample_break_mode=mode, seed=1))
+    task.load_dataset("train")
+    return task, task._wrappers[-1]
+
+
+@pytest.mark.parametrize("mode", ["none", "complete", "eos"])
+def test_block_reader_items_equal_fairseq_blocks(tiny_pair, mode):
+    _, w = blocks(tiny_pair, mode=mode)
+    assert w._reader is not None
+    base = w.dataset
+    for i in range(len(base)):
+        assert np.array_equal(w._reader[i], base[i].numpy()), i
+
+
+def test_compiled_word_scan_equals_numpy_scan_and_masks_equal_with_the_cdf(tiny_pair):
+    task, w = blocks(tiny_pair)
+    tables = {lang: t for lang, t in CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(
+        data=str(tiny_pair["bin"]), langs="en,fr", cs_table_name="ibm1", tokens_per_sample=64)).tables.items()}
+    d = task.source_dictionary
+    cfg = MaskConfig(random_token_prob=0.3)
+    eligible = 0
+    for i in range(0, len(w), 2):
+        orig = w._reader[i]
+        seg = int(np.searchsorted(w.segment_offsets, i, side="right")) - 1
+        table = tables[("en", "fr")[seg]]
+        # masks: the precomputed CDF gives numpy's choice(p=...) draws
+        src, tgt = mask_tokens(orig, np.random.default_rng(fairseq_item_seed(1, 2, i)), cfg, task.mask_idx, d.pad(),
+                               w.weights)
+        src2, tgt2 = mask_tokens(orig, KeyedGenerator()(fairseq_item_seed(1, 2, i)), cfg, task.mask_idx, d.pad(),
+                                 w.weights, weights_cdf=random_token_cdf(w.weights))
+        assert torch.equal(torch.from_numpy(src), torch.from_numpy(src2)) and np.array_equal(tgt, tgt2)
+        got = word_scan.scan_words(orig, tgt, d.pad(), w.word_start, w.special, table)
+        want = word_scan.scan_words_numpy(orig, tgt, d.pad(), w.word_start, w.special, table)
+        for a, b in zip(got, want):
+            assert a.dtype == b.dtype and np.array_equal(a, b), i
+        eligible += int(want[3].sum())
+    assert eligible > 200
+    assert word_scan.numba is not None  # the compiled path is the one tested against the reference here
+
+
+def test_compiled_replacement_equals_the_python_one(tiny_pair):
+    task, w = blocks(tiny_pair, langs="en")
+    table = CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(
+        data=str(tiny_pair["bin"]), langs="en,fr", cs_table_name="ibm1", tokens_per_sample=64)).tables["en"]
+    d = task.source_dictionary
+    replaced = 0
+    for i in range(len(w)):
+        orig = w._reader[i]
+        src, tgt = mask_tokens(orig, np.random.default_rng(i), MaskConfig(), task.mask_idx, d.pad(), w.weights)
+        starts, lengths, entry, eligible = word_scan.scan_words(orig, tgt, d.pad(), w.word_start, w.special, table)
+        r = np.random.default_rng(i)
+        chosen = np.flatnonzero(eligible & (r.random(len(starts)) < 0.5))
+        u = r.random(len(chosen))
+        for multiview in (True, False):
+            for budget in (0, 3, 64):  # tight budgets drop replacements that do not fit
+                got = word_scan.replace_words(src, tgt, orig, d.pad(), starts, lengths, chosen, entry, u, multiview,
+                                              table, budget)
+                want = word_scan.replace_words_numpy(src, tgt, orig, d.pad(), starts, lengths, chosen, entry, u,
+                                                     multiview, table, budget)
+                assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2:] == want[2:]
+                assert got[0].dtype == want[0].dtype == src.dtype and len(got[0]) <= len(src) + budget
+                replaced += got[2]
+    assert replaced > 100
