@@ -19,4 +19,4 @@ if _root not in sys.path:
 if not os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD"):
     os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
 
-from . import criterions, data, models, tasks  # noqa: E402,F401
+from . import criterions, data, models, optim, tasks  # noqa: E402,F401
