@@ -166,6 +166,16 @@ class CsfairFastRobertaEncoder(RobertaEncoder):
                 layer.compile(dynamic=safe_getattr(args, "compile_dynamic", None))
         return encoder
 
+    def output_layer(self, features, masked_tokens=None, **unused):
+        """LM head on ``features`` (B, T, C). ``masked_tokens``: None (all positions), a bool (B, T)
+        mask (fairseq's; boolean indexing synchronises with the host on an accelerator), or int64
+        flat positions (N,) into the B*T positions, e.g. computed by a collater, which select the
+        same rows (in row-major order when sorted) without a synchronisation. Returns (N, vocab)."""
+        if masked_tokens is not None and masked_tokens.dtype != torch.bool:
+            features = features.reshape(-1, features.size(-1)).index_select(0, masked_tokens)
+            masked_tokens = None
+        return self.lm_head(features, masked_tokens)
+
 
 @register_model("csfair_roberta_fast")
 class CsfairRobertaFastModel(RobertaModel):
