@@ -112,11 +112,14 @@ def test_compile_option_parses():
     assert args.compile_encoder_layers is False and (args.encoder_layers, args.encoder_embed_dim) == (12, 768)
 
 
-def test_optimizer_state_loads_into_fairseq_adam_and_continues_identically():
+def test_optimizer_state_loads_into_fairseq_adam_and_continues_identically(monkeypatch):
     """Half-precision parameters (memory-efficient fp16/bf16 path) and weight decay included."""
     from fairseq.optim.adam import Adam
 
+    from user_dir.optim import csfair_fast_adam
     from user_dir.optim.csfair_fast_adam import CsfairForeachAdam
+
+    monkeypatch.setitem(csfair_fast_adam.CHUNK_ELEMENTS, "cpu", 300)  # several multi-tensor chunks
 
     shapes = [(50, 16), (16,), (16, 16), (1,)]
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
