@@ -10,7 +10,9 @@ training mode):
 2. speed: forward+backward (masked-LM loss on 15% of the positions, as ``cs_masked_lm``) of stock
    and fast at the ``roberta_base`` shape, batch ``--batch`` (8) x 128, alternating stock/fast for
    ``--rounds`` rounds; then fairseq's ``Adam`` step vs ``csfair_fast_adam``'s on the same
-   roberta_base parameters and gradients, alternating likewise. Medians and their ratios.
+   roberta_base parameters and gradients, alternating likewise. Medians and their ratios, of
+   wall-clock time and of this process's CPU time (less sensitive to other processes on a shared
+   machine; with one thread it counts the work done).
 
 Batches: random ids of an 8,002-symbol vocabulary (csfair's recipes), lengths uniform in
 [96, 128] with padding (as ``--sample-break-mode complete`` blocks), ``<s>`` first.
@@ -105,18 +107,23 @@ def speed(bsz: int, rounds: int):
     stock.train(), fast.train()
     tok, masked, targets = batch(d, bsz)
     times = {"stock": [], "fast": []}
+    cpu = {"stock": [], "fast": []}
     losses = {}
     for m in (stock, fast):  # warm-up
         fwd_bwd(m, tok, masked, targets)
         m.zero_grad(set_to_none=True)
     for _ in range(rounds):
         for name, m in (("stock", stock), ("fast", fast)):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             losses[name] = fwd_bwd(m, tok, masked, targets).item()
             times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
             m.zero_grad(set_to_none=True)
     enc = {k: statistics.median(v) for k, v in times.items()}
     enc["ratio_stock_over_fast"] = enc["stock"] / enc["fast"]
+    enc["cpu_stock"], enc["cpu_fast"] = statistics.median(cpu["stock"]), statistics.median(cpu["fast"])
+    enc["cpu_ratio_stock_over_fast"] = enc["cpu_stock"] / enc["cpu_fast"]
+    enc["all_cpu_s"] = cpu
     enc["loss_rel_diff"] = abs(losses["stock"] - losses["fast"]) / losses["stock"]
     enc["all_s"] = times
 
@@ -137,14 +144,20 @@ def speed(bsz: int, rounds: int):
         opt.step()  # state initialisation outside the timing
         sets[name] = (ps, opt)
     otimes = {k: [] for k in sets}
+    ocpu = {k: [] for k in sets}
     for _ in range(rounds):
         for name, (ps, opt) in sets.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             opt.step()
             otimes[name].append(time.perf_counter() - t)
+            ocpu[name].append(time.process_time() - c)
     same = all(torch.equal(a, b) for a, b in zip(sets["adam"][0], sets["csfair_fast_adam"][0]))
     opt_res = {k: statistics.median(v) for k, v in otimes.items()}
     opt_res["ratio_adam_over_fast"] = opt_res["adam"] / opt_res["csfair_fast_adam"]
+    opt_res["cpu_adam"] = statistics.median(ocpu["adam"])
+    opt_res["cpu_csfair_fast_adam"] = statistics.median(ocpu["csfair_fast_adam"])
+    opt_res["cpu_ratio_adam_over_fast"] = opt_res["cpu_adam"] / opt_res["cpu_csfair_fast_adam"]
+    opt_res["all_cpu_s"] = ocpu
     opt_res["bit_identical_parameters"] = same
     opt_res["parameters"] = sum(p.numel() for p in sets["adam"][0])
     opt_res["tensors"] = len(sets["adam"][0])
@@ -177,9 +190,13 @@ def main(argv=None):
               f"{res['threads']} threads, load average before {res['load_average_before'][0]:.1f}):")
         print(f"  stock {enc['stock'] * 1e3:.0f} ms   fast {enc['fast'] * 1e3:.0f} ms   "
               f"stock/fast {enc['ratio_stock_over_fast']:.3f}   loss rel. diff {enc['loss_rel_diff']:.1e}")
+        print(f"  process CPU time: stock {enc['cpu_stock'] * 1e3:.0f} ms   fast {enc['cpu_fast'] * 1e3:.0f} ms   "
+              f"stock/fast {enc['cpu_ratio_stock_over_fast']:.3f}")
         print(f"Adam step on the same {opt['parameters']:,} parameters ({opt['tensors']} tensors):")
         print(f"  fairseq adam {opt['adam'] * 1e3:.1f} ms   csfair_fast_adam {opt['csfair_fast_adam'] * 1e3:.1f} ms   "
               f"adam/fast {opt['ratio_adam_over_fast']:.3f}   bit-identical parameters: {opt['bit_identical_parameters']}")
+        print(f"  process CPU time: fairseq adam {opt['cpu_adam'] * 1e3:.1f} ms   csfair_fast_adam "
+              f"{opt['cpu_csfair_fast_adam'] * 1e3:.1f} ms   adam/fast {opt['cpu_ratio_adam_over_fast']:.3f}")
     res["load_average_after"] = os.getloadavg()
     if args.json:
         from csfair.io import atomic_write

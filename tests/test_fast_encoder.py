@@ -33,13 +33,13 @@ def _real_batch(tiny_pair, n=8):
     return data_utils.collate_tokens(items, d.pad()), d
 
 
-def _build(cls, d):
+def _build(cls, d, **kw):
     from user_dir.models.cs_roberta import cs_roberta_tiny_architecture
 
     class Task:
         source_dictionary = d
 
-    args = argparse.Namespace(max_positions=128, dropout=0.0, attention_dropout=0.0)
+    args = argparse.Namespace(max_positions=128, dropout=0.0, attention_dropout=0.0, **kw)
     cs_roberta_tiny_architecture(args)
     torch.manual_seed(SEED)
     return cls.build_model(args, Task())
@@ -95,11 +95,19 @@ def test_outputs_and_gradients_match_stock_roberta(tiny_pair):
         assert (stock(full)[0] - fast(full)[0]).abs().max() <= 1e-5
 
 
-def test_compile_option_parses():
-    """``--compile-encoder-layers`` is a model option (compiling itself is too slow for CPU tests)."""
+def test_compile_option_parses(tiny_pair):
+    """``--compile-encoder-layers`` is a model option that keeps the state dict (compiling itself,
+    at the first forward, is too slow for CPU tests)."""
     from fairseq import options
 
     import user_dir  # noqa: F401
+    from user_dir.models.csfair_roberta_fast import CsfairRobertaFastModel
+
+    _, d = _real_batch(tiny_pair, 2)
+    plain, compiled = _build(CsfairRobertaFastModel, d), _build(CsfairRobertaFastModel, d, compile_encoder_layers=True)
+    assert compiled.encoder.sentence_encoder.layers[0]._compiled_call_impl is not None
+    assert plain.encoder.sentence_encoder.layers[0]._compiled_call_impl is None
+    assert list(plain.state_dict()) == list(compiled.state_dict())
 
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, [
