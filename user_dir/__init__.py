@@ -25,4 +25,4 @@ from . import bf16_support  # noqa: E402
 
 bf16_support.install()
 
-from . import criterions, data, models, tasks  # noqa: E402,F401
+from . import criterions, data, models, optim, tasks  # noqa: E402,F401
