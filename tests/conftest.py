@@ -112,3 +112,13 @@ def tiny_mlm(tiny_pair, tmp_path_factory):
              "--no-epoch-checkpoints", "--disable-validation", "--cpu", "--log-format", "simple", "--log-interval", "10"])
     (d / "train.log").write_text(p.stdout + p.stderr)
     return d / "checkpoint_last.pt"
+
+
+@pytest.fixture(scope="session")
+def hf_models(tmp_path_factory):
+    """Small offline transformers MLMs of the three tokenizer families (tests/hf_models.py), on en+es:
+    ``{"bert", "xlmr", "roberta"}`` directories for ``from_pretrained``, ``"spm"`` (the XLM-R
+    sentencepiece model) and ``"text_en"``/``"text_es"`` (the lines they were trained on)."""
+    from hf_models import build_all
+
+    return build_all(tmp_path_factory.mktemp("hf_models"))
