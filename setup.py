@@ -18,8 +18,8 @@ setup(
     version=version,
     description="Code-switched MLM pretraining and zero-shot cross-lingual evaluation (fairseq user-dir)",
     # user_dir is installed too, so that `from user_dir.hub_interface import from_pretrained` works from
-    # any directory; fairseq's --user-dir user_dir imports the same files.
-    packages=find_packages(include=["csfair", "csfair.*", "user_dir", "user_dir.*"]),
+    # any directory; fairseq's --user-dir user_dir imports the same files. csfair_hf is the transformers glue.
+    packages=find_packages(include=["csfair", "csfair.*", "csfair_hf", "csfair_hf.*", "user_dir", "user_dir.*"]),
     python_requires=">=3.11,<3.12",
     install_requires=[],
     entry_points={

@@ -31,7 +31,7 @@ All draws come from the generator passed in; the caller seeds it from (seed, epo
 stream separate from the masking draws.
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -83,6 +83,8 @@ def code_switch(
     table: SubstitutionTable,
     rng: np.random.Generator,
     cfg: CodeSwitchConfig,
+    pos_word_start: Optional[np.ndarray] = None,
+    pos_blocked: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Code-switch one masked instance.
 
@@ -96,6 +98,11 @@ def code_switch(
         table: the substitution table for this instance's language.
         rng: generator for the code-switching draws.
         cfg: options.
+        pos_word_start: optional bool ``[L]``: word starts given per position instead of by
+            ``word_start[original]`` (a transformers fast tokenizer's ``word_ids()``, whose words
+            are not a property of the token id alone: csfair_hf's collator).
+        pos_blocked: optional bool ``[L]``: positions whose word is never eligible (e.g. a word
+            cut by truncation), in addition to targets and special symbols.
 
     Returns:
         (source, target, stats): the new int64 arrays (length ``<= max(L, cfg.max_len)``;
@@ -111,7 +118,7 @@ def code_switch(
     L = len(original)
     if L == 0:
         return source, target, stats
-    ws = word_start[original]
+    ws = word_start[original] if pos_word_start is None else np.array(pos_word_start, dtype=bool)
     first_is_fragment = not ws[0]
     ws[0] = True
     starts = np.flatnonzero(ws)
@@ -119,6 +126,8 @@ def code_switch(
 
     entry = table.lookup(word_hashes(original, starts, lengths))
     blocked = (target != pad_idx) | special[original]
+    if pos_blocked is not None:
+        blocked |= pos_blocked
     word_blocked = np.logical_or.reduceat(blocked, starts)
     # words cut by a block boundary (see the module docstring)
     word_blocked[0] |= first_is_fragment

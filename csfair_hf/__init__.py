@@ -1,0 +1,8 @@
+"""csfair_hf: thin Hugging Face transformers glue for csfair's framework-free method code.
+
+Like ``user_dir/`` for fairseq, this package may import transformers; ``csfair/`` never does
+(tests/test_layout.py). Modules: :mod:`csfair_hf.tokenization` (examples that keep the fast
+tokenizer's word ids, the word encoder that builds substitution tables for a transformers
+tokenizer), :mod:`csfair_hf.collator` (the code-switching MLM data collator for ``Trainer``),
+:mod:`csfair_hf.probe` (token/sentence classification heads on a frozen transformers encoder).
+"""
