@@ -111,9 +111,11 @@ def word_encoder(tokenizer, context: str = CONTEXT_WORD) -> Callable[[str], List
     and a space), special tokens excluded: ``##`` continuations, ``▁`` and ``Ġ`` word starts come
     out as in running text. For :func:`csfair.pretraining.table_build.build_table` (candidates may be
     several words)."""
+    backend = tokenizer.backend_tokenizer  # the same Rust tokenizer, without the per-call Python overhead
+
     def encode(text: str) -> List[int]:
-        enc = tokenizer(f"{context} {text}", add_special_tokens=False)
-        return [t for t, w in zip(enc["input_ids"], enc.word_ids()) if w is not None and w > 0]
+        enc = backend.encode(f"{context} {text}", add_special_tokens=False)
+        return [t for t, w in zip(enc.ids, enc.word_ids) if w is not None and w > 0]
 
     return encode
 
@@ -121,9 +123,11 @@ def word_encoder(tokenizer, context: str = CONTEXT_WORD) -> Callable[[str], List
 def word_key_encoder(tokenizer, context: str = CONTEXT_WORD) -> Callable[[str], List[int]]:
     """Like :func:`word_encoder` for a table *key*: ``[]`` (not a key) when the tokenizer splits the
     text into several words (``l'homme`` for BERT), which no single word of running text can match."""
+    backend = tokenizer.backend_tokenizer
+
     def encode(text: str) -> List[int]:
-        enc = tokenizer(f"{context} {text}", add_special_tokens=False)
-        pairs = [(t, w) for t, w in zip(enc["input_ids"], enc.word_ids()) if w is not None and w > 0]
+        enc = backend.encode(f"{context} {text}", add_special_tokens=False)
+        pairs = [(t, w) for t, w in zip(enc.ids, enc.word_ids) if w is not None and w > 0]
         return [t for t, _ in pairs] if len({w for _, w in pairs}) == 1 else []
 
     return encode

@@ -122,3 +122,25 @@ def hf_models(tmp_path_factory):
     from hf_models import build_all
 
     return build_all(tmp_path_factory.mktemp("hf_models"))
+
+
+@pytest.fixture(scope="session")
+def hf_tables(hf_models, tmp_path_factory):
+    """en->es substitution tables for the three ``hf_models`` tokenizers, built by ``csfair-lexicon
+    table --hf-tokenizer`` from the real MUSE en-es dictionary restricted to the words of the
+    fixture's English text (the full dictionary takes ~15 s per tokenizer): ``{family: table dir}``."""
+    from csfair.cli.lexicon import main as lexicon_main
+
+    d = tmp_path_factory.mktemp("hf_tables")
+    words = {w.lower() for line in hf_models["text_en"].read_text(encoding="utf-8").split("\n") for w in line.split()}
+    muse = d / "muse.en-es.txt"
+    with open(data_path("dict/muse/en-es.txt"), encoding="utf-8") as fh, open(muse, "w", encoding="utf-8") as out:
+        out.writelines(line for line in fh if line.split(" ", 1)[0].lower() in words)
+    lexicon_main(["muse", "--dict", str(muse), "--src-lang", "en", "--tgt-lang", "es", "--out", str(d / "muse.en-es.tsv")])
+    out = {}
+    for fam in ("bert", "xlmr", "roberta"):
+        out[fam] = d / f"{fam}.en-es"
+        lexicon_main(["table", "--lexicon", str(d / "muse.en-es.tsv"), "--hf-tokenizer", str(hf_models[fam]),
+                      "--out", str(out[fam]), "--src-corpus", str(hf_models["text_en"]),
+                      "--tgt-corpus", str(hf_models["text_es"]), "--quiet"])
+    return out
