@@ -172,3 +172,30 @@ def test_paper_defaults_dose_and_length_bound(hf_models, hf_tables, fam):
     assert b["input_ids"].shape[1] <= 12
     r = tight.cs_rates()
     assert 0 < r["replaced"] < r["eligible"], r  # some fit, the longer ones were dropped
+
+
+def test_word_ids_give_the_fairseq_word_starts_for_sentencepiece(hf_models, hf_tables):
+    """For XLM-R's sentencepiece, the words from word_ids are the fairseq path's (a piece starting
+    with ``▁`` or a special symbol starts a word): the sampler returns the same arrays either way."""
+    from csfair.pretraining.sampler import CodeSwitchConfig, code_switch
+
+    tok, ex, table = _setup(hf_models, hf_tables, "xlmr", n=200)
+    vocab = tok.convert_ids_to_tokens(list(range(len(tok))))
+    special = np.zeros(len(tok), dtype=bool)
+    special[tok.all_special_ids] = True
+    word_start = np.array([p.startswith("\u2581") for p in vocab]) | special
+    cfg = CodeSwitchConfig("multiview", 1.0, 0.5, 128)
+    n_changed = 0
+    for k, e in enumerate(ex):
+        orig = np.asarray(e["input_ids"], dtype=np.int64)
+        w = np.asarray(e["word_ids"])
+        starts = np.ones(len(w), dtype=bool)
+        starts[1:] = (w[1:] != w[:-1]) | (w[1:] < 0)
+        assert np.array_equal(starts, word_start[orig]), tok.convert_ids_to_tokens(e["input_ids"])
+        target = np.full(len(orig), -100, dtype=np.int64)
+        a = code_switch(orig.copy(), target, orig, -100, word_start, special, table, np.random.default_rng(k), cfg)
+        b = code_switch(orig.copy(), target, orig, -100, None, special, table, np.random.default_rng(k), cfg,
+                        pos_word_start=starts)
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        n_changed += int(a[2][2] > 0)
+    assert n_changed > 20

@@ -79,7 +79,7 @@ if [ -n "$HF_MODEL" ]; then
       --validation_file "$TEXT.valid.tok" --line_by_line --max_seq_length 128 --mlm_probability 0.15 \
       "${CS_ARGS[@]}" --do_train --num_train_epochs "$HF_EPOCHS" --per_device_train_batch_size "$HF_BATCH" \
       --learning_rate "$HF_LR" --warmup_steps 0.1 --weight_decay 0.01 --seed 1 --save_strategy no \
-      --logging_steps 50 --report_to none --output_dir "$HF_OUT/continued" "${EXTRA[@]}" 2>&1 \
+      --logging_steps 50 --report_to none --disable_tqdm true --output_dir "$HF_OUT/continued" "${EXTRA[@]}" 2>&1 \
       | tee "$HF_OUT/continued.log" | grep -E --line-buffered "MLM accuracy|'loss'|train_runtime" || true
     [ -f "$HF_OUT/continued/config.json" ] || { echo "continued pretraining failed: see $HF_OUT/continued.log" >&2; exit 1; }
     touch "$HF_OUT/continued/.done"
