@@ -199,3 +199,32 @@ def test_word_ids_give_the_fairseq_word_starts_for_sentencepiece(hf_models, hf_t
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
         n_changed += int(a[2][2] > 0)
     assert n_changed > 20
+
+
+def test_grouped_blocks_mark_cut_words_and_stay_within_the_block(hf_models, hf_tables):
+    """run_mlm.py's default grouping: blocks tile the tokenised text; a word cut by a block boundary is
+    CUT_WORD on both sides (never substituted); full blocks never grow past max_seq_length."""
+    from transformers import AutoTokenizer
+
+    from csfair.pretraining.substitution_table import SubstitutionTable
+    from csfair_hf.collator import DataCollatorForCodeSwitchedLM
+    from csfair_hf.tokenization import CUT_WORD, group_lines, read_lines
+
+    tok = AutoTokenizer.from_pretrained(hf_models["bert"])
+    lines = read_lines(hf_models["text_en"], limit=150)
+    blocks = group_lines(tok, lines, 32)
+    flat = [t for ln in lines for t in tok(ln)["input_ids"]]
+    assert [t for b in blocks for t in b["input_ids"]] == flat[: 32 * len(blocks)]
+    n_cut = 0
+    for b in blocks:
+        w = b["word_ids"]
+        cut = [k for k, x in enumerate(w) if x == CUT_WORD]
+        # cut tokens form a prefix and/or a suffix of the block
+        assert all(k < len(w) // 2 and all(x == CUT_WORD for x in w[:k + 1]) or
+                   k >= len(w) // 2 and all(x == CUT_WORD for x in w[k:]) for k in cut)
+        n_cut += bool(cut)
+    assert n_cut > 0
+    col = DataCollatorForCodeSwitchedLM(tok, seed=2, cs_tables=[SubstitutionTable.load(hf_tables["bert"])],
+                                        max_seq_length=32, cs_instance_prob=1.0, cs_word_prob=0.5)
+    out = col(blocks)
+    assert out["input_ids"].shape[1] <= 32 and col.cs_rates()["replaced"] > 0
