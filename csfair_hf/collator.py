@@ -69,9 +69,9 @@ class DataCollatorForCodeSwitchedLM(DataCollatorForLanguageModeling):
         cs_seed: seed of the code-switching generator (default: ``seed``, else ``torch.initial_seed()``).
 
     Raises:
-        ValueError: whole-word masking requested (its masks do not follow ``word_ids``'s words
-            here), a table built for another vocabulary size, or examples without ``word_ids``
-            while code-switching.
+        ValueError: whole-word masking or ``return_tensors`` other than ``pt`` with code-switching,
+            a table built for another vocabulary size, or examples without ``word_ids`` while
+            code-switching.
     """
 
     cs_tables: Optional[Sequence[Optional[SubstitutionTable]]] = None
@@ -80,7 +80,7 @@ class DataCollatorForCodeSwitchedLM(DataCollatorForLanguageModeling):
     cs_word_prob: float = 0.03
     max_seq_length: int = 512
     cs_seed: Optional[int] = None
-    cs_counts: np.ndarray = field(default_factory=lambda: np.zeros(NUM_STATS + 1, dtype=np.int64))
+    cs_counts: np.ndarray = field(init=False, repr=False, default_factory=lambda: np.zeros(NUM_STATS + 1, dtype=np.int64))
 
     def __post_init__(self):
         super().__post_init__()
@@ -96,6 +96,8 @@ class DataCollatorForCodeSwitchedLM(DataCollatorForLanguageModeling):
                                  f"tokens, this tokenizer has {V}")
         if self.code_switching and self.whole_word_mask:
             raise ValueError("whole_word_mask with code-switching is not supported")
+        if self.code_switching and self.return_tensors != "pt":
+            raise ValueError("code-switching returns torch tensors only (return_tensors='pt')")
         self.special = np.zeros(V, dtype=bool)
         self.special[special_ids(self.tokenizer)] = True
         self._cs_rng = None

@@ -123,7 +123,8 @@ def run_task(model_path: str, spec: TaskSpec, seed: int, max_train=None, max_eva
 
     Returns:
         dict with ``metric`` (the task's), ``test`` (``{lang: metrics}`` at the best dev epoch),
-        ``dev`` (per epoch), ``best_epoch``, ``trainable_params``, ``truncated_words``, ``seconds``.
+        ``dev`` (per epoch), ``best_epoch``, ``majority`` (test metrics of predicting the most
+        frequent training label everywhere), ``trainable_params``, ``truncated_words``, ``seconds``.
     """
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
@@ -171,8 +172,14 @@ def run_task(model_path: str, spec: TaskSpec, seed: int, max_train=None, max_eva
             best = d[spec.metric]
             best_test = {lg: score(te[lg], tests[lg]) for lg in te}
             best_epoch = ep
+    # the floor every head must beat: the most frequent training label everywhere
+    if tagging:
+        majority = {lg: fn(gold_of(tests[lg]), [[fallback] * len(x.words) for x in tests[lg]]) for lg in tests}
+    else:
+        majority = {lg: fn(gold_of(tests[lg]), [fallback] * len(tests[lg])) for lg in tests}
     truncated = sum(it["n_words"] - it["kept"] for items in [tr, va, *te.values()] for it in items) if tagging else 0
     return dict(task=spec.name, metric=spec.metric, seed=seed, dev=dev, best_epoch=best_epoch, test=best_test,
+                majority=majority,
                 n_train=len(tr), n_valid=len(va), n_test={lg: len(v) for lg, v in te.items()},
                 trainable_params=n_train, truncated_words=truncated, seconds=round(time.time() - t0, 1))
 
@@ -227,6 +234,8 @@ def _table(results: List[Dict], task: str, models: Sequence[str]) -> str:
             mean, std, n = M.mean_std([100 * r["test"][lg][metric] for r in mr])
             cells.append(f"{mean:.2f} ± {std:.2f}")
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {len(mr)} |")
+    maj = rows[0]["majority"]
+    lines.append("| majority class | " + " | ".join(f"{100 * maj[lg][metric]:.2f}" for lg in langs) + " | - |")
     return "\n".join(lines)
 
 
