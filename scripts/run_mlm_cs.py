@@ -61,7 +61,8 @@ class DataTrainingArguments:
     max_train_samples: Optional[int] = field(default=None, metadata={"help": "use only the first N training lines"})
     max_eval_samples: Optional[int] = field(default=None, metadata={"help": "use only the first N held-out lines"})
     cs_table: List[str] = field(default_factory=list, metadata={
-        "help": "substitution table directory (csfair-lexicon table --hf-tokenizer); several: one per --cs_lang_files"})
+        "help": "substitution table directory (csfair-lexicon table --hf-tokenizer) for the training text's language "
+                "(one; the collator itself takes one table per language through the examples' cs_table index)"})
     cs_mode: str = field(default="none", metadata={"help": "none | static | multiview (the paper's method)"})
     cs_instance_prob: float = field(default=0.5, metadata={"help": "probability that an instance is code-switched (paper 0.5)"})
     cs_word_prob: float = field(default=0.03, metadata={"help": "probability that an eligible word is replaced (paper 0.03)"})
@@ -125,6 +126,8 @@ def main(argv=None) -> dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if dargs.cs_mode != "none" and not dargs.cs_table:
         raise SystemExit("--cs_mode multiview/static needs --cs_table")
+    if len(dargs.cs_table) > 1:
+        raise SystemExit("--cs_table: one table (the training text is one language)")
     set_seed(targs.seed)
     t0 = time.time()
     tokenizer = load_tokenizer(margs.tokenizer_name or margs.model_name_or_path)
