@@ -3,7 +3,8 @@
 Each builder writes a directory that ``from_pretrained`` reads exactly as it would a hub id:
 
 * :func:`build_bert`: ``BertForMaskedLM`` (2 layers, hidden 64) with a cased WordPiece
-  ``BertTokenizerFast`` trained by the ``tokenizers`` library (``##`` continuations, mBERT's family);
+  ``BertTokenizerFast`` (``##`` continuations, mBERT's family; the vocabulary from a seeded
+  sentencepiece model, because the ``tokenizers`` WordPiece trainer is not reproducible);
 * :func:`build_xlmr`: ``XLMRobertaForMaskedLM`` with an ``XLMRobertaTokenizerFast`` made from a
   sentencepiece Unigram model (``▁`` word starts; the fairseq id layout ``<s> <pad> </s> <unk>``,
   pieces, ``<mask>``, as ``user_dir/hf_interop.build_hf_tokenizer``);
@@ -39,16 +40,39 @@ def _save(model, tokenizer, out: Path) -> Path:
     return out
 
 
-def build_bert(out: Path, lines: Sequence[str], vocab_size: int = 2000, seed: int = 0) -> Path:
-    """A cased WordPiece BERT MLM in ``out`` (``BertForMaskedLM`` + ``BertTokenizerFast``)."""
+def build_bert(out: Path, lines: Sequence[str], vocab_size: int = 2000, seed: int = 0, spm_model: Path = None) -> Path:
+    """A cased WordPiece BERT MLM in ``out`` (``BertForMaskedLM`` + ``BertTokenizerFast``).
+
+    The WordPiece vocabulary is read off a seeded sentencepiece model of ``lines`` (``▁piece`` ->
+    ``piece``, ``piece`` -> ``##piece``, plus every character in both forms so that no word of the
+    text is ``[UNK]``): the ``tokenizers`` WordPiece trainer is not deterministic across processes
+    (tie-breaking follows hash-map order; three builds gave three vocabularies), and the tests and
+    measurements must be reproducible. Tokenisation is the library's WordPiece (greedy
+    longest-match-first, ``##`` continuations, BERT pre-tokenizer), which is what the code under
+    test sees. ``spm_model``: reuse a model instead of training one on ``lines``.
+    """
+    import sentencepiece as spm
     import torch
-    from tokenizers import BertWordPieceTokenizer
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
     out = Path(out)
-    wp = BertWordPieceTokenizer(lowercase=False, strip_accents=False)
-    wp.train_from_iterator(list(lines), vocab_size=vocab_size, min_frequency=1, show_progress=False)
-    vocab = wp.get_vocab()
+    if spm_model is None:
+        spm_model = train_spm(out / "spm" / "spm", {"all": list(lines)}, vocab_size=vocab_size)
+    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+    vocab = {}
+    for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]:
+        vocab.setdefault(t, len(vocab))
+    chars = sorted({c for line in lines for c in line if not c.isspace()})
+    for i in range(sp.get_piece_size()):
+        if sp.is_control(i) or sp.is_unknown(i):
+            continue
+        p = sp.id_to_piece(i)
+        w = p[1:] if p.startswith("\u2581") else "##" + p
+        if w and w != "##":
+            vocab.setdefault(w, len(vocab))
+    for c in chars:
+        vocab.setdefault(c, len(vocab))
+        vocab.setdefault("##" + c, len(vocab))
     tok = BertTokenizerFast(vocab=vocab, do_lower_case=False, strip_accents=False, model_max_length=128)
     torch.manual_seed(seed)
     model = BertForMaskedLM(BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, **TINY))
@@ -118,8 +142,9 @@ def build_all(root: Path, n_lines: int = 2000) -> Dict[str, Path]:
     root = Path(root)
     lines = mono_lines(("en", "es"), n_lines)
     both = lines["en"] + lines["es"]
-    out = {"bert": build_bert(root / "bert", both), "roberta": build_roberta(root / "roberta", both)}
-    out["spm"] = train_spm(root / "spm" / "spm", lines)
+    out = {"spm": train_spm(root / "spm" / "spm", lines)}
+    out["bert"] = build_bert(root / "bert", both, spm_model=out["spm"])
+    out["roberta"] = build_roberta(root / "roberta", both)
     out["xlmr"] = build_xlmr(root / "xlmr", out["spm"])
     for lang, ls in lines.items():
         out[f"text_{lang}"] = root / f"mono.{lang}.txt"

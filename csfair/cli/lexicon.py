@@ -3,7 +3,8 @@
 Subcommands:
   ibm1     IBM Model 1 lexicons (both directions) from two line-aligned files (fast_align)
   muse     a MUSE dictionary as a lexicon (uniform probabilities)
-  table    the token-level substitution table for a sentencepiece model and fairseq dictionary
+  table    the token-level substitution table for a sentencepiece model and fairseq dictionary,
+           or for a transformers fast tokenizer (--hf-tokenizer DIR_OR_HUB_ID)
   inspect  print ``target<TAB>prob<TAB>sampling_prob`` rows of a word in a table
   export   a table as TSV
 """
@@ -76,17 +77,35 @@ def cmd_table(args) -> None:
         case_variants=not args.no_case_variants, drop_punct=not args.keep_punct,
         keep_identical=args.keep_identical, name_min_capitalised=args.name_min_capitalised,
     )
-    enc = WordEncoder(args.spm_model, args.dict)
-    extra = dict(
-        lexicon=str(args.lexicon), spm_model=str(args.spm_model), spm_sha256=sha256_file(args.spm_model),
-        dict_path=str(args.dict), dict_sha256=enc.vocab.sha256(), dict_size=len(enc.vocab),
-    )
     lex.src_lang, lex.tgt_lang = src_lang, tgt_lang
-    table, stats = build_table(lex, enc, enc.vocab.unk, cfg, extra_meta=extra, progress=not args.quiet,
-                                           src_corpus=src_corpus, tgt_corpus=tgt_corpus)
+    if args.hf_tokenizer:
+        # transformers stays out of csfair/: the encoders come from the csfair_hf glue (imported here only)
+        from csfair_hf.tokenization import describe, load_tokenizer, word_encoder, word_key_encoder
+
+        try:
+            tok = load_tokenizer(args.hf_tokenizer)
+        except (OSError, ValueError) as e:
+            sys.exit(f"csfair-lexicon table: --hf-tokenizer {args.hf_tokenizer}: {e}")
+        encode, encode_key = word_encoder(tok), word_key_encoder(tok)
+        unk = tok.unk_token_id if tok.unk_token_id is not None else -1
+        extra = dict(lexicon=str(args.lexicon), hf_tokenizer=str(args.hf_tokenizer), **describe(tok))
+
+        def decode(ids):
+            return " ".join(tok.convert_ids_to_tokens(list(ids)))
+    else:
+        if not (args.spm_model and args.dict):
+            sys.exit("csfair-lexicon table: give --spm-model and --dict (fairseq), or --hf-tokenizer (transformers)")
+        enc = WordEncoder(args.spm_model, args.dict)
+        encode, encode_key, unk, decode = enc, None, enc.vocab.unk, enc.decode
+        extra = dict(
+            lexicon=str(args.lexicon), spm_model=str(args.spm_model), spm_sha256=sha256_file(args.spm_model),
+            dict_path=str(args.dict), dict_sha256=enc.vocab.sha256(), dict_size=len(enc.vocab),
+        )
+    table, stats = build_table(lex, encode, unk, cfg, extra_meta=extra, progress=not args.quiet,
+                               src_corpus=src_corpus, tgt_corpus=tgt_corpus, encode_key=encode_key)
     table.save(args.out)
     if args.tsv:
-        table.to_tsv(args.tsv, decode=enc.decode)
+        table.to_tsv(args.tsv, decode=decode)
     size = sum(f.stat().st_size for f in Path(args.out).iterdir())
     if "src_stopword_token_fraction" in stats:
         print(f"stopwords {args.src_stopwords} ({src_lang}, {len(src_stop)} words, sha256 {src_info['sha256'][:12]}): "
@@ -159,8 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("table", help="token-level substitution table (Visser et al. 2025, Sec. 3.1 filters)")
     s.add_argument("--lexicon", required=True, help="lexicon TSV (from the ibm1 or muse subcommand)")
-    s.add_argument("--spm-model", required=True, help="sentencepiece model of the corpus")
-    s.add_argument("--dict", required=True, help="fairseq dict.txt of the binarised corpus")
+    s.add_argument("--spm-model", default=None, help="sentencepiece model of the corpus (fairseq models)")
+    s.add_argument("--dict", default=None, help="fairseq dict.txt of the binarised corpus (fairseq models)")
+    s.add_argument("--hf-tokenizer", default=None,
+                   help="instead of --spm-model/--dict: a transformers fast tokenizer (directory or hub id); "
+                   "keys and candidates are its token ids for each word in running text (WordPiece ##, "
+                   "sentencepiece ▁, byte-level Ġ conventions), for csfair_hf's collator")
     s.add_argument("--out", required=True, help="table directory")
     s.add_argument("--src-lang", default=None, help="default: from the lexicon")
     s.add_argument("--tgt-lang", default=None, help="default: from the lexicon")

@@ -31,7 +31,7 @@ All draws come from the generator passed in; the caller seeds it from (seed, epo
 stream separate from the masking draws.
 """
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -84,6 +84,8 @@ def code_switch(
     table: SubstitutionTable,
     rng: np.random.Generator,
     cfg: CodeSwitchConfig,
+    pos_word_start: Optional[np.ndarray] = None,
+    pos_blocked: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Code-switch one masked instance.
 
@@ -97,6 +99,11 @@ def code_switch(
         table: the substitution table for this instance's language.
         rng: generator for the code-switching draws.
         cfg: options.
+        pos_word_start: optional bool ``[L]``: word starts given per position instead of by
+            ``word_start[original]`` (a transformers fast tokenizer's ``word_ids()``, whose words
+            are not a property of the token id alone: csfair_hf's collator).
+        pos_blocked: optional bool ``[L]``: positions whose word is never eligible (e.g. a word
+            cut by truncation), in addition to targets and special symbols.
 
     Returns:
         (source, target, stats): the new int64 arrays (length ``<= max(L, cfg.max_len)``;
@@ -112,7 +119,8 @@ def code_switch(
     L = len(original)
     if L == 0:
         return source, target, stats
-    starts, lengths, entry, eligible = scan_words(original, target, pad_idx, word_start, special, table)
+    starts, lengths, entry, eligible = scan_words(original, target, pad_idx, word_start, special, table,
+                                                 pos_word_start, pos_blocked)
     n_eligible = int(np.count_nonzero(eligible))
     stats[STAT_ELIGIBLE] = n_eligible
 

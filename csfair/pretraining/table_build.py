@@ -113,6 +113,7 @@ def build_table(
     progress: bool = False,
     src_corpus: Optional[CorpusCounts] = None,
     tgt_corpus: Optional[CorpusCounts] = None,
+    encode_key: Optional[Callable[[str], Sequence[int]]] = None,
 ) -> Tuple[SubstitutionTable, dict]:
     """Build the token-level table from a word lexicon.
 
@@ -129,6 +130,11 @@ def build_table(
             give the fraction of eligible source tokens the stopwords remove.
         tgt_corpus: target-language word counts: candidates take their most frequent
             surface form there.
+        encode_key: encodes source words (table keys) when they need another rule than
+            candidates; an empty result means "not a key" (counted as ``src_oov``). Default
+            ``encode``. A transformers tokenizer passes one that rejects words it splits into
+            several words (csfair_hf.tokenization.word_key_encoder): running text never holds
+            them as one word.
 
     Returns:
         (table, stats) with counts of what each filter removed. A source word is *eligible*
@@ -148,12 +154,22 @@ def build_table(
     )
     eligible_tokens = stopword_tokens = 0
     cache: Dict[str, Tuple[int, ...]] = {}
+    key_cache: Dict[str, Tuple[int, ...]] = {}
 
     def enc(w: str) -> Tuple[int, ...]:
         t = cache.get(w)
         if t is None:
             t = tuple(int(x) for x in encode(w))
             cache[w] = t
+        return t
+
+    def enc_key(w: str) -> Tuple[int, ...]:
+        if encode_key is None:
+            return enc(w)
+        t = key_cache.get(w)
+        if t is None:
+            t = tuple(int(x) for x in encode_key(w))
+            key_cache[w] = t
         return t
 
     def keep(w: str) -> str:
@@ -237,7 +253,7 @@ def build_table(
             if src_form in done:
                 continue  # e.g. "1999": no distinct casing
             done.add(src_form)
-            key = enc(src_form)
+            key = enc_key(src_form)
             if not key or unk_index in key:
                 stats["src_oov"] += 1
                 continue

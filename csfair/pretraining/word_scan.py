@@ -12,7 +12,7 @@ compiled pass (Python + NumPy fallback). Compiled and fallback versions give ide
 runs (csfair issue 13, part 4).
 """
 import logging
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -28,10 +28,11 @@ except ImportError:  # pragma: no cover - exercised where numba is missing
 
 
 def scan_words_numpy(original: np.ndarray, target: np.ndarray, pad_idx: int, word_start: np.ndarray,
-                     special: np.ndarray, table: SubstitutionTable) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                     special: np.ndarray, table: SubstitutionTable, pos_word_start: Optional[np.ndarray] = None,
+                     pos_blocked: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """NumPy reference of :func:`scan_words` (same arguments and results)."""
     L = len(original)
-    ws = word_start[original]
+    ws = word_start[original] if pos_word_start is None else np.array(pos_word_start, dtype=bool)
     first_is_fragment = not ws[0]
     ws[0] = True
     starts = np.flatnonzero(ws)
@@ -41,6 +42,8 @@ def scan_words_numpy(original: np.ndarray, target: np.ndarray, pad_idx: int, wor
     entry = table.lookup(word_hashes(original, starts, lengths))
     blocked = target != pad_idx
     blocked |= special[original]
+    if pos_blocked is not None:
+        blocked |= pos_blocked
     word_blocked = np.logical_or.reduceat(blocked, starts)
     word_blocked[0] |= first_is_fragment
     word_blocked[-1] |= not special[original[-1]]
@@ -116,7 +119,8 @@ if numba is not None:
 
 
 def scan_words(original: np.ndarray, target: np.ndarray, pad_idx: int, word_start: np.ndarray, special: np.ndarray,
-               table: SubstitutionTable) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+               table: SubstitutionTable, pos_word_start: Optional[np.ndarray] = None,
+               pos_blocked: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Words of one item and which of them may be code-switched.
 
     Args:
@@ -126,6 +130,9 @@ def scan_words(original: np.ndarray, target: np.ndarray, pad_idx: int, word_star
         word_start: bool ``[V]`` token id starts a word.
         special: bool ``[V]`` token id is a special symbol.
         table: the substitution table.
+        pos_word_start: optional bool ``[L]`` word starts per position (a transformers tokenizer's
+            ``word_ids()``) instead of ``word_start[original]``; runs the NumPy version.
+        pos_blocked: optional bool ``[L]`` positions whose word is never eligible (NumPy version).
 
     Returns:
         ``(starts, lengths, entry, eligible)``: int64 ``[W]`` word starts (the first word starts at 0),
@@ -133,8 +140,8 @@ def scan_words(original: np.ndarray, target: np.ndarray, pad_idx: int, word_star
         eligible (an exact key, no target or special symbol inside, not cut by the block boundary, at
         most ``MAX_WORD_PIECES`` tokens; :mod:`csfair.pretraining.sampler` defines these).
     """
-    if numba is None:
-        return scan_words_numpy(original, target, pad_idx, word_start, special, table)
+    if numba is None or pos_word_start is not None or pos_blocked is not None:
+        return scan_words_numpy(original, target, pad_idx, word_start, special, table, pos_word_start, pos_blocked)
     return _scan(original, target, pad_idx, word_start, special, table.key_hash, table.key_offsets, table.key_tokens,
                  _POS_MULT, _LEN_MULT, MAX_WORD_PIECES)
 

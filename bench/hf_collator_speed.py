@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""Tokens/s of csfair_hf's code-switching collator, against transformers' stock MLM collator.
+
+On the real English monolingual text (``$CSFAIR_DATA/mono/derived/en.txt``, the first ``--lines``
+lines, line by line, ``max_seq_length`` 128) with the small local models of ``tests/hf_models.py``
+(built offline in a temporary directory; the collator's cost does not depend on the weights) and an
+en->es table built by ``csfair-lexicon table --hf-tokenizer`` from the full MUSE en-es dictionary:
+``DataCollatorForLanguageModeling`` (stock), ``DataCollatorForCodeSwitchedLM`` with ``cs_mode=none``
+and with ``multiview`` at the paper's defaults (50% of instances, 3% of words), batch 32, one process.
+Modes alternate over ``--rounds`` rounds; tokens/s counts the non-padding input tokens of the
+produced batches; the median over rounds is reported.
+
+Usage: python bench/hf_collator_speed.py [--families bert,xlmr,roberta] [--lines 20000] [--rounds 3]
+Writes bench/results/hf_collator_speed.json and prints a Markdown table.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--families", default="bert,xlmr,roberta", help="tokenizer families (tests/hf_models.py)")
+    p.add_argument("--lines", type=int, default=20000, help="lines of en.txt collated per round")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds per mode")
+    p.add_argument("--batch-size", type=int, default=32, help="examples per batch")
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "hf_collator_speed.json"), help="JSON output")
+    args = p.parse_args()
+
+    import torch
+    from transformers import AutoTokenizer, DataCollatorForLanguageModeling
+
+    import hf_models
+    from csfair.cli.lexicon import main as lexicon_main
+    from csfair.paths import data_file
+    from csfair.pretraining.substitution_table import SubstitutionTable
+    from csfair_hf.collator import DataCollatorForCodeSwitchedLM
+    from csfair_hf.tokenization import read_lines, tokenize_lines
+
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="hf_collator_speed."))
+    lines = hf_models.mono_lines(("en", "es"), 2000)
+    lexicon_main(["muse", "--dict", str(data_file("dict/muse/en-es.txt")), "--src-lang", "en", "--tgt-lang", "es",
+                  "--out", str(tmp / "muse.en-es.tsv")])
+    text = read_lines(str(data_file("mono/derived/en.txt")), args.lines)
+    (tmp / "en.txt").write_text("\n".join(lines["en"]) + "\n", encoding="utf-8")
+    (tmp / "es.txt").write_text("\n".join(lines["es"]) + "\n", encoding="utf-8")
+    results = {}
+    for fam in args.families.split(","):
+        if fam == "xlmr":
+            path = hf_models.build_xlmr(tmp / fam, hf_models.train_spm(tmp / "spm" / "spm", lines))
+        else:
+            path = getattr(hf_models, f"build_{'bert' if fam == 'bert' else 'roberta'}")(tmp / fam, lines["en"] + lines["es"])
+        t0 = time.time()
+        lexicon_main(["table", "--lexicon", str(tmp / "muse.en-es.tsv"), "--hf-tokenizer", str(path), "--out",
+                      str(tmp / f"table.{fam}"), "--src-corpus", str(tmp / "en.txt"), "--tgt-corpus", str(tmp / "es.txt"),
+                      "--quiet"])
+        table_s = time.time() - t0
+        tok = AutoTokenizer.from_pretrained(path)
+        table = SubstitutionTable.load(tmp / f"table.{fam}")
+        t0 = time.time()
+        ex = tokenize_lines(tok, text, 128)
+        tok_s = time.time() - t0
+        stock_ex = [{k: v for k, v in e.items() if k != "word_ids"} for e in ex]
+        speeds = {"stock": [], "none": [], "multiview": []}
+        rates = None
+        for _ in range(args.rounds):
+            for mode in speeds:
+                if mode == "stock":
+                    col, data = DataCollatorForLanguageModeling(tok, seed=1), stock_ex
+                else:
+                    col, data = DataCollatorForCodeSwitchedLM(tok, seed=1, cs_tables=[table], cs_mode=mode,
+                                                              max_seq_length=128), ex
+                n_tok = 0
+                t0 = time.perf_counter()
+                for a in range(0, len(data), args.batch_size):
+                    b = col(data[a:a + args.batch_size])
+                    n_tok += int(b["attention_mask"].sum())
+                speeds[mode].append(n_tok / (time.perf_counter() - t0))
+                if mode == "multiview":
+                    rates = col.cs_rates()
+        results[fam] = dict(tokens_per_s={m: statistics.median(v) for m, v in speeds.items()}, rounds=speeds,
+                            cs_rates=rates, table_entries=len(table), table_build_s=round(table_s, 1),
+                            tokenize_s=round(tok_s, 1), examples=len(ex))
+    report = dict(lines=args.lines, batch_size=args.batch_size, rounds=args.rounds, max_seq_length=128,
+                  machine=dict(platform=platform.platform(), cpus=os.cpu_count(), torch_threads=1),
+                  results=results)
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=1)
+    print("| tokenizer | stock tokens/s | cs none tokens/s | cs multiview tokens/s | multiview / stock | cs_inst | cs_word | cs_tok |")
+    print("|---|---|---|---|---|---|---|---|")
+    for fam, r in results.items():
+        t = r["tokens_per_s"]
+        c = r["cs_rates"]
+        print(f"| {fam} | {t['stock']:,.0f} | {t['none']:,.0f} | {t['multiview']:,.0f} | {t['multiview'] / t['stock']:.2f} "
+              f"| {c['cs_inst']:.4f} | {c['cs_word']:.4f} | {c['cs_tok']:.4f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Tokenisation for code-switching with a transformers *fast* tokenizer.
+
+Words are the fast tokenizer's own words (``BatchEncoding.word_ids()``: its pre-tokenizer's
+split), never a re-implementation of it: BERT's WordPiece (``##`` continuations, punctuation is
+its own word), XLM-R's sentencepiece (``▁`` word starts, split on whitespace only) and RoBERTa's
+byte-level BPE (``Ġ`` word starts). The substitution tables (``csfair-lexicon table
+--hf-tokenizer``) encode each word *in context* with the same tokenizer (:func:`word_encoder`), so a
+table key is exactly the token ids the word has in running text.
+
+Examples for :class:`csfair_hf.collator.DataCollatorForCodeSwitchedLM` are dicts with
+``input_ids``, ``attention_mask``, ``special_tokens_mask`` (lists of int, as the tokenizer returns
+them) and ``word_ids``: int per token, the word index in the line, :data:`NO_WORD` for special
+tokens and :data:`CUT_WORD` for the tokens of a word cut by truncation or by a block boundary
+(a fragment must never match a shorter table key: the rule of :mod:`csfair.pretraining.sampler`).
+The input is expected Moses-tokenised (as csfair's fairseq path and its tables): with
+sentencepiece a word followed by attached punctuation ("hard,") is one word that matches no key.
+"""
+from typing import Callable, Dict, List, Optional, Sequence
+
+#: ``word_ids`` value of special tokens (``[CLS]``, ``</s>``, ...).
+NO_WORD = -1
+#: ``word_ids`` value of the tokens of a word cut by truncation or a block boundary (never eligible).
+CUT_WORD = -2
+
+#: A one-word context put before a word when encoding it for a table, so that it gets the
+#: tokens it has inside a sentence (byte-level BPE's ``Ġ``; WordPiece and sentencepiece do not
+#: depend on it).
+CONTEXT_WORD = "a"
+
+
+def load_tokenizer(name_or_path: str):
+    """``AutoTokenizer.from_pretrained(name_or_path)``, which must be a fast tokenizer.
+
+    Raises:
+        ValueError: the tokenizer is not fast (no ``word_ids()``).
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name_or_path)
+    if not tok.is_fast:
+        raise ValueError(f"{name_or_path}: a fast tokenizer is required (words come from its word_ids())")
+    return tok
+
+
+def _word_ids(enc, i: int) -> List[int]:
+    return [NO_WORD if w is None else int(w) for w in enc.word_ids(i)]
+
+
+def tokenize_lines(tokenizer, lines: Sequence[str], max_length: int, batch_size: int = 1000) -> List[Dict[str, List[int]]]:
+    """Line-by-line examples (run_mlm.py's ``--line_by_line``): one example per non-empty line,
+    truncated to ``max_length`` tokens (specials included) as the tokenizer truncates; the last
+    word of a truncated line is marked :data:`CUT_WORD` when truncation cut it.
+
+    Returns:
+        a list of example dicts (see the module docstring).
+    """
+    out: List[Dict[str, List[int]]] = []
+    lines = [ln for ln in lines if ln.strip()]
+    for a in range(0, len(lines), batch_size):
+        enc = tokenizer(list(lines[a:a + batch_size]), truncation=True, max_length=max_length,
+                        return_special_tokens_mask=True, return_overflowing_tokens=True)
+        rows = enc["overflow_to_sample_mapping"]
+        for r, sample in enumerate(rows):
+            if r > 0 and rows[r - 1] == sample:
+                continue  # an overflow row: run_mlm.py keeps only the first (truncated) one
+            wids = _word_ids(enc, r)
+            if r + 1 < len(rows) and rows[r + 1] == sample:
+                nxt = [w for w in _word_ids(enc, r + 1) if w >= 0]
+                last = max(w for w in wids if w >= 0) if any(w >= 0 for w in wids) else None
+                if nxt and last is not None and nxt[0] == last:
+                    wids = [CUT_WORD if w == last else w for w in wids]
+            out.append(dict(input_ids=list(enc["input_ids"][r]), attention_mask=list(enc["attention_mask"][r]),
+                            special_tokens_mask=list(enc["special_tokens_mask"][r]), word_ids=wids))
+    return out
+
+
+def group_lines(tokenizer, lines: Sequence[str], block_size: int, batch_size: int = 1000) -> List[Dict[str, List[int]]]:
+    """run_mlm.py's default: every line tokenised with its special tokens, concatenated, cut into
+    blocks of ``block_size`` tokens (the remainder dropped, as ``group_texts``). Word ids are made
+    unique across lines; a word cut by a block boundary is :data:`CUT_WORD` in both blocks."""
+    ids: List[int] = []
+    special: List[int] = []
+    wids: List[int] = []
+    base = 0
+    lines = [ln for ln in lines if ln.strip()]
+    for a in range(0, len(lines), batch_size):
+        enc = tokenizer(list(lines[a:a + batch_size]), return_special_tokens_mask=True)
+        for r in range(len(enc["input_ids"])):
+            w = _word_ids(enc, r)
+            ids += enc["input_ids"][r]
+            special += enc["special_tokens_mask"][r]
+            wids += [x + base if x >= 0 else x for x in w]
+            base += max(w) + 1 if any(x >= 0 for x in w) else 0
+    n = (len(ids) // block_size) * block_size
+    out = []
+    for s in range(0, n, block_size):
+        w = wids[s:s + block_size]
+        cut = set()
+        if s > 0 and w[0] >= 0 and wids[s - 1] == w[0]:
+            cut.add(w[0])
+        if s + block_size < len(wids) and w[-1] >= 0 and wids[s + block_size] == w[-1]:
+            cut.add(w[-1])
+        out.append(dict(input_ids=ids[s:s + block_size], attention_mask=[1] * block_size,
+                        special_tokens_mask=special[s:s + block_size],
+                        word_ids=[CUT_WORD if x in cut else x for x in w]))
+    return out
+
+
+def word_encoder(tokenizer, context: str = CONTEXT_WORD) -> Callable[[str], List[int]]:
+    """``encode(text) -> token ids`` of ``text`` as it appears inside a sentence (after ``context``
+    and a space), special tokens excluded: ``##`` continuations, ``▁`` and ``Ġ`` word starts come
+    out as in running text. For :func:`csfair.pretraining.table_build.build_table` (candidates may be
+    several words)."""
+    backend = tokenizer.backend_tokenizer  # the same Rust tokenizer, without the per-call Python overhead
+
+    def encode(text: str) -> List[int]:
+        enc = backend.encode(f"{context} {text}", add_special_tokens=False)
+        return [t for t, w in zip(enc.ids, enc.word_ids) if w is not None and w > 0]
+
+    return encode
+
+
+def word_key_encoder(tokenizer, context: str = CONTEXT_WORD) -> Callable[[str], List[int]]:
+    """Like :func:`word_encoder` for a table *key*: ``[]`` (not a key) when the tokenizer splits the
+    text into several words (``l'homme`` for BERT), which no single word of running text can match."""
+    backend = tokenizer.backend_tokenizer
+
+    def encode(text: str) -> List[int]:
+        enc = backend.encode(f"{context} {text}", add_special_tokens=False)
+        pairs = [(t, w) for t, w in zip(enc.ids, enc.word_ids) if w is not None and w > 0]
+        return [t for t, _ in pairs] if len({w for _, w in pairs}) == 1 else []
+
+    return encode
+
+
+def special_ids(tokenizer) -> List[int]:
+    """Ids of the tokenizer's special tokens (never substituted)."""
+    return sorted(set(int(i) for i in tokenizer.all_special_ids))
+
+
+def read_lines(path: str, limit: Optional[int] = None) -> List[str]:
+    """Non-empty lines of a UTF-8 text file (the first ``limit`` of them)."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if line:
+                out.append(line)
+                if limit is not None and len(out) >= limit:
+                    break
+    return out
+
+
+def describe(tokenizer) -> Dict[str, object]:
+    """What a table records about the tokenizer it was built for (class, size, vocabulary digest)."""
+    import hashlib
+    import json
+
+    vocab = tokenizer.get_vocab()
+    digest = hashlib.sha256(json.dumps(sorted(vocab.items()), ensure_ascii=False).encode("utf-8")).hexdigest()
+    return dict(hf_tokenizer_class=type(tokenizer).__name__, hf_vocab_size=len(tokenizer), hf_vocab_sha256=digest)
+
