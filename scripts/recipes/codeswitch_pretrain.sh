@@ -30,6 +30,7 @@
 #   --data-bin DIR        data-bin/<pair>
 #   --work DIR            work/<pair> (intermediate text)
 #   --save-root DIR       checkpoints/<pair>
+#   --prep-only           stop after step 6 (the data shared by every run; scripts/sweep.py pretrain)
 #   --tensorboard DIR     also log to TensorBoard (fairseq's --tensorboard-logdir DIR/<run>);
 #                         view with `tensorboard --logdir DIR`; curves as PNG: scripts/plot_training.py
 #
@@ -52,7 +53,7 @@ DATA=$CSFAIR_DATA
 
 PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
 MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS=1 SEED=1 RUN=""
-DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=()
+DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PREP_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --pair) PAIR=$2; shift 2 ;;
@@ -77,7 +78,8 @@ while [ $# -gt 0 ]; do
     --save-root) SAVE_ROOT=$2; shift 2 ;;
     --tensorboard) TB=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
+    --prep-only) PREP_ONLY=1; shift ;;
+    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -214,6 +216,7 @@ for name in ibm1 muse; do
 done
 echo "   table sizes on disk: $(du -sh "$DATA_BIN"/tables/* | awk '{printf "%s %s; ", $2, $1}')"
 T_PREP=$(( $(date +%s) - T0 ))
+[ "$PREP_ONLY" = 1 ] && { echo; echo "== [$PAIR] --prep-only: data ready in $DATA_BIN (${T_PREP}s)"; exit 0; }
 
 step "7/7 pretraining ($CS, $ARCH, $MAX_UPDATE updates) -> $SAVE"
 if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
