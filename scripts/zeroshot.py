@@ -33,10 +33,13 @@ Usage:
     python scripts/zeroshot.py --checkpoint ibm1=checkpoints/en-fr/ibm1/checkpoint_last.pt \\
         --checkpoint nocs=checkpoints/en-fr/none/checkpoint_last.pt --tasks pos,ner-wikiann,xnli \\
         --seeds 1,2,3 [--max-train 2000 --max-eval 1000] [--grid] [--freeze-encoder] [--crf] [--reference nocs]
+        [--launcher local --jobs 2 | --launcher slurm --slurm-partition gpu --slurm-time 4:00:00 --gpus-per-job 1]
     python scripts/zeroshot.py --checkpoint ... --paper --tasks ner-wikiann,xnli   # MNLI/XNLI 1.0 and PAN-X where present
     python scripts/zeroshot.py --checkpoint ... --tasks-file my_tasks.toml --tasks pawsx
 
 Tasks are declared in csfair/evaluation/tasks.toml (more with --tasks-file or $CSFAIR_TASKS_FILE).
+``--launcher local|slurm`` runs the same grid as one submitit job per run (scripts/sweep.py), collected
+into the same results.jsonl, skipping the same finished runs, with the same tables at the end.
 """
 import argparse
 import json
@@ -50,6 +53,7 @@ import types
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import sweep  # noqa: E402  (scripts/sweep.py: the launchers)
 from csfair.evaluation import metrics as M  # noqa: E402
 from csfair.baselines.embeddings import FASTTEXT_BUCKET  # noqa: E402
 from csfair.evaluation.tasks import TASKS, add_tasks_file, paper_task, unk_rates, write_task_data  # noqa: E402
@@ -448,7 +452,13 @@ def finetune_and_select(spec, model, arch_args, max_pos, stats, data_root, run_d
     return best, updates, best_epoch, dev, pairs, flags, majority
 
 
-def main(argv=None):
+def main(argv=None, plan=None):
+    """The serial runner; with ``--launcher local|slurm`` it hands the grid to scripts/sweep.py.
+
+    ``plan`` (a list): the launcher's planning pass: the data of every column and task is written, and the
+    runs left to do (``{"model", "task", "seed"}``; seed ``"grid"``: a column's lr x epochs grid) are appended
+    to ``plan`` instead of being run; no results, no tables.
+    """
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--checkpoint", action="append", required=True,
@@ -496,7 +506,11 @@ def main(argv=None):
                    help="monolingual lines per language for the taggers' fastText vectors (default: all)")
     p.add_argument("--fasttext-bucket", type=int, default=FASTTEXT_BUCKET,
                    help="fastText's hashed character n-gram rows (its default 2,000,000 = 800 MB per model at dim 100)")
+    sweep.add_launcher_args(p)
     args = p.parse_args(argv)
+    if args.launcher != "serial":
+        return sweep.launch_zeroshot(sys.argv[1:] if argv is None else list(argv), args, main)
+    unit = json.loads(args.sweep_unit) if args.sweep_unit else None  # a launcher's job: one run of the grid
 
     models = [Model(x) for x in args.checkpoint]
     for path in args.tasks_file:
@@ -517,6 +531,9 @@ def main(argv=None):
                   list(range(1, spec.paper_seeds + 1)) if args.paper else [1, 2, 3] for spec in tasks}
     results_path = os.path.join(args.out, "results.jsonl")
     items_path = os.path.join(args.out, "items.jsonl")
+    new_results = results_path  # finished runs are looked up in results_path; a launcher's job writes to its shard
+    if args.sweep_shard:
+        new_results, items_path = (os.path.join(args.sweep_shard, f) for f in ("results.jsonl", "items.jsonl"))
     suffix = ("/frozen" if args.freeze_encoder else "") + ("/crf" if args.crf else "") + \
              (f"/{args.class_weighting}" if args.class_weighting != "none" else "") + \
              (f"/focal{args.focal_gamma:g}" if args.focal_gamma else "")
@@ -527,9 +544,13 @@ def main(argv=None):
     current = {spec.name: set() for spec in tasks}  # protocol keys of this command, per task (what the tables show)
     t_start = time.time()
     for model in models:
+        if unit and model.name != unit["model"]:
+            continue
         label = model.name + (suffix if model.kind in ("pretrained", "hf") else "")
         be = _backend(model)
         for spec in tasks:
+            if unit and spec.name != unit["task"]:
+                continue
             seeds = task_seeds[spec.name]
             if model.kind == "tagger" and spec.kind != "tagging":
                 log(f"{label}: meta-embedding taggers do tagging only; {spec.name} skipped")
@@ -547,11 +568,14 @@ def main(argv=None):
             base = dict(model=label, task=spec.name, max_train=args.max_train, max_eval=args.max_eval,
                         checkpoint=model.path or _column_key(model), code=code)
             if len(configs) > 1:
-                best = None
+                best, grid_left = None, False
                 for lr, ep in configs:
                     proto = protocol_key(protocol_of(spec, model, args, arch_args, max_pos, stats, lr, ep, code))
                     got = [r for r in load_results(results_path) if r.get("protocol") == proto and r["split"] == "grid"
                            and r["seed"] == seeds[0]]
+                    if not got and plan is not None:
+                        grid_left = True
+                        break
                     if not got:
                         run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, f"grid-lr{lr:g}-ep{ep}")
                         t0 = time.time()
@@ -561,7 +585,7 @@ def main(argv=None):
                                                       items_path, flags, maj),
                                    protocol=proto, seed=seeds[0], lr=lr, epochs=ep, best_epoch=best_ep, dev_by_epoch=dev,
                                    seconds=round(time.time() - t0, 1))
-                        append_result(results_path, rec)
+                        append_result(new_results, rec)
                         got = [rec]
                         if not args.keep_checkpoints:
                             be.discard(ft)
@@ -571,17 +595,24 @@ def main(argv=None):
                         + (f" (failed: {', '.join(got[-1]['flags'])})" if failed else ""))
                     if not failed and (best is None or value > best[0]):
                         best = (value, lr, ep)
+                if grid_left:  # the grid is one job; the seeds wait for its selection
+                    plan.append(dict(model=model.name, task=spec.name, seed="grid"))
+                    continue
                 if best is None:
                     log(f"{spec.name}: every grid run failed; the first configuration is kept and its runs are flagged")
                     best = (None,) + configs[0]
                 configs = [best[1:]]
                 log(f"{spec.name}: selected lr={best[1]:g} epochs={best[2]} on {spec.source_lang} dev")
+                if unit and unit["seed"] == "grid":
+                    continue
             lr, epochs = configs[0]
             proto = protocol_key(protocol_of(spec, model, args, arch_args, max_pos, stats, lr, epochs, code))
             current[spec.name].add(proto)
             predictions = []  # per seed, for the ensemble of the taggers
             params = 0
             for seed in seeds:
+                if unit and unit["seed"] != seed:
+                    continue
                 have = [r for r in load_results(results_path) if r.get("protocol") == proto and r["seed"] == seed
                         and r["split"] == "test" and r["model"] == label]
                 run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, f"seed{seed}")
@@ -592,6 +623,9 @@ def main(argv=None):
                         saved = json.load(open(pred_file))
                         predictions.append({tuple(k.split("|")): v for k, v in saved.items()})
                     params = have[-1].get("params", 0)
+                    continue
+                if plan is not None:
+                    plan.append(dict(model=model.name, task=spec.name, seed=seed))
                     continue
                 t0 = time.time()
                 ft, updates, best_ep, dev, dev_pairs, run_flags, maj = be.finetune_and_select(
@@ -612,22 +646,27 @@ def main(argv=None):
                 recs += [dict(run_info, **run_record(spec, kept[key], stats, key[0], key[1], proto, seed, items_path,
                                                      run_flags)) for key in res]
                 for rec in recs:
-                    append_result(results_path, rec)
+                    append_result(new_results, rec)
                 log(f"{label} {spec.name} seed {seed}: best epoch {best_ep} (dev {spec.metric} by epoch {dev}); "
                     + ", ".join(f"{r['lang']}/{r['split']} {r['metrics'][spec.metric]:.4f}"
                                 + (f" [{','.join(r['flags'])}]" if r["flags"] else "") for r in recs)
                     + f" ({time.time() - t0:.0f} s, {params / 1e6:.2f}M parameters)")
                 if not args.keep_checkpoints:
                     be.discard(ft)
-            if model.kind == "tagger" and len(predictions) > 1:
+            if model.kind == "tagger" and len(predictions) > 1 and plan is None:
                 # HME-Ensemble (Winata et al., 2021): majority vote of the seeds, per word
                 for key in predictions[0]:
                     voted = majority_vote([pr[key] for pr in predictions])
                     rec = run_record(spec, voted, stats, key[0], key[1], proto, 0, items_path)
-                    append_result(results_path, dict(base, **rec, model=f"{label}-ensemble", protocol=proto, seed=0,
+                    append_result(new_results, dict(base, **rec, model=f"{label}-ensemble", protocol=proto, seed=0,
                                                      lr=lr, epochs=epochs, params=params * len(predictions)))
                 log(f"{label}-ensemble {spec.name}: majority vote of {len(predictions)} seeds recorded")
 
+    if plan is not None or unit:
+        if args.sweep_shard:  # the launcher merges a shard only once its job has written everything
+            os.makedirs(args.sweep_shard, exist_ok=True)
+            open(os.path.join(args.sweep_shard, "DONE"), "w").close()
+        return
     records = load_results(results_path)
     items = load_items(items_path) if args.reference else {}
     params_of = {}

@@ -50,6 +50,7 @@
 #   --data-bin DIR        data-bin/<pair>
 #   --work DIR            work/<pair> (intermediate text)
 #   --save-root DIR       checkpoints/<pair>
+#   --prep-only           stop after the data steps (the data shared by every run; scripts/sweep.py pretrain)
 #   --tensorboard DIR     also log to TensorBoard (fairseq's --tensorboard-logdir DIR/<run>);
 #                         view with `tensorboard --logdir DIR`; curves as PNG: scripts/plot_training.py
 #   --check               check the data and exit (0: present; 1: missing, listed); --list: the table
@@ -76,7 +77,7 @@ DATA=$CSFAIR_DATA
 
 PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
 MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS="" SEED=1 RUN=""
-DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PROFILE="" STOPWORDS=top:20 EVAL_TASKS=all MODE=run
+DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PROFILE="" STOPWORDS=top:20 EVAL_TASKS=all MODE=run PREP_ONLY=0
 case "${1:-}" in en-*) PAIR=$1; shift ;; esac
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -104,6 +105,7 @@ while [ $# -gt 0 ]; do
     --work) WORK=$2; shift 2 ;;
     --save-root) SAVE_ROOT=$2; shift 2 ;;
     --tensorboard) TB=$2; shift 2 ;;
+    --prep-only) PREP_ONLY=1; shift ;;
     --check) MODE=check; shift ;;
     --list) MODE=list; shift ;;
     --) shift; EXTRA=("$@"); break ;;
@@ -375,6 +377,7 @@ for name in $LEX; do
 done
 echo "   table sizes on disk: $(du -sh "$DATA_BIN"/tables/* | awk '{printf "%s %s; ", $2, $1}')"
 T_PREP=$(( $(date +%s) - T0 ))
+[ "$PREP_ONLY" = 1 ] && { echo; echo "== [$PAIR] --prep-only: data ready in $DATA_BIN (${T_PREP}s)"; exit 0; }
 
 step "7/7 pretraining ($CS, $ARCH, $MAX_UPDATE updates) -> $SAVE"
 if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
