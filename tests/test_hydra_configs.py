@@ -36,6 +36,8 @@ def recipe_fairseq_train_cfg():
     text = RECIPE.read_text()
     block = text[text.index('PAIR="" '):text.index("while [ $# -gt 0 ]")]
     env = {k: v.strip('"') for k, v in re.findall(r"\b([A-Z_]+)=(\"[^\"]*\"|\S+)", block)}
+    # NUM_WORKERS="" means: 2 with a CUDA GPU, else 1 (the CPU demo, which demo.yaml is)
+    env["NUM_WORKERS"] = env.get("NUM_WORKERS") or "1"
     env.update(DATA_BIN="data-bin/en-fr", SRC="en", TGT="fr", SAVE="checkpoints/en-fr/" + env["CS"])
     cmd = text[text.index('fairseq-train "$DATA_BIN"'):text.index('"${EXTRA[@]}"')].replace("\\\n", " ")
     argv = []

@@ -170,7 +170,11 @@ def test_save_load_roundtrip_and_checksum(tmp_path):
     table, _, _ = build(lexicon([("house", "maison", 0.7), ("house", "domicile", 0.3)]))
     path = table.save(tmp_path / "tbl")
     loaded = SubstitutionTable.load(path)
-    assert isinstance(loaded.cand_cdf, np.memmap)
+    # memory-mapped, not read into memory: the arrays keep the mapping (workers share its pages);
+    # the attributes are plain ndarray views of it (indexing an np.memmap is slow on the per-item path)
+    assert isinstance(loaded.arrays["cand_cdf"], np.memmap)
+    assert not loaded.cand_cdf.flags.owndata and loaded.cand_cdf.base is not None
+    assert np.shares_memory(loaded.cand_cdf, loaded.arrays["cand_cdf"])
     assert loaded.checksum() == table.checksum() == loaded.meta["checksum"]
     for name in SubstitutionTable.ARRAYS:
         np.testing.assert_array_equal(np.asarray(loaded.arrays[name]), table.arrays[name])
