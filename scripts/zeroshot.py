@@ -436,7 +436,7 @@ def run_record(spec, pairs, stats, lang, split, proto, seed, items_path, run_fla
     its = item_scores(spec.metric_fn, gold, pred)
     if its is not None and split != "grid":
         key = items_key(proto, seed, lang, split)
-        append_items(items_path, key, *its)
+        append_items(items_path, key, its)
         rec["items"] = key
     return rec
 
@@ -687,7 +687,7 @@ def main(argv=None, plan=None):
                 reference = args.reference if args.reference in cols else args.reference + suffix
                 if reference not in cols:
                     raise SystemExit(f"--reference {args.reference!r} is not a column of {spec.name} ({', '.join(cols)})")
-                add_significance(table, items, reference)
+                add_significance(table, items, reference, metric=spec.metric)
             headers = {m: (f"{m} ({params_of[m.split('@')[0]] / 1e6:.1f}M)" if m.split("@")[0] in params_of else m)
                        for m in next(iter(table.values()))}
             table = {lg: {headers[m]: v for m, v in row.items()} for lg, row in table.items()}
@@ -695,8 +695,6 @@ def main(argv=None, plan=None):
             title = (f"{spec.title} ({spec.metric}, {split}; mean ± std over the unflagged seeds of {seeds_text}, "
                      f"n = seeds in the mean; best epoch on {spec.source_lang} dev; parameters in brackets)")
             md = to_markdown(table, title, reference=headers.get(reference) if reference else None)
-            if reference and spec.metric_fn == "span_f1":
-                md += "\n- significance: not computed for span F1 (a corpus-level F1; accuracy metrics only)"
             print("\n" + md)
             if split == "test":
                 write_tables(os.path.join(args.out, "tables", spec.name), table, md)

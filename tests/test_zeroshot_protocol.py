@@ -114,9 +114,8 @@ def test_paired_bootstrap_against_the_reference_pooled_over_seeds(tmp_path):
     assert cells[1].strip().endswith("(n=2) *") and "excludes 0" in md and "1 failed" in cells[2]
     rows = list(csv.DictReader(io.StringIO(to_csv(t))))
     assert float(rows[0]["ibm1_lo"]) > 0 and rows[0]["none_lo"] == ""
-    # token accuracy items are sentences with their word counts; span F1 has none
+    # token accuracy items are sentences with their word counts (span F1: tests/test_span_f1_bootstrap.py)
     assert item_scores("token_accuracy", [["A", "B"], ["C"]], [["A", "A"], ["C"]]) == ([1, 1], [2, 1])
-    assert item_scores("span_f1", [["O"]], [["O"]]) is None
     with pytest.raises(KeyError, match="not a column"):
         add_significance(t, {}, "nosuch")
 

@@ -88,3 +88,99 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float, int]:
     if n == 1:
         return m, 0.0, 1
     return m, math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)), n
+
+
+SPAN_COUNTS = ("tp", "fp", "fn")  # the last axis of span_counts' counts
+SPAN_METRICS = ("micro_f1", "macro_f1", "precision", "recall")  # what span_score_from_counts computes
+
+
+def span_counts(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]],
+                types: Optional[Sequence[str]] = None):
+    """Per-sentence, per-entity-type span counts, the sufficient statistics of :func:`span_f1`.
+
+    Spans are seqeval's ``get_entities`` (the default, conlleval-compatible mode that
+    :func:`span_f1` uses); a predicted span is a true positive when a gold span of the same type has
+    the same boundaries. seqeval extracts the spans of a corpus from its sentences joined with an
+    ``O`` between them, so no span crosses a sentence and the corpus counts are the sums of the
+    per-sentence counts: summed over sentences, :func:`span_score_from_counts` gives exactly
+    :func:`span_f1`'s numbers (tested), and a paired bootstrap can resample sentences.
+
+    Args:
+        gold, pred: per sentence, one BIO tag per word (same lengths).
+        types: entity types (columns of the result); default the sorted union of the gold and
+            predicted types (seqeval's ``target_names``). Types given but absent count 0 everywhere.
+
+    Returns:
+        ``(types, counts)``: the type list and an int64 array ``[n_sentences, n_types, 3]`` of
+        (tp, fp, fn) per sentence and type.
+
+    Raises:
+        ValueError: a sentence whose gold and predicted lengths differ, or a span type not in ``types``.
+    """
+    import numpy as np
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    per = []
+    for i, (g, p) in enumerate(zip(gold, pred)):
+        g, p = list(g), list(p)
+        if len(g) != len(p):
+            raise ValueError(f"sentence {i}: {len(g)} gold tags but {len(p)} predicted")
+        per.append((set(get_entities(g)), set(get_entities(p))))
+    if len(per) != len(gold) or len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold sentences but {len(pred)} predicted")
+    if types is None:
+        types = sorted({t for g, p in per for t, _, _ in g | p})
+    col = {t: j for j, t in enumerate(types)}
+    counts = np.zeros((len(per), len(types), 3), dtype=np.int64)
+    for i, (g, p) in enumerate(per):
+        for kind, spans in ((0, g & p), (1, p - g), (2, g - p)):
+            for t, _, _ in spans:
+                if t not in col:
+                    raise ValueError(f"sentence {i}: span type {t!r} is not one of {list(types)}")
+                counts[i, col[t], kind] += 1
+    return list(types), counts
+
+
+def span_score_from_counts(counts, metric: str = "macro_f1"):
+    """Span precision/recall/F1 from summed (tp, fp, fn) counts, computed as seqeval computes them.
+
+    Args:
+        counts: array ``[..., n_types, 3]`` of (tp, fp, fn) totals (e.g. one row per bootstrap
+            resample); leading axes are kept.
+        metric: ``macro_f1`` (mean of the per-type F1 over the types with a gold or a predicted
+            span: seqeval's ``target_names``, the union of gold and predicted types), ``micro_f1``,
+            ``precision`` or ``recall`` (micro). A 0/0 ratio is 0 (seqeval's ``zero_division=0``).
+
+    Returns:
+        float64 array of the leading shape (a 0-d array for a single ``[n_types, 3]`` input);
+        NaN where no type has a span (seqeval averages an empty list then).
+
+    Raises:
+        ValueError: an unknown metric or a last axis other than 3.
+    """
+    import numpy as np
+
+    c = np.asarray(counts, dtype=np.float64)
+    if c.ndim < 2 or c.shape[-1] != 3:
+        raise ValueError(f"span counts must have shape [..., n_types, 3], got {c.shape}")
+    if metric not in SPAN_METRICS:
+        raise ValueError(f"unknown span metric {metric!r} (one of {', '.join(SPAN_METRICS)})")
+    tp, fp, fn = c[..., 0], c[..., 1], c[..., 2]
+    present = (tp + fp + fn) > 0  # the type is in seqeval's target_names
+    if metric != "macro_f1":
+        tp, fp, fn = tp.sum(-1, keepdims=True), fp.sum(-1, keepdims=True), fn.sum(-1, keepdims=True)
+    pred_sum, true_sum = tp + fp, tp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(pred_sum > 0, tp / np.where(pred_sum > 0, pred_sum, 1), 0.0)
+        recall = np.where(true_sum > 0, tp / np.where(true_sum > 0, true_sum, 1), 0.0)
+    if metric == "precision":
+        return precision[..., 0]
+    if metric == "recall":
+        return recall[..., 0]
+    denom = precision + recall
+    f = 2.0 * precision * recall / np.where(denom == 0, 1.0, denom)  # seqeval: denom[denom == 0] = 1
+    if metric == "micro_f1":
+        return f[..., 0]
+    n = present.sum(-1)
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, (f * present).sum(-1) / np.where(n > 0, n, 1), np.nan)

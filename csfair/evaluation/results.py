@@ -27,7 +27,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from csfair.io import PathLike, atomic_write
 from csfair.evaluation.metrics import mean_std
@@ -133,19 +133,41 @@ def failure_flags(score: Optional[float], majority_score: Optional[float], gold:
     return flags
 
 
-def item_scores(metric_fn: str, gold: Sequence, pred: Sequence) -> Optional[Tuple[List[int], List[int]]]:
-    """Per-item numerators and denominators of an accuracy, for the paired bootstrap.
+class SpanItems(NamedTuple):
+    """Per-sentence span counts of one evaluation (the items of a span-F1 metric).
+
+    Attributes:
+        types: entity types, the columns of ``counts``.
+        counts: per sentence and type (tp, fp, fn), nested lists ``[n][len(types)][3]`` of ints
+            (:func:`csfair.evaluation.metrics.span_counts`).
+    """
+
+    types: List[str]
+    counts: List[List[List[int]]]
+
+
+def item_scores(metric_fn: str, gold: Sequence, pred: Sequence):
+    """Per-item scores of one evaluation, for the paired bootstrap.
 
     Args:
-        metric_fn: ``token_accuracy`` (items are sentences: correct words, words) or
-            ``sentence_metrics`` (items are examples: 1 if correct, 1); for ``span_f1`` (a corpus-level
-            F1 is not a ratio of per-sentence sums) None: significance covers accuracy metrics only.
+        metric_fn: ``token_accuracy`` (items are sentences: correct words, words),
+            ``sentence_metrics`` (items are examples: 1 if correct, 1) or ``span_f1`` (items are
+            sentences: per entity type tp/fp/fn counts, from which any of the span metrics is
+            recomputed per resample).
         gold, pred: per item.
+
+    Returns:
+        ``(num, den)`` lists for an accuracy, a :class:`SpanItems` for span F1, None for another metric.
     """
     if metric_fn == "token_accuracy":
         return [sum(a == b for a, b in zip(g, p)) for g, p in zip(gold, pred)], [len(g) for g in gold]
     if metric_fn == "sentence_metrics":
         return [int(g == p) for g, p in zip(gold, pred)], [1] * len(gold)
+    if metric_fn == "span_f1":
+        from csfair.evaluation.metrics import span_counts
+
+        types, counts = span_counts(gold, pred)
+        return SpanItems(types, counts.tolist())
     return None
 
 
@@ -154,19 +176,30 @@ def items_key(protocol: str, seed: int, lang: str, split: str) -> str:
     return f"{protocol}|{seed}|{lang}|{split}"
 
 
-def append_items(path: PathLike, key: str, num: Sequence[int], den: Sequence[int]) -> None:
-    """One JSON line ``{"key", "num", "den"}`` (``den`` left out when every item weighs 1)."""
+def append_items(path: PathLike, key: str, num, den: Optional[Sequence[int]] = None) -> None:
+    """One JSON line of per-item scores: ``{"key", "num", "den"}`` for an accuracy (``den`` left out
+    when every item weighs 1), ``{"key", "types", "counts"}`` when ``num`` is a :class:`SpanItems`
+    (``item_scores``' result can be passed as it is: ``append_items(path, key, item_scores(...))``)."""
+    if isinstance(num, SpanItems):
+        append_result(path, {"key": key, "types": list(num.types), "counts": [list(map(list, c)) for c in num.counts]})
+        return
+    if den is None and isinstance(num, tuple) and len(num) == 2:
+        num, den = num
     rec = {"key": key, "num": list(num)}
-    if any(d != 1 for d in den):
+    if den is not None and any(d != 1 for d in den):
         rec["den"] = list(den)
     append_result(path, rec)
 
 
-def load_items(path: PathLike) -> Dict[str, Tuple[List[int], List[int]]]:
-    """``{key: (num, den)}`` of an items file (the last line of a key wins)."""
+def load_items(path: PathLike) -> Dict[str, object]:
+    """``{key: (num, den)}`` for accuracy lines, ``{key: SpanItems}`` for span-count lines, of an items
+    file (the last line of a key wins; files written before span items existed load unchanged)."""
     out = {}
     for r in load_results(path):
-        out[r["key"]] = (r["num"], r.get("den", [1] * len(r["num"])))
+        if "counts" in r:
+            out[r["key"]] = SpanItems(list(r["types"]), r["counts"])
+        else:
+            out[r["key"]] = (r["num"], r.get("den", [1] * len(r["num"])))
     return out
 
 
@@ -184,7 +217,8 @@ class Cell:
         unk_rate: share of ``<unk>`` input pieces of the language (max over the records), if known.
         items: items-file keys of the unflagged seeds (for :func:`add_significance`).
         sig: paired bootstrap against the reference column (``csfair.evaluation.stats.paired_bootstrap``'s
-            dict), or ``{"error": why}`` when it cannot be computed; None: not asked for.
+            dict; ``paired_bootstrap_counts``' for span F1), or ``{"error": why}`` when it cannot be
+            computed; None: not asked for.
     """
 
     mean: float
@@ -266,46 +300,113 @@ def aggregate(
     return table
 
 
-def add_significance(table: Dict[str, Dict[str, Cell]], items: Dict[str, Tuple[List[int], List[int]]],
-                     reference: str, n_boot: int = 1000, seed: int = 12345) -> None:
+def _span_pooled(got: List[SpanItems]):
+    """Counts ``[n, len(types), 3]`` summed over seeds and their type list, or None (different sentence counts)."""
+    import numpy as np
+
+    n = len(got[0].counts)
+    if any(len(g.counts) != n for g in got):
+        return None
+    types = sorted({t for g in got for t in g.types})
+    total = np.zeros((n, len(types), 3), dtype=np.int64)
+    for g in got:
+        if g.types and n:
+            total[:, [types.index(t) for t in g.types], :] += np.asarray(g.counts, dtype=np.int64).reshape(n, len(g.types), 3)
+    return types, total
+
+
+def _align(types: List[str], counts, union: List[str]):
+    """``counts`` ``[n, len(types), 3]`` with the columns of ``union`` (absent types count 0)."""
+    import numpy as np
+
+    out = np.zeros((counts.shape[0], len(union), 3), dtype=np.int64)
+    if types:
+        out[:, [union.index(t) for t in types], :] = counts
+    return out
+
+
+def add_significance(table: Dict[str, Dict[str, Cell]], items: Dict[str, object],
+                     reference: str, n_boot: int = 1000, seed: int = 12345,
+                     metric: Optional[str] = None) -> None:
     """Fill ``Cell.sig`` of every column against column ``reference``, per language (in place).
 
-    Per test item, the score of a column is the mean over its unflagged seeds (pooled over seeds:
-    the pooled accuracy equals the mean of the per-seed accuracies, the test items being the same),
-    and :func:`csfair.evaluation.stats.paired_bootstrap` resamples items for the difference
-    ``column - reference``. A cell gets ``{"error": why}`` when a side has no per-item scores (a
-    span-F1 metric, failed seeds only, old records) or the two sides' items differ (count or
-    per-item denominators, e.g. a different truncation under another vocabulary).
+    Accuracy items (``(num, den)``): per test item, the score of a column is the mean over its
+    unflagged seeds (pooled over seeds: the pooled accuracy equals the mean of the per-seed
+    accuracies, the test items being the same), and :func:`csfair.evaluation.stats.paired_bootstrap`
+    resamples items for the difference ``column - reference``.
+
+    Span items (:class:`SpanItems`, span F1): per test sentence, a column's tp/fp/fn counts per
+    entity type are summed over its unflagged seeds (the pooled score is the F1 of the seeds'
+    predictions taken together as one corpus), both sides are put on the union of their types, and
+    :func:`csfair.evaluation.stats.paired_bootstrap_counts` resamples sentences, recomputing
+    ``metric`` (:func:`csfair.evaluation.metrics.span_score_from_counts`: macro F1 over the types with
+    a gold or predicted span in the resample, as seqeval does) for both sides.
+
+    A cell gets ``{"error": why}`` when a side has no per-item scores (failed seeds only, old
+    records), the two sides' items differ (count or per-item denominators, e.g. a different
+    truncation under another vocabulary), or span items come without a span ``metric``.
+
+    Args:
+        metric: the table's metric; needed for span items (one of
+            :data:`csfair.evaluation.metrics.SPAN_METRICS`), ignored for accuracy items.
 
     Raises:
         KeyError: ``reference`` is not a column of the table.
     """
-    from csfair.evaluation.stats import paired_bootstrap
+    from csfair.evaluation.metrics import SPAN_METRICS, span_score_from_counts
+    from csfair.evaluation.stats import paired_bootstrap, paired_bootstrap_counts
+
+    def pooled(cell):
+        got = [items[k] for k in cell.items if k in items]
+        if not got or len(got) != cell.n:
+            return None
+        if all(isinstance(g, SpanItems) for g in got):
+            return _span_pooled(got)
+        if any(isinstance(g, SpanItems) for g in got):
+            return None
+        den = got[0][1]
+        if any(d != den for _, d in got):
+            return None
+        return [sum(x) / len(got) for x in zip(*(g[0] for g in got))], den
 
     for lang, row in table.items():
         if reference not in row:
             raise KeyError(f"--reference {reference!r} is not a column ({', '.join(row)})")
-
-        def pooled(cell):
-            got = [items[k] for k in cell.items if k in items]
-            if not got or len(got) != cell.n:
-                return None
-            den = got[0][1]
-            if any(d != den for _, d in got):
-                return None
-            return [sum(x) / len(got) for x in zip(*(g[0] for g in got))], den
-
         ref = pooled(row[reference])
         for name, cell in row.items():
             if name == reference or cell.empty:
                 continue
             mine = pooled(cell)
             if ref is None or mine is None:
-                cell.sig = {"error": "no per-item scores (span F1, failed seeds only, or old records)"}
-            elif len(ref[0]) != len(mine[0]) or ref[1] != mine[1]:
+                cell.sig = {"error": "no per-item scores (failed seeds only, or records written before per-item "
+                                     "scores of this metric were stored)"}
+            elif not _same_items(ref, mine):
                 cell.sig = {"error": "different test items than the reference"}
+            elif _is_span(ref):
+                if metric not in SPAN_METRICS:
+                    cell.sig = {"error": f"span counts need a span metric ({', '.join(SPAN_METRICS)}), got {metric!r}"}
+                    continue
+                union = sorted(set(ref[0]) | set(mine[0]))
+                try:
+                    cell.sig = paired_bootstrap_counts(
+                        _align(ref[0], ref[1], union), _align(mine[0], mine[1], union),
+                        lambda c: span_score_from_counts(c, metric), n_boot=n_boot, seed=seed)
+                except ValueError as e:
+                    cell.sig = {"error": str(e)}
             else:
                 cell.sig = paired_bootstrap(ref[0], mine[0], mine[1], n_boot=n_boot, seed=seed)
+
+
+def _is_span(pooled) -> bool:
+    """Whether a pooled side holds span counts (types, array) rather than (num, den) lists."""
+    return hasattr(pooled[1], "shape")
+
+
+def _same_items(ref, mine) -> bool:
+    """Both sides are of one kind on the same items (count, and per-item denominators for accuracies)."""
+    if _is_span(ref) or _is_span(mine):
+        return _is_span(ref) and _is_span(mine) and ref[1].shape[0] == mine[1].shape[0]
+    return len(ref[0]) == len(mine[0]) and ref[1] == mine[1]
 
 
 def format_cell(cell: Cell, digits: int = 4) -> str:
@@ -326,8 +427,9 @@ def to_markdown(table: Dict[str, Dict[str, Cell]], title: str = "", digits: int 
                 reference: Optional[str] = None) -> str:
     """A Markdown table: languages down, models across, :func:`format_cell` cells, then notes.
 
-    Notes under the table: what ``*`` and ``failed`` mean, which flags the failed seeds had, and
-    languages whose inputs are mostly ``<unk>`` for a column's vocabulary.
+    Notes under the table: what ``*`` and ``failed`` mean, which cells have no significance and why
+    (``Cell.sig["error"]``), which flags the failed seeds had, and languages whose inputs are mostly
+    ``<unk>`` for a column's vocabulary.
     """
     models = list(next(iter(table.values())).keys()) if table else []
     lines = ([f"**{title}**", ""] if title else []) + [
@@ -349,6 +451,10 @@ def to_markdown(table: Dict[str, Dict[str, Cell]], title: str = "", digits: int 
     if reference is not None:
         legend.append(f"`*`: the paired bootstrap 95% interval (test items, pooled over seeds) of the difference to "
                       f"`{reference}` excludes 0")
+    no_sig = sorted({c.sig["error"] for row in table.values() for c in row.values() if c.sig and "error" in c.sig})
+    for why in no_sig:
+        legend.append(f"significance not computed ({why}): " + ", ".join(
+            f"{lang} / {m}" for lang, row in table.items() for m, c in row.items() if c.sig and c.sig.get("error") == why))
     if failed_any:
         legend.append(f"failed: dev score not above the majority-class baseline ({BELOW_MAJORITY}) or more than "
                       f"{100 * COLLAPSE_SHARE:.0f}% of the predictions one label ({COLLAPSED}); left out of the mean")

@@ -9,9 +9,12 @@ sentence pairs for tagging and classification.
 
 A score that is a ratio of sums (accuracy = correct tokens / scored tokens, pooled over sentences)
 is resampled as such: each item contributes its numerator and denominator, and the statistic of
-a resample is ``sum(num) / sum(den)``.
+a resample is ``sum(num) / sum(den)``. A corpus-level span F1 is not a ratio of per-item sums but a
+function of summed per-item count vectors (per entity type: true positives, false positives, false
+negatives, summed over sentences): :func:`paired_bootstrap_counts` resamples sentences and
+recomputes the statistic from the resample's summed counts.
 """
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
@@ -71,6 +74,61 @@ def paired_bootstrap(
         dens = counts @ d
         ok = dens > 0
         boot.append((counts[ok] @ (b - a)) / dens[ok])
+    boot = np.concatenate(boot)
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
+    p = min(1.0, 2.0 * min(float((boot <= 0).mean()), float((boot >= 0).mean())))
+    return dict(diff=diff, lo=float(lo), hi=float(hi), p_value=p, n_items=int(n), n_boot=int(boot.size),
+                significant=float(lo > 0 or hi < 0))
+
+
+def paired_bootstrap_counts(
+    counts_a,
+    counts_b,
+    statistic: Callable,
+    n_boot: int = 1000,
+    seed: int = 12345,
+    alpha: float = 0.05,
+) -> Dict[str, float]:
+    """Paired bootstrap of ``statistic(sum b) - statistic(sum a)`` for statistics of summed count vectors.
+
+    The resampling is :func:`paired_bootstrap`'s (same generator, seed, multinomial draws of item
+    multiplicities, percentile interval and two-sided p-value): a resample draws ``n`` items with
+    replacement, the same items for both systems, sums each system's count vectors with the draw's
+    multiplicities (one matrix product per chunk of resamples) and recomputes the statistic.
+
+    Args:
+        counts_a: array ``[n, ...]`` per-item count vectors of system a (e.g. span F1: per sentence
+            ``[n_types, 3]`` tp/fp/fn, :func:`csfair.evaluation.metrics.span_counts`).
+        counts_b: the same for system b, on the same items in the same order, same shape.
+        statistic: maps summed counts ``[R, ...]`` to ``[R]`` scores (vectorised over resamples;
+            e.g. :func:`csfair.evaluation.metrics.span_score_from_counts`).
+        n_boot, seed, alpha: as in :func:`paired_bootstrap`.
+
+    Returns:
+        :func:`paired_bootstrap`'s dict; resamples where the statistic is NaN (nothing to score)
+        are dropped and ``n_boot`` counts the rest.
+
+    Raises:
+        ValueError: inputs of different shapes, no items, or a NaN statistic on all items.
+    """
+    a = np.asarray(counts_a, dtype=np.float64)
+    b = np.asarray(counts_b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim < 1 or a.shape[0] == 0:
+        raise ValueError(f"paired bootstrap needs count arrays of one shape with at least one item, got {a.shape}, {b.shape}")
+    n, rest = a.shape[0], a.shape[1:]
+    full = statistic(np.stack([a.sum(0), b.sum(0)]))
+    if np.isnan(full).any():
+        raise ValueError("paired bootstrap: the statistic is undefined on all items (nothing to score)")
+    diff = float(full[1] - full[0])
+    fa, fb = a.reshape(n, -1), b.reshape(n, -1)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_boot, 5_000_000 // n))
+    boot = []
+    for start in range(0, n_boot, chunk):
+        w = rng.multinomial(n, np.full(n, 1.0 / n), size=min(chunk, n_boot - start)).astype(np.float64)
+        r = w.shape[0]
+        d = statistic((w @ fb).reshape((r,) + rest)) - statistic((w @ fa).reshape((r,) + rest))
+        boot.append(d[~np.isnan(d)])
     boot = np.concatenate(boot)
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     p = min(1.0, 2.0 * min(float((boot <= 0).mean()), float((boot >= 0).mean())))
