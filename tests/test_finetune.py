@@ -142,6 +142,21 @@ def test_frozen_encoder_with_crf_and_sentence_pair_classification(tiny_pair, tin
     recs = [json.loads(x) for x in open(tmp_path / "results.jsonl")]
     tasks = {(r["task"], r["model"], r["split"]) for r in recs}
     assert ("ner-wikiann", "tiny/frozen/crf", "test") in tasks and ("xnli", "tiny", "test") in tasks
+    # NER evaluations store per-sentence span counts that sum to the record's seqeval scores
+    import numpy as np
+
+    from csfair.evaluation.metrics import span_score_from_counts
+    from csfair.evaluation.results import SpanItems, load_items
+
+    items = load_items(tmp_path / "items.jsonl")
+    ner = [r for r in recs if r["task"] == "ner-wikiann"]
+    assert ner and all(isinstance(items[r["items"]], SpanItems) for r in ner)
+    for r in ner:
+        counts = items[r["items"]].counts
+        assert len(counts) == r["n"]
+        if items[r["items"]].types:
+            total = np.asarray(counts).sum(0)
+            assert float(span_score_from_counts(total, "micro_f1")) == pytest.approx(r["metrics"]["micro_f1"], abs=1e-12)
     xnli = next(r for r in recs if r["task"] == "xnli" and r["split"] == "test")
     assert 0.0 <= xnli["metrics"]["accuracy"] <= 1.0 and xnli["n"] == 60
 
