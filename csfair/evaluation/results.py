@@ -183,7 +183,7 @@ def append_items(path: PathLike, key: str, num, den: Optional[Sequence[int]] = N
     if isinstance(num, SpanItems):
         append_result(path, {"key": key, "types": list(num.types), "counts": [list(map(list, c)) for c in num.counts]})
         return
-    if den is None and isinstance(num, tuple) and len(num) == 2:
+    if den is None and isinstance(num, tuple) and len(num) == 2 and all(isinstance(x, (list, tuple)) for x in num):
         num, den = num
     rec = {"key": key, "num": list(num)}
     if den is not None and any(d != 1 for d in den):
@@ -453,8 +453,9 @@ def to_markdown(table: Dict[str, Dict[str, Cell]], title: str = "", digits: int 
                       f"`{reference}` excludes 0")
     no_sig = sorted({c.sig["error"] for row in table.values() for c in row.values() if c.sig and "error" in c.sig})
     for why in no_sig:
-        legend.append(f"significance not computed ({why}): " + ", ".join(
-            f"{lang} / {m}" for lang, row in table.items() for m, c in row.items() if c.sig and c.sig.get("error") == why))
+        cells = ", ".join(f"{lang} / {m}" for lang, row in table.items() for m, c in row.items()
+                          if c.sig and c.sig.get("error") == why)
+        legend.append(f"significance not computed for {cells}: {why}")
     if failed_any:
         legend.append(f"failed: dev score not above the majority-class baseline ({BELOW_MAJORITY}) or more than "
                       f"{100 * COLLAPSE_SHARE:.0f}% of the predictions one label ({COLLAPSED}); left out of the mean")
