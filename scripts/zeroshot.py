@@ -53,6 +53,7 @@ import types
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # scripts/sweep.py when imported as a module
 import sweep  # noqa: E402  (scripts/sweep.py: the launchers)
 from csfair.evaluation import metrics as M  # noqa: E402
 from csfair.baselines.embeddings import FASTTEXT_BUCKET  # noqa: E402

@@ -34,9 +34,18 @@ def mono_lines(langs: Sequence[str] = ("en", "es"), n: int = 3000) -> Dict[str, 
 
 
 def _save(model, tokenizer, out: Path) -> Path:
+    """Save both, and check what every caller relies on: a fast tokenizer (word ids) whose ids all
+    index the model's embedding matrix, and a directory that reloads with the same vocabulary."""
+    from transformers import AutoTokenizer
+
+    assert tokenizer.is_fast, f"{type(tokenizer).__name__}: the collator needs a fast tokenizer's word_ids()"
+    n_emb = model.get_input_embeddings().num_embeddings
+    assert len(tokenizer) <= n_emb, f"tokenizer has {len(tokenizer)} ids, the model embeds {n_emb}"
+    assert tokenizer.mask_token_id is not None and tokenizer.pad_token_id is not None
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == tokenizer.get_vocab(), f"{out}: vocabulary not reloaded"
     return out
 
 
