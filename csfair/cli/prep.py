@@ -59,6 +59,11 @@ def _eval_splits(args):
         raise SystemExit(str(e.args[0]))
 
 
+def _near_copy(args) -> dict:
+    """The near-copy options given (the library's defaults for the others)."""
+    return {k: v for k, v in (("n", args.ngram), ("threshold", args.ngram_threshold)) if v is not None}
+
+
 def cmd_split_pair(args) -> None:
     """Held-out split of a language pair's text: test set and evaluation data out of all training text."""
     from csfair.evaluation.overlap import split_pair
@@ -73,14 +78,15 @@ def cmd_split_pair(args) -> None:
         parallel = (args.parallel_src, args.parallel_tgt)
     try:
         stats = split_pair(mono, args.tgt_lang, parallel, args.out_dir, _eval_splits(args), args.test, args.valid,
-                           max_train=args.max_train, seed=args.seed, max_chars=args.max_chars, src_lang=args.src_lang)
+                           max_train=args.max_train, seed=args.seed, max_chars=args.max_chars, src_lang=args.src_lang,
+                           **_near_copy(args))
     except ValueError as e:
         raise SystemExit(str(e))
     print(json.dumps({k: v for k, v in stats.items() if k != "eval_splits"}))
 
 
 def cmd_audit(args) -> None:
-    """Overlaps of training/lexicon inputs with every evaluation split; exit status 1 on a test overlap."""
+    """Copies and near-copies of every evaluation item in the training/lexicon inputs; exit status 1 on a test hit."""
     from csfair.evaluation.overlap import audit, file_eval_split, format_audit, translation_splits, write_audit
 
     inputs = {}
@@ -102,8 +108,11 @@ def cmd_audit(args) -> None:
         if not sep or not tgt:
             raise SystemExit(f"--translations expects SRC_FILE:TGT_FILE, got {spec!r}")
         splits += translation_splits(base, src, tgt)
-    report = audit(inputs, splits)
-    print(format_audit(report))
+    try:
+        report = audit(inputs, splits, **_near_copy(args))
+    except ValueError as e:
+        raise SystemExit(str(e))
+    print(format_audit(report, max_hits=args.max_hits))
     if args.json:
         write_audit(report, args.json)
         print(f"audit written to {args.json}")
@@ -207,9 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated task names of csfair.evaluation.tasks.TASKS, 'all' or 'none'")
         s.add_argument("--eval-seed", type=int, default=1,
                        help="data seed of the task loaders (scripts/zeroshot.py uses 1)")
+        s.add_argument("--ngram", type=int, default=None,
+                       help="word n-gram length of the near-copy test (default: csfair.evaluation.nearcopy.NGRAM, "
+                            "PaLM's 8, GPT-3's minimum); items shorter than this are matched as whole sentences only")
+        s.add_argument("--ngram-threshold", type=float, default=None,
+                       help="a training line that holds this share of an item's distinct n-grams is a near-copy "
+                            "(default: csfair.evaluation.nearcopy.THRESHOLD, PaLM's contamination ratio 0.7)")
 
     s = sub.add_parser("split-pair", help="held-out split of a pair's text: the test set and every evaluation "
-                                          "sentence (and its translation) out of the training and parallel text")
+                                          "sentence (aligned rows of multi-parallel tests, translations and "
+                                          "near-copies included) out of the training and parallel text")
     s.add_argument("--mono", action="append", required=True, help="LANG:PATH monolingual text, once per language")
     s.add_argument("--tgt-lang", required=True, help="the language that gets the --test split")
     s.add_argument("--src-lang", default=None, help="the other language (side of --parallel-src)")
@@ -226,8 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     eval_options(s)
     s.set_defaults(func=cmd_split_pair)
 
-    s = sub.add_parser("audit", help="normalised exact-match overlaps of training inputs with evaluation splits "
-                                     "(exit 1 when a test split overlaps)")
+    s = sub.add_parser("audit", help="copies and near-copies (tokenisation-insensitive, contained, word n-gram "
+                                     "overlap) of evaluation items in training inputs, naming file and line "
+                                     "(exit 1 when a test item is found)")
     s.add_argument("--input", action="append", required=True,
                    help="NAME=PATH of a pretraining or lexicon input (one sentence per line), repeatable")
     s.add_argument("--test-file", action="append", default=[],
@@ -235,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--translations", action="append", default=[],
                    help="SRC_FILE:TGT_FILE line-aligned parallel corpus (the unfiltered original): also audit the "
                         "translations of evaluation items found in it, repeatable")
-    s.add_argument("--json", default=None, help="also write the report here")
+    s.add_argument("--json", default=None, help="also write the report here (every hit)")
+    s.add_argument("--max-hits", type=int, default=20, help="test hits listed on stdout (the rest are counted)")
     eval_options(s)
     s.set_defaults(func=cmd_audit)
 

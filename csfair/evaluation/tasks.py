@@ -99,7 +99,9 @@ class TaskSpec:
     @property
     def digest(self) -> str:
         """12 hex digits of the SHA-256 of the resolved declaration (part of the runner's protocol key)."""
-        text = json.dumps(self.declaration, sort_keys=True, ensure_ascii=False)
+        # aligned_test only tells the held-out split what to hold out; fine-tuning data is the same
+        decl = {k: v for k, v in self.declaration.items() if k != "aligned_test"}
+        text = json.dumps(decl, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
     def missing_message(self) -> str:
@@ -131,7 +133,7 @@ def _split_off(items: List, frac: float, seed: int):
 
 _KEYS = {"inherit", "title", "kind", "pair", "pretokenize", "metric", "metric_fn", "epochs", "train_lang", "langs",
          "reader", "options", "train", "valid", "test", "files", "splits", "split_by_premise", "extra_train",
-         "labels", "embedding_langs", "paper_seeds", "fallback", "source", "notes"}
+         "labels", "embedding_langs", "paper_seeds", "fallback", "source", "notes", "aligned_test"}
 _ENTRY_KEYS = {"path", "paths", "reader", "options", "lang", "holdout",
                "dataset", "config", "split", "data_files", "disk", "revision", "cache_dir", "columns", "label_names"}
 _HF_KEYS = ("dataset", "config", "split", "data_files", "disk", "revision", "cache_dir", "label_names")
@@ -398,6 +400,22 @@ def add_tasks_file(path: PathLike) -> List[str]:
     new = load_tasks_file(path, known=TASKS)
     TASKS.update(new)
     return list(new)
+
+
+def with_langs(spec: TaskSpec, langs: Sequence[str]) -> TaskSpec:
+    """The same task declaration evaluated on other languages (e.g. every row of a multi-parallel test).
+
+    Args:
+        spec: a task.
+        langs: its new ``langs`` (test languages).
+
+    Returns:
+        a new :class:`TaskSpec` (``spec`` is unchanged).
+
+    Raises:
+        ValueError: as for a declaration in a tasks file.
+    """
+    return _build(spec.name, {**spec.declaration, "langs": list(langs)}, spec.origin)
 
 
 def paper_task(name: str, tasks: Optional[Dict[str, TaskSpec]] = None) -> Tuple[TaskSpec, Optional[str]]:

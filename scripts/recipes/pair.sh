@@ -262,7 +262,9 @@ mkdir -p "$DATA_BIN" "$WORK" "$SAVE"
 # The binarised data and the intermediate text depend on these options; refuse to mix builds.
 # heldout=2: test and evaluation sentences (and their translations) held out of all training text
 # and of the lexicon's parallel text (a data-bin from before that has no such field and is refused).
-CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES valid=$VALID_LINES split_seed=1 heldout=2"
+# heldout=3: near-copies too (csfair.evaluation.nearcopy: tokenisation-insensitive copies, containment,
+# >= 70% of an item's word 8-grams in one line) and every language's row of an XNLI test item.
+CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES valid=$VALID_LINES split_seed=1 heldout=3"
 [ "$PROFILE" = paper ] && CONFIG="$CONFIG data=paper"
 [ "$STOPWORDS" != top:20 ] && CONFIG="$CONFIG stopwords=$STOPWORDS"
 [ "$EVAL_TASKS" != all ] && CONFIG="$CONFIG eval_tasks=$EVAL_TASKS"
@@ -293,9 +295,9 @@ if [ -f "$WORK/heldout.json" ]; then skip "$WORK/text/*.txt, $WORK/parallel/trai
     --test "$TEST_LINES" --valid "$VALID_LINES" ${MAX_TRAIN:+--max-train "$MAX_TRAIN"} --seed 1 \
     --eval-langs "$SRC,$TGT" "${EVAL_ARGS[@]}" --out-dir "$WORK"
 fi
-# Fails the recipe (exit 1) when any test split still overlaps a training or lexicon input.
+# Fails the recipe (exit 1) when any test item is still held by a training or lexicon input.
 AUDIT_TEST=(); [ -f "$WORK/text/$TGT.test.txt" ] && AUDIT_TEST=(--test-file "mlm/$TGT.test=$WORK/text/$TGT.test.txt")
-echo "   audit (normalised exact match; translations via $PARALLEL) -> $WORK/audit.json"
+echo "   audit (copies and near-copies; translations via $PARALLEL) -> $WORK/audit.json"
 csfair-prep audit --input "$SRC.train=$WORK/text/$SRC.train.txt" --input "$SRC.valid=$WORK/text/$SRC.valid.txt" \
   --input "$TGT.train=$WORK/text/$TGT.train.txt" --input "$TGT.valid=$WORK/text/$TGT.valid.txt" \
   --input "lexicon.$SRC=$WORK/parallel/train.$SRC" --input "lexicon.$TGT=$WORK/parallel/train.$TGT" \
