@@ -13,7 +13,7 @@ import pytest
 
 from conftest import VENV_BIN, data_path, head_lines
 from csfair.evaluation.corpora import read_ner, read_udpos_tsv
-from csfair.evaluation.nearcopy import KINDS, NearCopyIndex, TextTable, words
+from csfair.evaluation.nearcopy import KINDS, NearCopyIndex, TextTable, word_lists, words
 from csfair.io import InputFormatError
 from csfair.evaluation.overlap import (
     audit,
@@ -139,6 +139,8 @@ def test_audit_cli_fails_on_a_test_overlap_and_writes_the_table_as_json(slices, 
     assert p.returncode == 0 and "OK" in p.stdout, p.stdout + p.stderr
     p = cli("audit", "--input", f"no-name-{clean}", *common)
     assert p.returncode != 0 and "NAME=PATH" in p.stderr
+    p = cli("audit", "--input", f"other={clean}", "--ngram-threshold", "1.5", *common)
+    assert p.returncode == 2 and "threshold must be in (0, 1]" in p.stderr  # a usage error, not a failed audit
 
 
 def test_split_pair_rejects_misaligned_parallel_text(slices, tmp_path):
@@ -189,6 +191,7 @@ def test_words_ignore_moses_ptb_and_escapes_on_real_sentences(fr_eval):
     assert words("l' homme") == words("l'homme") == ["l", "homme"]
     assert words("I do n't know , ca n't say") == words("I don't know, can't say") == words("I don&apos;t know, can't say")
     assert words(" ... ") == [] and words("Straße") == words("STRASSE")
+    assert word_lists(["a&#10;b", "c"]) == [["a", "b"], ["c"]]  # a decoded newline does not split a text
     pos, md, mt = fr_eval["pos/fr.test"].keys[:1000], MosesDetokenizer("fr"), MosesTokenizer("fr")
     detok = [md.detokenize(k.split(" ")) for k in pos]
     assert sum(normalize(d) != k for d, k in zip(detok, pos)) > len(pos) / 2  # the exact key misses these

@@ -31,7 +31,8 @@ large-model evaluations:
 Cost: every line's n-grams are hashed in flat NumPy arrays (``n`` vectorised passes) and looked up
 in the sorted hashes of the items (``searchsorted``), so a scan is O((lines + items) log items),
 not a comparison of every line with every item; candidates are then checked exactly on their words
-(a 64-bit hash collision cannot create or hide a hit).
+(a 64-bit hash collision cannot create a hit; it could hide one only by merging two n-grams of one
+item, probability about 2^-64 per pair of n-grams).
 """
 import html
 import re
@@ -84,10 +85,11 @@ def word_lists(texts: Sequence[str]) -> List[List[str]]:
         ValueError: a text contains a newline.
     """
     texts = list(texts)
-    joined = "\n".join(texts)
-    if joined.count("\n") != max(len(texts) - 1, 0):
+    if any("\n" in t for t in texts):
         raise ValueError("word_lists: a text contains a newline")
-    folded = _NT.sub(" n't", unicodedata.normalize("NFKC", html.unescape(joined)).casefold())
+    # entities are decoded per text, so that a decoded newline (&#10;) cannot split a text in two
+    joined = "\n".join(html.unescape(t).replace("\n", " ") if "&" in t else t for t in texts)
+    folded = _NT.sub(" n't", unicodedata.normalize("NFKC", joined).casefold())
     out = [x.split() for x in _SEP.sub(" ", folded).split("\n")]
     return out if texts else []
 
@@ -134,8 +136,8 @@ class TextTable:
         loose = [" ".join(w) for w in toks]
         n_words = np.fromiter(map(len, toks), dtype=np.int64, count=len(toks))
         total = int(n_words.sum())
-        # token hashes: Python's string hash (per process; only equal strings must hash equal here,
-        # and every candidate is verified on its words)
+        # token hashes: Python's string hash (salted per process, which is enough: items and lines are
+        # hashed in the same process, and every candidate is verified on its words)
         tok = np.fromiter(map(hash, chain.from_iterable(toks)), dtype=np.int64, count=total).view(np.uint64)
         row_of = np.repeat(np.arange(len(toks), dtype=np.int64), n_words)
         n_win = max(total - n + 1, 0)
