@@ -2,7 +2,9 @@
 
 Every reader returns plain examples and rejects malformed input with an
 :class:`~csfair.io.InputFormatError` naming the file and line (evaluation data is never silently
-repaired: a dropped token would shift every label after it).
+repaired: a dropped token would shift every label after it). Files are read as ``utf-8-sig`` (a
+byte-order mark is not part of the first token). The one repair is announced: trailing tabs (empty
+columns past the format's last one) are removed, and the readers print how many lines had them.
 
 * token-per-line files with blank lines between sentences: XTREME UD-POS (``word<TAB>UPOS``),
   WikiANN / WikiNEuRal (``idx<TAB>token<TAB>BIO-tag``);
@@ -61,6 +63,35 @@ def _raw_lines(path: PathLike):
     yield from iter_lines(path, issues, skip_empty=False)
 
 
+def _normalised(path: PathLike) -> LineIssues:
+    """The counter of lines a reader repaired and kept (reported on stderr when it finishes)."""
+    return LineIssues(str(path), action="normalised")
+
+
+def split_columns(text: str, ncols: int, fixes: Optional[LineIssues], path: PathLike, lineno: int) -> List[str]:
+    """Tab-separated columns of a line; empty columns past the ``ncols``-th (trailing tabs) are removed and counted.
+
+    Spreadsheet exports and hand-edited files often end some lines with a tab; the column count
+    of such a line is the format's plus empty ones, which carry nothing.
+
+    Args:
+        text: the line.
+        ncols: the format's number of columns.
+        fixes: counts the lines repaired (None: not counted).
+        path, lineno: where the line is (for the count's examples).
+
+    Returns:
+        the columns (more than ``ncols`` only when a column past it holds text; the caller's count
+        check then names the line).
+    """
+    cols = text.split("\t")
+    if len(cols) > ncols and not any(c.strip() for c in cols[ncols:]):
+        if fixes is not None:
+            fixes.skip(path, lineno, "trailing tab(s) removed")
+        cols = cols[:ncols]
+    return cols
+
+
 def read_column_sentences(
     path: PathLike, word_col: int, label_col: int, ncols: Optional[int] = None, comment: Optional[str] = None
 ) -> List[TaggedSentence]:
@@ -76,6 +107,7 @@ def read_column_sentences(
         InputFormatError: a line with the wrong number of columns, an empty token or label.
     """
     need = max(word_col, label_col) + 1
+    fixes = _normalised(path)
     out: List[TaggedSentence] = []
     words: List[str] = []
     labels: List[str] = []
@@ -88,7 +120,7 @@ def read_column_sentences(
             continue
         if comment and text.startswith(comment):
             continue
-        cols = text.split("\t")
+        cols = split_columns(text, ncols, fixes, path, lineno) if ncols is not None else text.split("\t")
         if (ncols is not None and len(cols) != ncols) or len(cols) < need:
             raise InputFormatError(path, lineno, f"expected {ncols or need} tab-separated columns, got {len(cols)}")
         word, label = cols[word_col].strip(), cols[label_col].strip()
@@ -100,6 +132,7 @@ def read_column_sentences(
         labels.append(label)
     if words:
         out.append(TaggedSentence(words, labels, f"{path}:{first}"))
+    fixes.report()
     return out
 
 
@@ -113,48 +146,79 @@ def read_ner(path: PathLike) -> List[TaggedSentence]:
     return read_column_sentences(path, 1, 2, ncols=3)
 
 
+#: The ten CoNLL-U columns (https://universaldependencies.org/format.html).
+CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
+
+
 def read_conllu(path: PathLike, field: str = "upos") -> List[TaggedSentence]:
     """One field of every word of a CoNLL-U treebank (``conllu`` library).
 
     Multi-word token ranges (``1-2``) and empty nodes (``1.1``) are skipped, as UD's word-level
     annotation requires; ``meta`` holds the sentence's comments (``sent_id``, ``text``, ...).
+    Every token line must have the format's ten tab-separated columns (the ``conllu`` parser
+    alone accepts fewer, and splits on runs of spaces: a 4- or 7-column line would be read with
+    fields missing or shifted); trailing tabs are removed and counted.
 
     Args:
-        path: the treebank file.
+        path: the treebank file (``utf-8-sig``).
         field: ``upos`` (column 4), ``xpos``, ``deprel``, ... or ``misc:KEY`` (a MISC attribute,
             e.g. ``misc:LangID`` for the token language of SAGT).
 
     Raises:
-        InputFormatError: a sentence the parser rejects, or a word without a form or the field
-            (the location is the sentence's first line).
+        InputFormatError: at the offending line: a token line without 10 tab-separated columns, a
+            column the parser rejects (an ID that is not an integer, a range or a decimal, a
+            non-integer HEAD, ...), a word without a form or the field; at the sentence's first
+            line: a sentence the parser rejects as a whole.
     """
     import conllu
+    from conllu.parser import DEFAULT_FIELDS, ParseException, parse_line
 
     misc = field[5:] if field.startswith("misc:") else None
-    out = []
-    lineno = 1
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    for block in text.split("\n\n"):
-        start = lineno
-        lineno += block.count("\n") + 2
-        if not block.strip():
-            continue
+    if not misc and field not in CONLLU_COLUMNS:
+        raise ValueError(f"field {field!r} is not a CoNLL-U column ({', '.join(CONLLU_COLUMNS)}) or misc:KEY")
+    fixes = _normalised(path)
+    out: List[TaggedSentence] = []
+
+    def sentence(block):
+        start = block[0][0]
         try:
-            (sent,) = conllu.parse(block + "\n\n")
+            (sent,) = conllu.parse("\n".join(t for _, t in block) + "\n\n")
         except Exception as e:  # conllu raises ParseException and ValueError
             raise InputFormatError(path, start, f"CoNLL-U sentence not parsed: {e}") from None
+        token_lines = [n for n, t in block if not t.startswith("#")]
         words, labels = [], []
-        for tok in sent:
+        for n, tok in zip(token_lines, sent):
             if not isinstance(tok["id"], int):
                 continue
             value = (tok["misc"] or {}).get(misc) if misc else tok[field]
             if not tok["form"] or not value:
-                raise InputFormatError(path, start, f"token {tok['id']} has no form or {field}")
+                raise InputFormatError(path, n, f"token {tok['id']} has no form or {field}")
             words.append(tok["form"])
             labels.append(value)
         if words:
             out.append(TaggedSentence(words, labels, f"{path}:{start}", dict(sent.metadata)))
+
+    block: List[Tuple[int, str]] = []
+    for lineno, text in _raw_lines(path):
+        if not text.strip():
+            if block:
+                sentence(block)
+                block = []
+            continue
+        if not text.startswith("#"):
+            cols = split_columns(text, 10, fixes, path, lineno)
+            if len(cols) != 10:
+                raise InputFormatError(path, lineno, f"expected the 10 tab-separated CoNLL-U columns "
+                                                     f"({' '.join(c.upper() for c in CONLLU_COLUMNS)}), got {len(cols)}")
+            text = "\t".join(cols)
+            try:
+                parse_line(text, DEFAULT_FIELDS)
+            except ParseException as e:
+                raise InputFormatError(path, lineno, f"CoNLL-U token line not parsed: {e}") from None
+        block.append((lineno, text))
+    if block:
+        sentence(block)
+    fixes.report()
     return out
 
 
@@ -166,11 +230,12 @@ def read_conllu_upos(path: PathLike) -> List[TaggedSentence]:
 def read_calcs(path: PathLike) -> List[TaggedSentence]:
     """CALCS-2016 LID: consecutive rows of one tweet id form a sentence; labels ``en/es/other``."""
     out: List[TaggedSentence] = []
+    fixes = _normalised(path)
     cur_id, words, labels, first = None, [], [], 0
     for lineno, text in _raw_lines(path):
         if not text.strip():
             continue
-        cols = text.split("\t")
+        cols = split_columns(text, 6, fixes, path, lineno)
         if len(cols) != 6:
             raise InputFormatError(path, lineno, f"expected 6 tab-separated columns, got {len(cols)}")
         if cols[0] != cur_id and words:
@@ -185,17 +250,21 @@ def read_calcs(path: PathLike) -> List[TaggedSentence]:
         labels.append(cols[5].strip())
     if words:
         out.append(TaggedSentence(words, labels, f"{path}:{first}"))
+    fixes.report()
     return out
 
 
 def read_sentimix(path: PathLike) -> List[TaggedSentence]:
     """SentiMix: ``meta<TAB>id<TAB>sentiment`` then ``token<TAB>lid`` lines; ``meta["sentiment"]``."""
     out: List[TaggedSentence] = []
+    fixes = _normalised(path)
     cur: Optional[TaggedSentence] = None
     for lineno, text in _raw_lines(path):
         if not text.strip():
             continue
         cols = text.split("\t")
+        if cols[0] != "meta":
+            cols = split_columns(text, 2, fixes, path, lineno)
         # a header is "meta<TAB>id<TAB>sentiment"; "meta<TAB>lang2" is the Spanish word "meta"
         if cols[0] == "meta" and len(cols) == 3:
             if cur is not None and cur.words:
@@ -212,6 +281,7 @@ def read_sentimix(path: PathLike) -> List[TaggedSentence]:
         cur.labels.append(cols[1].strip())
     if cur is not None and cur.words:
         out.append(cur)
+    fixes.report()
     return out
 
 
@@ -221,23 +291,26 @@ XNLI_LABELS = ("entailment", "neutral", "contradiction")
 def read_xnli(path: PathLike) -> List[TextExample]:
     """XTREME XNLI: ``premise<TAB>hypothesis<TAB>label``; ``group`` is the premise text."""
     out = []
+    fixes = _normalised(path)
     for lineno, text in _raw_lines(path):
         if not text.strip():
             raise InputFormatError(path, lineno, "empty line inside the XNLI rows")
-        cols = text.split("\t")
+        cols = split_columns(text, 3, fixes, path, lineno)
         if len(cols) != 3:
             raise InputFormatError(path, lineno, f"expected premise, hypothesis, label; got {len(cols)} columns")
         if cols[2] not in XNLI_LABELS:
             raise InputFormatError(path, lineno, f"unknown label {cols[2]!r} (expected one of {XNLI_LABELS})")
         out.append(TextExample(cols[0], cols[1], cols[2], f"{path}:{lineno}", group=cols[0]))
+    fixes.report()
     return out
 
 
 def read_sick(path: PathLike) -> List[TextExample]:
     """SICK: ``pair_ID<TAB>sentence_A<TAB>sentence_B<TAB>relatedness<TAB>LABEL`` (header line skipped)."""
     out = []
+    fixes = _normalised(path)
     for lineno, text in _raw_lines(path):
-        cols = text.split("\t")
+        cols = split_columns(text, 5, fixes, path, lineno)
         if lineno == 1 and not cols[0].isdigit():
             continue
         if len(cols) != 5:
@@ -246,6 +319,7 @@ def read_sick(path: PathLike) -> List[TextExample]:
         if label not in XNLI_LABELS:
             raise InputFormatError(path, lineno, f"unknown label {cols[4]!r}")
         out.append(TextExample(cols[1], cols[2], label, f"{path}:{lineno}", group=f"sick{cols[0]}"))
+    fixes.report()
     return out
 
 
