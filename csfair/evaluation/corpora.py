@@ -331,6 +331,7 @@ def split_by_premise(
     Premises are the groups of the ``source_lang`` rows; a seeded shuffle assigns ``test`` of them
     to the test part, ``dev`` to the dev part and the rest to training. Training and dev rows are
     in ``source_lang``; the test rows are taken from every language, same row indices.
+    (:func:`split_by_group` with ``align="rows"``.)
 
     Args:
         rows: ``{lang: rows}`` with the same number of rows, aligned (same labels row by row).
@@ -345,23 +346,76 @@ def split_by_premise(
     Raises:
         ValueError: the languages are not row-aligned (different counts or labels).
     """
+    return split_by_group(rows, source_lang, dev, test, seed, align="rows", name="XNLI")
+
+
+def split_by_group(
+    rows: Dict[str, list], source_lang: str = "en", dev: float = 0.1, test: float = 0.3, seed: int = 1,
+    align: str = "rows", name: str = "",
+) -> Tuple[list, list, Dict[str, list]]:
+    """Split one multilingual set into train/dev (``source_lang``) and test (every language) by group.
+
+    No group has rows in two of train, dev and test (XNLI: the three hypotheses of a premise stay
+    together, and a test row's translation is never trained on). A seeded shuffle of the
+    ``source_lang`` groups assigns ``test`` of them to the test part, ``dev`` to dev, the rest to
+    training.
+
+    Args:
+        rows: ``{lang: items}`` (TextExample: ``group`` is the key; TaggedSentence: each sentence is
+            its own group).
+        source_lang: the training language.
+        dev, test: fractions of the groups.
+        seed: shuffling seed.
+        align: ``"rows"``: the languages are translations row by row (same count; same labels for
+            classification) and the test rows of every language are those at the test rows'
+            indices (XNLI-style files, whose premise text differs by language); ``"group"``: each
+            language's rows carry the shared group key (PAWS-X ``id``, XNLI 1.0 ``promptID``) and
+            its test rows are those of the test groups (rows of groups the training language lacks
+            are in no part).
+        name: what the rows are (error messages): the task's name.
+
+    Returns:
+        (train items, dev items, {lang: test items}), ``source_lang`` included in the tests.
+
+    Raises:
+        ValueError: ``align="rows"`` and the languages differ in count or in a row's label;
+            ``align="group"`` and an item has no group.
+    """
+    what = f"{name} " if name else ""
     base = rows[source_lang]
-    for lang, r in rows.items():
-        if len(r) != len(base):
-            raise ValueError(f"XNLI {lang} has {len(r)} rows, {source_lang} has {len(base)}: not row-aligned")
-        bad = next((i for i, (a, b) in enumerate(zip(base, r)) if a.label != b.label), None)
-        if bad is not None:
-            raise ValueError(f"XNLI {lang} row {bad + 1} ({r[bad].source}) has label {r[bad].label!r}, "
-                             f"{source_lang} has {base[bad].label!r}: not row-aligned")
-    premises = list(dict.fromkeys(x.group for x in base))
-    order = list(premises)
+    if align == "rows":
+        for lang, r in rows.items():
+            if len(r) != len(base):
+                raise ValueError(f"{what}{lang} has {len(r)} rows, {source_lang} has {len(base)}: not row-aligned")
+            bad = next((i for i, (a, b) in enumerate(zip(base, r))
+                        if getattr(a, "label", None) != getattr(b, "label", None)), None)
+            if bad is not None:
+                raise ValueError(f"{what}{lang} row {bad + 1} ({r[bad].source}) has label {r[bad].label!r}, "
+                                 f"{source_lang} has {base[bad].label!r}: not row-aligned")
+        keys = [getattr(x, "group", None) or i for i, x in enumerate(base)]
+    elif align == "group":
+        for lang, r in rows.items():
+            x = next((x for x in r if getattr(x, "group", None) in (None, "")), None)
+            if x is not None:
+                raise ValueError(f"{what}{lang}: {x.source} has no group key (align = \"group\" needs one per row)")
+        keys = [x.group for x in base]
+    else:
+        raise ValueError(f"align must be 'rows' or 'group', got {align!r}")
+    order = list(dict.fromkeys(keys))
     random.Random(seed).shuffle(order)
     n_test, n_dev = round(len(order) * test), round(len(order) * dev)
-    test_p, dev_p = set(order[:n_test]), set(order[n_test:n_test + n_dev])
-    part = ["test" if x.group in test_p else "dev" if x.group in dev_p else "train" for x in base]
-    train = [x for x, p in zip(base, part) if p == "train"]
-    devs = [x for x, p in zip(base, part) if p == "dev"]
-    tests = {lang: [x for x, p in zip(r, part) if p == "test"] for lang, r in rows.items()}
+    test_g, dev_g = set(order[:n_test]), set(order[n_test:n_test + n_dev])
+
+    def part(key):
+        return "test" if key in test_g else "dev" if key in dev_g else "train"
+
+    parts = [part(k) for k in keys]
+    train = [x for x, p in zip(base, parts) if p == "train"]
+    devs = [x for x, p in zip(base, parts) if p == "dev"]
+    if align == "rows":
+        tests = {lang: [x for x, p in zip(r, parts) if p == "test"] for lang, r in rows.items()}
+    else:
+        tests = {lang: [x for x in r if x.group in test_g] for lang, r in rows.items()}
     return train, devs, tests
 
 
