@@ -85,10 +85,10 @@ class LineIssues:
         lines += [f"  e.g. {e}" for e in self.examples]
         return "\n".join(lines)
 
-    def report(self, stream: IO = sys.stderr) -> None:
-        """Print :meth:`summary` if anything was skipped."""
+    def report(self, stream: Optional[IO] = None) -> None:
+        """Print :meth:`summary` if anything was skipped (default: to the current ``sys.stderr``)."""
         if self.counts:
-            print(self.summary(), file=stream)
+            print(self.summary(), file=stream if stream is not None else sys.stderr)
 
 
 def _open_binary(path: PathLike) -> IO[bytes]:

@@ -415,7 +415,7 @@ def _align(name: str, rows: Dict[str, list], source_lang: str, how: dict) -> Dic
     return keep
 
 
-def _translation_warnings(name: str, entries: Dict, data: Dict, kind: str) -> List[str]:
+def _translation_warnings(name: str, entries: Dict, data: Dict, kind: str, train_lang: str) -> List[str]:
     """Signs that a test set holds translations of training rows (a task with separate train and test entries).
 
     * train and test come from the same path template, with only ``{lang}`` differing (XTREME-style
@@ -426,8 +426,10 @@ def _translation_warnings(name: str, entries: Dict, data: Dict, kind: str) -> Li
     out = []
     train = data["train"] + data["valid"]
     tr, te = entries.get("train"), entries.get("test")
-    if tr is not None and te is not None and tr.holdout is None and te.holdout is None and tr.reader != "hf":
-        shared = [p for p in tr.paths if "{lang}" in p and p in te.paths]
+    if tr is not None and te is not None and tr.reader != "hf" and te.reader != "hf":
+        lang = tr.lang or train_lang
+        trained = {p.replace("{lang}", lang) for p in tr.paths + tr.by_lang.get(lang, [])}
+        shared = [p for p in te.paths if "{lang}" in p and p.replace("{lang}", lang) in trained]
         if shared:
             out.append(f"train and test are read from the same files {shared[0]!r} in different languages: "
                        f"translations of the same rows? (split_by_group keeps a row's translations in one part)")
@@ -555,7 +557,7 @@ def _build(name: str, decl: dict, origin: str) -> TaskSpec:
         if labels is not None:
             _check_labels(name, labels, data)
         if "rows" not in entries:
-            data["warnings"] = _translation_warnings(name, entries, data, kind)
+            data["warnings"] = _translation_warnings(name, entries, data, kind, train_lang)
         return data
 
     spec = TaskSpec(
