@@ -401,7 +401,7 @@ def test_runner_data_fits_the_checkpoint_and_a_copied_checkpoint_finds_its_vocab
     model = zeroshot.Model(f"c64={ckpt}")
     with pytest.raises(SystemExit, match=r"--checkpoint c64 .*: sentencepiece model spm.model not found \(looked in "
                                          r".*nowhere, then .*run and its parents\); pass the checkpoint's vocabulary with "
-                                         r"--spm PATH/spm.model --dict PATH/dict.txt .*records the dictionary's sha256"):
+                                         r"--spm PATH/spm.model --dict PATH/dict.txt, or copy both next to the checkpoint .*records the dictionary's sha256"):
         zeroshot.prepare(spec, model, args, str(tmp_path / "out"))
     shutil.copyfile(tiny_pair["spm"], tmp_path / "copied" / "spm.model")  # copied next to it (one folder up)
     shutil.copyfile(tiny_pair["dict"], tmp_path / "copied" / "dict.txt")
