@@ -120,7 +120,7 @@ def read_column_sentences(
             continue
         if comment and text.startswith(comment):
             continue
-        cols = split_columns(text, ncols, fixes, path, lineno) if ncols is not None else text.split("\t")
+        cols = split_columns(text, ncols if ncols is not None else need, fixes, path, lineno)
         if (ncols is not None and len(cols) != ncols) or len(cols) < need:
             raise InputFormatError(path, lineno, f"expected {ncols or need} tab-separated columns, got {len(cols)}")
         word, label = cols[word_col].strip(), cols[label_col].strip()
