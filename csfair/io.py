@@ -1,7 +1,9 @@
 """Robust text input and atomic output.
 
 Every reader here reports bad input by file and line: either a hard :class:`InputFormatError`
-(``path:line: reason``) or a counted, reported skip through :class:`LineIssues`. Every writer
+(``path:line: reason``) or a counted, reported skip through :class:`LineIssues`. Text is read as
+``utf-8-sig``: a byte-order mark at the start of a file (Windows editors, Excel exports) is an
+encoding marker, never data (it would otherwise become part of the first token). Every writer
 writes to a temporary name next to the destination and renames it into place only when the
 output is complete, so an interrupted or failed step never leaves a partial file that a later
 (idempotent) step would mistake for a finished one.
@@ -45,11 +47,14 @@ class LineIssues:
         name: what is being read (used in the summary).
         strict: raise on the first problem instead of skipping.
         max_examples: how many ``path:line: reason`` locations to keep for the report.
+        action: the summary's verb (``"skipped"``; ``"normalised"`` for lines repaired and kept, e.g.
+            a trailing tab).
     """
 
-    def __init__(self, name: str = "input", strict: bool = False, max_examples: int = 5):
+    def __init__(self, name: str = "input", strict: bool = False, max_examples: int = 5, action: str = "skipped"):
         self.name = name
         self.strict = strict
+        self.action = action
         self.max_examples = max_examples
         self.counts: Counter = Counter()
         self.examples = []
@@ -74,16 +79,16 @@ class LineIssues:
     def summary(self) -> str:
         """One-paragraph report: totals per reason and the first locations."""
         if not self.counts:
-            return f"{self.name}: no lines skipped"
+            return f"{self.name}: no lines {self.action}"
         parts = ", ".join(f"{n} {r}" for r, n in self.counts.most_common())
-        lines = [f"{self.name}: skipped {self.total} line(s): {parts}"]
+        lines = [f"{self.name}: {self.action} {self.total} line(s): {parts}"]
         lines += [f"  e.g. {e}" for e in self.examples]
         return "\n".join(lines)
 
-    def report(self, stream: IO = sys.stderr) -> None:
-        """Print :meth:`summary` if anything was skipped."""
+    def report(self, stream: Optional[IO] = None) -> None:
+        """Print :meth:`summary` if anything was skipped (default: to the current ``sys.stderr``)."""
         if self.counts:
-            print(self.summary(), file=stream)
+            print(self.summary(), file=stream if stream is not None else sys.stderr)
 
 
 def _open_binary(path: PathLike) -> IO[bytes]:
@@ -95,6 +100,9 @@ def _open_binary(path: PathLike) -> IO[bytes]:
     if path.suffix == ".gz":
         return gzip.open(path, "rb")
     return open(path, "rb")
+
+
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
 
 
 def decode_line(raw: bytes) -> Tuple[Optional[str], Optional[str]]:
@@ -119,7 +127,8 @@ def iter_lines(
 ) -> Iterator[Tuple[int, str]]:
     """Yield ``(lineno, text)`` for each usable line of a text file (``.gz`` allowed).
 
-    Line endings ``\\n`` and ``\\r\\n`` are removed. Lines with invalid UTF-8 or NUL bytes,
+    Line endings ``\\n`` and ``\\r\\n`` are removed, and a UTF-8 byte-order mark at the start of the
+    file (``utf-8-sig``). Lines with invalid UTF-8 or NUL bytes,
     empty lines (if ``skip_empty``) and lines over ``max_chars`` characters are skipped and
     recorded in ``issues``.
 
@@ -137,6 +146,8 @@ def iter_lines(
     with _open_binary(path) as fh:
         for lineno, raw in enumerate(fh, start=1):
             raw = raw.rstrip(b"\n").rstrip(b"\r")
+            if lineno == 1 and raw.startswith(BOM):
+                raw = raw[len(BOM):]
             text, why = decode_line(raw)
             if text is None:
                 issues.skip(path, lineno, why)
@@ -159,7 +170,7 @@ def iter_parallel(
     """Yield ``(lineno, src, tgt)`` for line-aligned parallel files.
 
     A pair is skipped (and recorded) when either side is empty, not valid UTF-8, contains a
-    NUL byte or is longer than ``max_chars``.
+    NUL byte or is longer than ``max_chars``. A byte-order mark at the start of either file is removed.
 
     Raises:
         FileNotFoundError: a file does not exist.
@@ -174,6 +185,8 @@ def iter_parallel(
             if not rs and not rt:
                 return
             lineno += 1
+            if lineno == 1:
+                rs, rt = (r[len(BOM):] if r.startswith(BOM) else r for r in (rs, rt))
             if not rs or not rt:
                 short, long_ = (src_path, tgt_path) if not rs else (tgt_path, src_path)
                 raise InputFormatError(
@@ -194,6 +207,25 @@ def iter_parallel(
                 issues.skip(src_path, lineno, f"line longer than {max_chars} characters")
                 continue
             yield lineno, s, t
+
+
+def read_text(path: PathLike) -> str:
+    """A whole (``.gz``) text file as ``utf-8-sig`` (a leading byte-order mark removed), newlines kept.
+
+    Raises:
+        FileNotFoundError, IsADirectoryError: as :func:`iter_lines`.
+        InputFormatError: invalid UTF-8 (the line and byte of the first bad byte).
+    """
+    with _open_binary(path) as fh:
+        data = fh.read()
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line_start = data.rfind(b"\n", 0, e.start) + 1
+        raise InputFormatError(path, data.count(b"\n", 0, e.start) + 1,
+                               f"invalid UTF-8 (byte {e.start - line_start})") from None
 
 
 def count_lines(path: PathLike) -> int:

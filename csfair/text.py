@@ -334,7 +334,7 @@ def load_stopwords(spec: Optional[str], lang: str, corpus: Optional[CorpusCounts
     if not path.exists():
         raise FileNotFoundError(f"{path}: stopword list not found")
     if path.suffix == ".json":
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is not JSON
             table = json.load(fh)
         if lang not in table:
             raise KeyError(f"{path}: no stopword list for language {lang!r} (has: {', '.join(sorted(table))})")

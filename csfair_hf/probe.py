@@ -285,7 +285,7 @@ def main(argv=None) -> None:
 
         texts = {}
         for lg in ("en", "es"):
-            with open(data_file(f"mono/derived/{lg}.txt"), encoding="utf-8") as fh:
+            with open(data_file(f"mono/derived/{lg}.txt"), encoding="utf-8-sig") as fh:
                 lines = [ln.strip() for ln in fh if ln.strip()]
             texts[lg] = lines[-args.umap_lines:]  # the file's last lines
         fig = os.path.join(args.out, "umap_sent_mean.png")

@@ -139,9 +139,9 @@ def special_ids(tokenizer) -> List[int]:
 
 
 def read_lines(path: str, limit: Optional[int] = None) -> List[str]:
-    """Non-empty lines of a UTF-8 text file (the first ``limit`` of them)."""
+    """Non-empty lines of a UTF-8 text file (the first ``limit`` of them; a byte-order mark removed)."""
     out = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for line in fh:
             line = line.strip()
             if line:

@@ -33,7 +33,7 @@ def read_lines(rel, n):
 
     path = data_file(rel)
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as fh:
+    with opener(path, "rt", encoding="utf-8-sig") as fh:
         return [next(fh).strip() for _ in range(n)]
 
 
@@ -60,7 +60,7 @@ def muse_test_pairs(src, tgt, exclude, n):
     on the same pairs, none of which code-switching showed to any of them)."""
     seen_src = []
     pairs = {}
-    with open(data_file(f"dict/muse/{src}-{tgt}.txt"), encoding="utf-8") as fh:
+    with open(data_file(f"dict/muse/{src}-{tgt}.txt"), encoding="utf-8-sig") as fh:
         for line in fh:
             parts = line.split()
             if len(parts) != 2:

@@ -143,10 +143,32 @@ def _column_key(model):
     return f"tagger:{model.tagger}"
 
 
+def _near(start, name, levels=3):
+    """``name`` in ``start`` or one of its parents (a checkpoint copied with its vocabulary next to it)."""
+    cur = os.path.abspath(start)
+    for _ in range(levels):
+        if os.path.exists(os.path.join(cur, name)):
+            return os.path.join(cur, name)
+        cur = os.path.dirname(cur)
+    return None
+
+
 def _vocab_of(model, args):
-    """(spm, dict, arch args, max positions) of a pretrained checkpoint or of the demo's vocabulary."""
+    """(spm, dict, arch args, max positions) of a pretrained checkpoint or of the demo's vocabulary.
+
+    A checkpoint's vocabulary is ``--spm``/``--dict``, else the ``spm.model``/``dict.txt`` of the data
+    directory it was trained on (its saved ``data`` path), else those next to the checkpoint or in a
+    parent folder (a checkpoint copied elsewhere with its vocabulary). A dictionary whose SHA-256
+    differs from the one the checkpoint records, and a sentencepiece model whose pieces are not
+    the dictionary's, are refused (token ids would silently not match).
+
+    Raises:
+        SystemExit: a file not found or not the checkpoint's, naming the checkpoint, where it looked
+            and the flags.
+    """
     from user_dir.finetune import pretrained_arch_args
 
+    want = None
     if model.kind == "pretrained":
         arch_args, task_cfg = pretrained_arch_args(model.path)
         data = task_cfg.get("data", "").split(os.pathsep)[0]
@@ -154,29 +176,67 @@ def _vocab_of(model, args):
             data = os.path.join(ROOT, data)  # recipes train from the repository root
         langs = [lg for lg in (task_cfg.get("langs") or "").split(",") if lg]
         max_pos = task_cfg["max_positions"]
+        want = (task_cfg.get("csfair_provenance") or {}).get("dict_sha256")
+        near = os.path.dirname(model.path)
     else:
-        data, langs, max_pos = os.path.join(ROOT, "data-bin", "en-fr"), [], 128
+        data, langs, max_pos, near = os.path.join(ROOT, "data-bin", "en-fr"), [], 128, None
         arch_args = []  # taggers: set in prepare()
         if model.kind == "scratch":
             h = model.hidden
             arch_args = ["--arch", "cs_roberta_base", "--encoder-layers", str(model.layers), "--encoder-embed-dim",
                          str(h), "--encoder-ffn-embed-dim", str(4 * h), "--encoder-attention-heads", str(max(1, h // 64))]
-    spm = args.spm or os.path.join(data, "spm.model")
-    dict_path = args.dict or next((p for p in [os.path.join(data, "dict.txt")] +
-                                   [os.path.join(data, lg, "dict.txt") for lg in langs] if os.path.exists(p)), None)
-    for p, what in ((spm, "sentencepiece model"), (dict_path, "dictionary")):
+    dict_names = ["dict.txt"] + [os.path.join(lg, "dict.txt") for lg in langs]
+    spm = args.spm or next((p for p in ([os.path.join(data, "spm.model")] if data else []) if os.path.exists(p)),
+                           None) or (near and _near(near, "spm.model"))
+    dict_path = args.dict or next((os.path.join(data, n) for n in dict_names if data and
+                                   os.path.exists(os.path.join(data, n))), None) or \
+        (near and next(filter(None, (_near(near, n) for n in dict_names)), None))
+    what = f"--checkpoint {model.name}" + (f" ({model.path})" if model.path else "")
+    looked = f"{data or 'no data directory saved'}" + (f", then {near} and its parents" if near else "")
+    sha = f" (the checkpoint records the dictionary's sha256 {want[:12]}...)" if want else ""
+    for p, what_file, flag in ((spm, "sentencepiece model spm.model", "--spm"), (dict_path, "dictionary dict.txt", "--dict")):
         if not p or not os.path.exists(p):
-            raise SystemExit(f"{model.name}: {what} not found ({p}); pass --spm/--dict")
+            given = flag == "--spm" and args.spm or flag == "--dict" and args.dict
+            where = f"{p} does not exist" if given else f"looked in {looked}"
+            raise SystemExit(f"{what}: {what_file} not found ({where}); pass the checkpoint's vocabulary with "
+                             f"--spm PATH/spm.model --dict PATH/dict.txt, or copy both next to the checkpoint{sha}")
+    if want and sha256_file(dict_path) != want:
+        raise SystemExit(f"{what}: {dict_path} is not the dictionary this checkpoint was trained with (sha256 "
+                         f"{sha256_file(dict_path)[:12]}..., the checkpoint records {want[:12]}...); pass its own with "
+                         f"--dict (and the matching --spm)")
+    if model.kind == "pretrained":
+        _check_spm_matches_dict(spm, dict_path, what)
     return spm, dict_path, arch_args, max_pos
+
+
+def _check_spm_matches_dict(spm_path, dict_path, what):
+    """The dictionary lists the sentencepiece model's pieces (``csfair-prep fairseq-dict``): refuse another model."""
+    import sentencepiece
+
+    sp = sentencepiece.SentencePieceProcessor(model_file=spm_path)
+    with open(dict_path, encoding="utf-8-sig") as fh:
+        symbols = [line.rsplit(" ", 1)[0] for line in fh if line.strip()]
+    symbols = [s for s in symbols if not s.startswith("madeupword") and not s.startswith("<")]
+    foreign = sum(sp.piece_to_id(s) == sp.unk_id() for s in symbols)
+    if symbols and foreign > 0.01 * len(symbols):
+        raise SystemExit(f"{what}: the sentencepiece model {spm_path} does not belong to the dictionary {dict_path} "
+                         f"({foreign} of its {len(symbols)} symbols are not pieces of the model); pass the matching "
+                         f"--spm")
+
+
+FINETUNE_POSITIONS = 128  # the paper's fine-tuning length (Visser et al., 2025, Table 2)
 
 
 def prepare(spec, model, args, out):
     """Data of a task for a model's vocabulary (cached), the fairseq-train model flags, counts."""
     from user_dir.finetune import binarize_task
 
-    sizes = (f"-train{args.max_train}" if args.max_train else "") + (f"-eval{args.max_eval}" if args.max_eval else "") \
-        + f"-v{DATA_FORMAT}-{args.unseen_labels}-{spec.digest[:8]}"  # the task's declaration: its files and readers
     spm, dict_path, arch_args, max_pos = _vocab_of(model, args)
+    # the data fits the encoder: a checkpoint with fewer positions than the paper's 128 gets shorter inputs
+    length = min(FINETUNE_POSITIONS, max_pos)
+    sizes = (f"-train{args.max_train}" if args.max_train else "") + (f"-eval{args.max_eval}" if args.max_eval else "") \
+        + f"-v{DATA_FORMAT}-{args.unseen_labels}-{spec.digest[:8]}" \
+        + (f"-len{length}" if length != FINETUNE_POSITIONS else "")  # the task's declaration: its files and readers
     if model.kind == "tagger":
         root = os.path.join(out, "data", "words", spec.name + sizes)
     else:
@@ -184,7 +244,7 @@ def prepare(spec, model, args, out):
     done = os.path.join(root, "bin", ".done")
     if not os.path.exists(done):
         log(f"{spec.name}: writing {'word-level ' if model.kind == 'tagger' else ''}data to {root}")
-        write_task_data(spec, spm, root, max_positions=128, max_train=args.max_train, max_eval=args.max_eval,
+        write_task_data(spec, spm, root, max_positions=length, max_train=args.max_train, max_eval=args.max_eval,
                         seed=1, workers=2, word_level=model.kind == "tagger")
         binarize_task(os.path.join(root, "raw"), os.path.join(root, "bin"),
                       None if model.kind == "tagger" else dict_path, spec.pair, spec.source_lang, spm,
@@ -671,8 +731,8 @@ def main(argv=None, plan=None):
     records = load_results(results_path)
     items = load_items(items_path) if args.reference else {}
     params_of = {}
-    for r in records:
-        if "params" in r:
+    for r in records:  # counted by this code (count_parameters: tied weights once): older records may count twice
+        if "params" in r and r.get("protocol") in current.get(r.get("task"), ()):
             params_of[r["model"]] = r["params"]
     os.makedirs(os.path.join(args.out, "tables"), exist_ok=True)
     for spec in tasks:
@@ -701,5 +761,18 @@ def main(argv=None, plan=None):
                 write_tables(os.path.join(args.out, "tables", spec.name), table, md)
     log(f"wall time {time.time() - t_start:.0f} s; results in {results_path}")
 
+def cli(argv=None):
+    """``main`` for a person at a terminal: a user error (bad or missing input data, a tasks file that cannot be
+    used) is one line naming the file (and line) on stderr, exit status 2; a bug keeps its traceback."""
+    from csfair.evaluation.tasks import MissingDataError, TaskError
+    from csfair.io import InputFormatError
+
+    try:
+        return main(argv)
+    except (InputFormatError, TaskError, MissingDataError) as e:
+        print(f"[zeroshot] error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -193,8 +193,16 @@ def test_pos_finetuning_best_epoch_protocol_keys_and_failed_runs(tiny_pair, tiny
     it = next(x for x in items if x["key"] == test["items"])
     assert math.isclose(sum(it["num"]) / sum(it["den"]), test["metrics"]["accuracy"]) and len(it["num"]) == 48
     assert "| fr | " in first.stdout and "(n=1)" in first.stdout and (out / "tables" / "pos.json").exists()
-    # the same protocol: served, not trained again
-    assert "done before" in zeroshot(tiny_pair, ckpt, out, *good).stdout
+    # the same protocol: served, not trained again; the column's parameter count is the one this code recorded
+    # (tied embedding once), not an older record's of the same column (which counted it twice)
+    params = test["params"]
+    stale = dict(test, protocol="0" * 16, seed=9, params=params + 10 ** 7)
+    lines = (out / "results.jsonl").read_text()
+    (out / "results.jsonl").write_text(lines + json.dumps(stale) + "\n")
+    again = zeroshot(tiny_pair, ckpt, out, *good).stdout
+    assert "done before" in again and f"tiny ({params / 1e6:.1f}M)" in again
+    assert f"({(params + 10 ** 7) / 1e6:.1f}M)" not in again
+    (out / "results.jsonl").write_text(lines)
     dead = [*common, "--lr", "1e-9"]  # only the learning rate differs; the head stays at its random initialisation
     p = zeroshot(tiny_pair, ckpt, out, *dead)
     assert "done before" not in p.stdout

@@ -167,7 +167,7 @@ def test_conllu_fields_ranges_and_empty_nodes(tmp_path):
                      "6\ttea\ttea\tNOUN\t_\t_\t5\torphan\t_\tSpaceAfter=No\n\n")
     (s,) = read_conllu(empty)
     assert s.words == ["Sue", "likes", "coffee", "and", "Bill", "tea"] and s.labels[-1] == "NOUN"
-    with pytest.raises(InputFormatError, match=r"e.conllu:1: token 1 has no form or misc:Lang"):
+    with pytest.raises(InputFormatError, match=r"e.conllu:2: token 1 has no form or misc:Lang"):
         read_conllu(empty, "misc:Lang")
 
 

@@ -78,7 +78,7 @@ def binarize_task(raw_dir: str, bin_dir: str, dict_path, pair: bool, source_lang
         ``{"<lang>.<split>": data directory}``.
 
     Raises:
-        ValueError: ``unseen_labels="error"`` and an evaluation split has a label training lacks.
+        InputFormatError: ``unseen_labels="error"`` and an evaluation split has a label training lacks.
     """
     import json
     from collections import Counter
@@ -114,9 +114,11 @@ def binarize_task(raw_dir: str, bin_dir: str, dict_path, pair: bool, source_lang
             missing = Counter(t for line in fh for t in line.split() if t not in label_dict.indices)
         if missing:
             if unseen_labels == "error":
-                raise ValueError(
-                    f"{path}: labels {dict(sorted(missing.items()))} (label: occurrences) are not in the training "
-                    f"labels of {train_labels}; use the never-predicted policy to score them as a class the model "
+                from csfair.io import InputFormatError
+
+                raise InputFormatError(
+                    path, 0, f"labels {dict(sorted(missing.items()))} (label: occurrences) are not in the training "
+                    f"labels of {train_labels}; use --unseen-labels never-predicted to score them as a class the model "
                     f"never predicts")
             unseen[name[: -len(".label")]] = dict(sorted(missing.items()))
     for lab in sorted({lab for c in unseen.values() for lab in c}):
@@ -141,7 +143,13 @@ def binarize_task(raw_dir: str, bin_dir: str, dict_path, pair: bool, source_lang
 
 
 def pretrained_arch_args(checkpoint: str) -> Tuple[List[str], dict]:
-    """``--arch`` and encoder-size flags of a checkpoint, and its task config (dict)."""
+    """``--arch`` and encoder-size flags of a checkpoint, and its task config (dict).
+
+    The task config also holds ``max_positions`` (the encoder's positions) and ``csfair_provenance``:
+    the checkpoint's provenance record (``dict_sha256``: the SHA-256 of the dictionary it was
+    trained with; ``{}`` for a checkpoint without one), with which a copied checkpoint's vocabulary
+    is checked.
+    """
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     cfg = state["cfg"]
     model = cfg["model"]
@@ -154,7 +162,8 @@ def pretrained_arch_args(checkpoint: str) -> Tuple[List[str], dict]:
         args.append("--encoder-normalize-before")
     positions = get("max_positions") or get("tokens_per_sample") or cfg["task"].get("tokens_per_sample")
     task = dict(cfg["task"]) if cfg.get("task") is not None else {}
-    return args, dict(task, max_positions=int(positions))
+    record = (state.get("model") or {}).get("csfair_provenance._extra_state") or {}
+    return args, dict(task, max_positions=int(positions), csfair_provenance=dict(record))
 
 
 @torch.no_grad()

@@ -32,6 +32,7 @@ from csfair.evaluation.corpora import (
     XNLI_LABELS,
     TaggedSentence,
     TextExample,
+    _normalised,
     _raw_lines,
     read_calcs,
     read_column_sentences,
@@ -41,6 +42,7 @@ from csfair.evaluation.corpora import (
     read_sick,
     read_udpos_tsv,
     read_xnli,
+    split_columns,
 )
 from csfair.io import InputFormatError, LineIssues, PathLike
 
@@ -55,25 +57,56 @@ def _issues(issues: Optional[LineIssues], path: PathLike) -> LineIssues:
     return issues if issues is not None else LineIssues(str(path))
 
 
-def _tsv_rows(path: PathLike):
-    """``(lineno, {column: value})`` of a tab-separated file with a header line.
+def _looks_like_data(cells: Sequence[str], label_names: Optional[Sequence[str]] = None) -> bool:
+    """Whether a would-be header line is a data row: a number, a known label, a duplicate or a sentence among its cells."""
+    cells = [c.strip() for c in cells]
+    return (any(c.lstrip("-").replace(".", "", 1).isdigit() for c in cells)
+            or bool(label_names and any(c in label_names for c in cells))
+            or len(set(cells)) < len(cells) or any(len(c.split()) > 3 for c in cells))
 
-    Quotes are data (GLUE/XNLI files are not CSV-quoted); blank lines are errors.
+
+def _tsv_rows(path: PathLike, columns: Optional[Sequence[str]] = None, need: Sequence[str] = (),
+              label_names: Optional[Sequence[str]] = None, fixes: Optional[LineIssues] = None):
+    """``(lineno, {column: value})`` of a tab-separated file with a header line (or the declared ``columns``).
+
+    Quotes are data (GLUE/XNLI files are not CSV-quoted); blank lines are errors. Trailing tabs
+    (empty columns past the header's) are removed and counted in ``fixes``.
+
+    Args:
+        path: the file.
+        columns: the column names of a file without a header line (XTREME-style TSV): every line
+            is a row.
+        need: columns the caller reads: a header without one of them is an error at line 1 (which
+            says "no header" when the line looks like data).
+        label_names: the label set (a header cell that is a label marks a data row).
+        fixes: counts the normalised lines.
 
     Raises:
-        InputFormatError: no header, a row whose column count differs from the header's.
+        InputFormatError: no header, a header without a needed column, a row whose column count
+            differs from the header's.
     """
-    header = None
+    header = list(columns) if columns else None
     for lineno, text in _raw_lines(path):
         if header is None:
             header = text.split("\t")
+            while len(header) > 1 and not header[-1].strip():
+                header.pop()  # a trailing tab on the header line
+            missing = [c for c in need if c not in header]
+            if missing:
+                if _looks_like_data(header, label_names):
+                    raise InputFormatError(
+                        path, lineno, f"no header: the first line looks like data ({text[:80]!r}) and there is no "
+                        f"{missing[0]!r} column; for a file without a header line, declare its columns in order "
+                        f"(tasks file: options = {{ columns = [\"...\", ...] }}, naming {', '.join(map(repr, need))})")
+                raise InputFormatError(path, lineno, f"the header has no {', '.join(map(repr, missing))} column "
+                                                     f"(has: {', '.join(header)})")
             continue
         if not text.strip():
             raise InputFormatError(path, lineno, "empty line inside the rows")
-        cols = text.split("\t")
+        cols = split_columns(text, len(header), fixes, path, lineno)
         if len(cols) != len(header):
-            raise InputFormatError(path, lineno, f"expected {len(header)} tab-separated columns (as the header), "
-                                                 f"got {len(cols)}")
+            raise InputFormatError(path, lineno, f"expected {len(header)} tab-separated columns "
+                                                 f"({'as declared' if columns else 'as the header'}), got {len(cols)}")
         yield lineno, dict(zip(header, cols))
     if header is None:
         raise InputFormatError(path, 0, "empty file (expected a header line)")
@@ -93,8 +126,11 @@ def _jsonl_rows(path: PathLike):
         yield lineno, row
 
 
-def _rows(path: PathLike):
-    return _jsonl_rows(path) if str(path).endswith((".jsonl", ".jsonl.gz")) else _tsv_rows(path)
+def _rows(path: PathLike, columns: Optional[Sequence[str]] = None, need: Sequence[str] = (),
+          label_names: Optional[Sequence[str]] = None, fixes: Optional[LineIssues] = None):
+    if str(path).endswith((".jsonl", ".jsonl.gz")):
+        return _jsonl_rows(path)
+    return _tsv_rows(path, columns, need, label_names, fixes)
 
 
 def _nli_label(row: dict, path, lineno, names: Sequence[str] = XNLI_LABELS) -> Optional[str]:
@@ -148,7 +184,8 @@ def read_mnli(path: PathLike, issues: Optional[LineIssues] = None) -> List[TextE
     own = issues is None
     issues = _issues(issues, path)
     out = []
-    for lineno, row in _rows(path):
+    fixes = _normalised(path)
+    for lineno, row in _rows(path, need=("sentence1", "sentence2"), label_names=XNLI_LABELS, fixes=fixes):
         label = _nli_label(row, path, lineno)
         if label is None:
             issues.skip(path, lineno, "no gold label ('-')")
@@ -157,6 +194,7 @@ def read_mnli(path: PathLike, issues: Optional[LineIssues] = None) -> List[TextE
         out.append(TextExample(a, b, label, f"{path}:{lineno}", group=a))
     if own:
         issues.report()
+    fixes.report()
     return out
 
 
@@ -182,7 +220,8 @@ def read_xnli_official(
     own = issues is None
     issues = _issues(issues, path)
     out: Dict[str, List[TextExample]] = {}
-    for lineno, row in _rows(path):
+    fixes = _normalised(path)
+    for lineno, row in _rows(path, need=("language", "sentence1", "sentence2"), label_names=XNLI_LABELS, fixes=fixes):
         lang = row.get("language")
         if not isinstance(lang, str) or not lang:
             raise InputFormatError(path, lineno, "no 'language' field")
@@ -197,6 +236,7 @@ def read_xnli_official(
         out.setdefault(lang, []).append(TextExample(a, b, label, f"{path}:{lineno}", group=group))
     if own:
         issues.report()
+    fixes.report()
     return out
 
 
@@ -216,7 +256,8 @@ def read_panx(path: PathLike, lang: Optional[str] = None) -> List[TaggedSentence
 
     The raw ``panx_dataset/<lang>/<split>`` files prefix every token with ``<lang>:``; XTREME's
     processed ``panx/<split>-<lang>.tsv`` do not. The first token line decides which: when it has
-    the prefix, every line must have it, and it is removed.
+    a ``xx:`` prefix, every line must have it, and it is removed. A prefix of another language than
+    the file's (``en:`` tokens in ``de/train``) is an error, not a prefix kept on every token.
 
     Args:
         path: the file.
@@ -225,10 +266,12 @@ def read_panx(path: PathLike, lang: Optional[str] = None) -> List[TaggedSentence
 
     Raises:
         InputFormatError: a line without exactly 2 columns (a single column is a test file whose
-            labels XTREME removed), an empty token or tag, a missing prefix in a prefixed file.
+            labels XTREME removed; trailing tabs are removed and counted), an empty token or tag, a
+            missing prefix in a prefixed file, a prefix of another language.
     """
     lang = lang or _panx_lang(path)
     prefix: Optional[str] = None  # decided by the first token line
+    fixes = _normalised(path)
     out: List[TaggedSentence] = []
     words: List[str] = []
     labels: List[str] = []
@@ -239,7 +282,7 @@ def read_panx(path: PathLike, lang: Optional[str] = None) -> List[TaggedSentence
                 out.append(TaggedSentence(words, labels, f"{path}:{first}"))
                 words, labels = [], []
             continue
-        cols = text.split("\t")
+        cols = split_columns(text, 2, fixes, path, lineno)
         if len(cols) == 1:
             raise InputFormatError(path, lineno, "no tag (XTREME's processed test files have their labels removed: "
                                                  "use the labelled panx_dataset/<lang>/test)")
@@ -247,8 +290,13 @@ def read_panx(path: PathLike, lang: Optional[str] = None) -> List[TaggedSentence
             raise InputFormatError(path, lineno, f"expected 'token<TAB>tag', got {len(cols)} columns")
         word, label = cols[0].strip(), cols[1].strip()
         if prefix is None:
-            m = re.match(r"([a-z]{2,3}):", word)
-            prefix = f"{lang or m.group(1)}:" if m and (lang is None or m.group(1) == lang) else ""
+            m = re.match(r"([a-z]{2,3}):.", word)
+            if m and lang is not None and m.group(1) != lang:
+                raise InputFormatError(
+                    path, lineno, f"token {word!r} has the language prefix {m.group(1) + ':'!r}, but this file is "
+                    f"{lang!r} (from its {'name' if _panx_lang(path) == lang else 'declaration'}): a file of another "
+                    f"language, or a wrong path")
+            prefix = f"{m.group(1)}:" if m else ""
         if prefix:
             if not word.startswith(prefix):
                 raise InputFormatError(path, lineno, f"token {word!r} lacks the {prefix!r} prefix of the file's other lines")
@@ -261,6 +309,7 @@ def read_panx(path: PathLike, lang: Optional[str] = None) -> List[TaggedSentence
         labels.append(label)
     if words:
         out.append(TaggedSentence(words, labels, f"{path}:{first}"))
+    fixes.report()
     return out
 
 
@@ -273,6 +322,7 @@ def read_pairs(
     label_names: Optional[Sequence[str]] = None,
     skip_labels: Sequence[str] = (),
     issues: Optional[LineIssues] = None,
+    columns: Optional[Sequence[str]] = None,
 ) -> List[TextExample]:
     """A labelled text or text-pair table with named columns: a tsv with a header, or a jsonl.
 
@@ -288,15 +338,25 @@ def read_pairs(
         label_names: the label set; a value outside it is an error.
         skip_labels: values that mean "no label": counted in ``issues`` and skipped.
         issues: default: a new one, reported on stderr.
+        columns: the column names, in order, of a tsv without a header line (XTREME's PAWS-X and
+            XNLI files): every line is a row. Without it a tsv's first line is its header, and a
+            first line that looks like data is reported as "no header".
 
     Raises:
-        InputFormatError: a missing column, a bad column count or JSON line, a label outside
-            ``label_names``, an empty label.
+        InputFormatError: a missing column (at line 1 for a tsv header, "no header" when the
+            header is a data row), a bad column count (trailing tabs are removed and counted) or
+            JSON line, a label outside ``label_names``, an empty label.
     """
     own = issues is None
     issues = _issues(issues, path)
+    fixes = _normalised(path)
+    need = [c for c in (text_a, text_b, label) if c]
+    if columns is not None:
+        missing = [c for c in need if c not in columns]
+        if missing:
+            raise InputFormatError(path, 0, f"declared columns {list(columns)} lack {', '.join(map(repr, missing))}")
     out = []
-    for lineno, row in _rows(path):
+    for lineno, row in _rows(path, columns, need, label_names, fixes):
         if label not in row:
             raise InputFormatError(path, lineno, f"no {label!r} field (has: {', '.join(map(str, row))})")
         value = row[label]
@@ -322,6 +382,7 @@ def read_pairs(
         out.append(TextExample(a, b, value, f"{path}:{lineno}", group=g))
     if own:
         issues.report()
+    fixes.report()
     return out
 
 
