@@ -428,3 +428,38 @@ def test_samples_longer_than_the_model_are_counted_and_bounded(tiny_pair, caplog
     caplog.clear()
     itr = iterator(tokens_per_sample=128)
     assert sum(len(b) for b in itr.frozen_batches) == itr.total and "longer than max_positions" not in caplog.text
+
+
+# ------------------------------------------------------------------ csfair-data verify
+
+def test_verify_checks_pinned_checksums_and_says_what_was_only_size_checked(tmp_path):
+    import subprocess
+
+    data = data_path("MANIFEST.tsv").parent
+    lines = data_path("MANIFEST.tsv").read_text(encoding="utf-8").split("\n")
+    keep = [ln for ln in lines[1:] if ln.split("\t")[0] in ("nli/sick/SICK.txt", "mono/derived/fr.txt")]
+    assert len(keep) == 2
+    (tmp_path / "MANIFEST.tsv").write_text("\n".join([lines[0]] + keep) + "\n", encoding="utf-8")
+    for rel in ("nli/sick/SICK.txt", "mono/derived/fr.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data / rel, tmp_path / rel)
+
+    def verify():
+        return subprocess.run([sys.executable, "-m", "csfair.cli.data", "verify", str(tmp_path)], capture_output=True,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+    p = verify()
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "size-checked mono/derived/fr.txt (no checksum recorded or pinned)" in p.stdout
+    assert p.stdout.strip().endswith("2 of 2 files verified (1 checked by SHA-256, 1 size-checked only)")
+    # one relatedness label changed to another of the same length (4.5 -> 2.5): same size, other content
+    sick = tmp_path / "nli/sick/SICK.txt"
+    text = sick.read_text(encoding="utf-8")
+    first = text.split("\n")[1]
+    assert "\t4.5\t" in first
+    sick.write_text(text.replace(first, first.replace("\t4.5\t", "\t2.5\t"), 1), encoding="utf-8")
+    assert sick.stat().st_size == (data / "nli/sick/SICK.txt").stat().st_size
+    p = verify()
+    assert p.returncode == 1
+    assert "FAILED nli/sick/SICK.txt: SHA-256 differs from the one pinned in staged_sources.tsv" in p.stdout
+    assert "1 of 2 files verified" in p.stdout
