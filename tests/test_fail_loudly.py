@@ -1,15 +1,20 @@
 """Fail loudly, lose nothing (csfair issue 21): each silent fault of the issue reproduced on real data,
 and the loud behaviour that replaced it. See docs/guarantees.md."""
 import errno
+import gzip
 import json
 import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import warnings
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, VENV_BIN, data_path, head_lines
 
 
 # ------------------------------------------------------------------ results files (silent case 4)
@@ -77,15 +82,6 @@ def test_a_fragment_left_by_an_older_append_is_closed_and_skipped(tmp_path):
 
 # ------------------------------------------------------------------ the recipe on a small real slice
 
-import fcntl
-import gzip
-import signal
-import socket
-import subprocess
-import sys
-import time
-
-from conftest import VENV_BIN, data_path, head_lines
 
 RECIPE = ROOT / "scripts" / "recipes" / "pair.sh"
 # the recipe's small-run options; a 1-layer 32-wide model through `-- extra fairseq-train args`
@@ -299,8 +295,6 @@ def _corrupt_copy(tiny_pair, tmp_path):
 
 
 def test_a_corrupted_table_is_refused_naming_it(tiny_pair, tmp_path):
-    import subprocess
-
     import user_dir  # noqa: F401
     from csfair.pretraining.substitution_table import SubstitutionTable
     from csfair.pretraining.table_format import CorruptTableError
@@ -315,6 +309,14 @@ def test_a_corrupted_table_is_refused_naming_it(tiny_pair, tmp_path):
                                    tokens_per_sample=128, sample_break_mode="complete", seed=1)
     with pytest.raises(CorruptTableError, match=str(table)):
         CodeSwitchMaskedLMTask.setup_task(cfg)
+    # the transformers path (scripts/run_mlm_cs.py --cs_table) refuses it too
+    from argparse import Namespace
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import run_mlm_cs
+
+    with pytest.raises(CorruptTableError, match=str(table)):
+        run_mlm_cs.load_tables(Namespace(cs_table=[str(table)], cs_temperature=None, cs_min_prob=None))
     # the CLI: one line, exit 2
     p = subprocess.run([str(VENV_BIN / "csfair-lexicon"), "inspect", str(table), "house"], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
@@ -353,8 +355,6 @@ def test_empty_parallel_input_stops_the_recipe_at_the_lexicon(tmp_path):
 
 
 def test_empty_lexicons_tables_and_monolingual_text_are_errors(tiny_pair, tmp_path):
-    import subprocess
-
     import user_dir  # noqa: F401
     from csfair.cli.lexicon import main as lexicon_main
     from csfair.io import InputFormatError
@@ -433,8 +433,6 @@ def test_samples_longer_than_the_model_are_counted_and_bounded(tiny_pair, caplog
 # ------------------------------------------------------------------ csfair-data verify
 
 def test_verify_checks_pinned_checksums_and_says_what_was_only_size_checked(tmp_path):
-    import subprocess
-
     data = data_path("MANIFEST.tsv").parent
     lines = data_path("MANIFEST.tsv").read_text(encoding="utf-8").split("\n")
     keep = [ln for ln in lines[1:] if ln.split("\t")[0] in ("nli/sick/SICK.txt", "mono/derived/fr.txt")]

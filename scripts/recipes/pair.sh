@@ -33,7 +33,8 @@
 #                         csfair-prep split-pair --eval-tasks)
 #   --cs-mode M           multiview (default) | static   (ignored with --cs none)
 #   --arch A              cs_roberta_tiny (default) | cs_roberta_base
-#   --tokens-per-sample N 128
+#   --tokens-per-sample N 128 (training blocks longer than this are skipped by fairseq: reported, and more than
+#                         1% is an error unless accepted with `-- --max-invalid-size-share X`)
 #   --batch-size N        32 (sentences-blocks per GPU/process; --update-freq multiplies it)
 #   --update-freq N       1
 #   --lr X                1.5e-3
@@ -457,7 +458,8 @@ if [ -f "$SAVE/.done" ] && [ "$st" -eq 0 ]; then skip "$SAVE ($state; remove $SA
   set -e
   if [ "${codes[0]}" -ne 0 ]; then
     why="exit status ${codes[0]}"; [ "${codes[0]}" -gt 128 ] && why="killed by signal $(( codes[0] - 128 ))"
-    echo "training failed ($why): no .done written; see $SAVE/train.log; the same command resumes it" >&2; exit 1
+    next="nothing was saved"; [ -f "$SAVE/checkpoint_last.pt" ] && next="the same command resumes from its checkpoint_last.pt"
+    echo "training failed ($why): no .done written; see $SAVE/train.log; $next" >&2; exit 1
   fi
   [ "${codes[1]}" -eq 0 ] || { echo "training log $SAVE/train.log could not be written (disk full?): no .done written" >&2; exit 1; }
   st=0; state=$(progress) || st=$?
