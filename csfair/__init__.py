@@ -5,7 +5,7 @@ glue lives in ``user_dir/``). The sub-packages are the architecture, imports run
 * ``pretraining``: substitution tables, the code-switching sampler, masking, vocabulary;
   ``baselines``: fastText meta-embeddings and parallel data for WEAM/TLM;
 * ``lexicons``: IBM-1, MUSE, word alignment; ``evaluation``: task data, metrics, results, audits;
-* ``text`` (Moses, stopwords, casing), then ``io`` and ``paths`` (shared plumbing).
+* ``text`` (Moses, stopwords, casing), then ``io``, ``paths`` and ``locks`` (shared plumbing).
 """
 
 __version__ = "0.1.0"

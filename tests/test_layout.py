@@ -14,7 +14,7 @@ import csfair
 
 ROOT = Path(csfair.__file__).resolve().parent
 LAYER = {"cli": 4, "pretraining": 3, "baselines": 3, "lexicons": 2, "evaluation": 2, "text": 1,
-         "io": 0, "paths": 0, "": 0}
+         "io": 0, "paths": 0, "locks": 0, "": 0}
 
 
 def modules():

@@ -5,7 +5,8 @@ Subcommands:
            it would write and whether they are present in ``--out``
   get      fetch a pair's sources (``--what muse,parallel,mono,xnli,afrixnli,mnli,panx,ud,stopwords``)
            into ``--out`` (default ``$CSFAIR_DATA``) in the layout of ``$CSFAIR_DATA/README.md``
-  verify   check every file a folder's ``MANIFEST.tsv`` lists (size; SHA-256 where recorded)
+  verify   check every file a folder's ``MANIFEST.tsv`` lists (SHA-256 where recorded or pinned in
+           ``staged_sources.tsv``; the others by size, and said so)
 
 Sources, URLs, layout and pinned checksums live in ``csfair/cli/data_sources.toml`` (no URL in code).
 Paper proportions (Visser et al. 2025, Sec. 3.1-3.2): 1M NLLB pairs for IBM-1; 1 GB English and
@@ -528,9 +529,31 @@ class Runner:
 # verify / list
 
 
-def verify(folder: os.PathLike, lines: bool = False) -> Tuple[int, List[str]]:
-    """Check every file of ``folder/MANIFEST.tsv``: it exists, has the listed size and, where the
-    MANIFEST records one, the listed SHA-256 (and line count with ``lines``).
+def staged_pins(sources: Optional[Dict] = None) -> Dict[str, Dict[str, str]]:
+    """``{local_path: row}`` of the staged data's pinned files (``staged_sources.tsv``: source
+    repository, path, commit and the SHA-256 of the byte-exact copy)."""
+    table = (sources or load_sources())["kinds"]
+    out = {}
+    for spec in table.values():
+        if spec.get("how") == "manifest":
+            for r in staged_rows(spec):
+                if r.get("sha256"):
+                    out[r["local_path"]] = r
+    return out
+
+
+def verify(folder: os.PathLike, lines: bool = False, methods: Optional[Dict[str, str]] = None
+           ) -> Tuple[int, List[str]]:
+    """Check every file of ``folder/MANIFEST.tsv``: it exists, has the listed size and a SHA-256
+    equal to the MANIFEST's own ``sha256`` column or, where the row has none (the staged data's
+    MANIFEST), to the checksum pinned for that file in ``staged_sources.tsv`` when the row names the
+    same source (repository, path and commit); line counts too with ``lines``.
+
+    Args:
+        folder: the data folder.
+        lines: also recount lines.
+        methods: filled with ``{local_path: "sha256" | "sha256 (pinned)" | "size"}``: how each file
+            was checked ("size": no checksum recorded or pinned for it).
 
     Returns:
         (number of files checked, problems as ``path: what`` strings). Lines are counted as
@@ -543,9 +566,19 @@ def verify(folder: os.PathLike, lines: bool = False) -> Tuple[int, List[str]]:
     if not (folder / "MANIFEST.tsv").is_file():
         raise FileNotFoundError(f"{folder / 'MANIFEST.tsv'}: no MANIFEST.tsv (is {folder} a csfair data folder?)")
     _, rows = read_manifest(folder)
+    pins = staged_pins()
+    methods = methods if methods is not None else {}
     problems = []
     for rel, row in rows.items():
         path = folder / rel
+        pin = pins.get(rel)
+        if row.get("sha256"):
+            want, how = row["sha256"], "sha256"
+        elif pin and all(pin.get(k) == row.get(k) for k in ("source_repo", "source_path", "commit")):
+            want, how = pin["sha256"], "sha256 (pinned)"
+        else:
+            want, how = None, "size"
+        methods[rel] = how
         if not path.is_file():
             problems.append(f"{rel}: missing")
             continue
@@ -553,8 +586,11 @@ def verify(folder: os.PathLike, lines: bool = False) -> Tuple[int, List[str]]:
         if row.get("bytes") and str(size) != row["bytes"]:
             problems.append(f"{rel}: {size} bytes, MANIFEST says {row['bytes']}")
             continue
-        if row.get("sha256") and sha256_file(path) != row["sha256"]:
-            problems.append(f"{rel}: SHA-256 differs from the MANIFEST's")
+        if want and sha256_file(path) != want:
+            problems.append(f"{rel}: SHA-256 differs from the MANIFEST's" if how == "sha256" else
+                            f"{rel}: SHA-256 differs from the one pinned in {SOURCES.with_name('staged_sources.tsv').name} "
+                            f"({row.get('source_repo')}@{row.get('commit', '')[:12]}:{row.get('source_path')}); same size: "
+                            "the content was changed")
             continue
         if lines and row.get("n_lines") and str(n_lines(path)) != row["n_lines"]:
             problems.append(f"{rel}: {n_lines(path)} lines, MANIFEST says {row['n_lines']}")
@@ -631,13 +667,17 @@ def cmd_get(args) -> None:
 
 
 def cmd_verify(args) -> None:
-    n, problems = verify(args.dir, lines=args.lines)
-    header, rows = read_manifest(args.dir)
-    with_sha = sum(1 for r in rows.values() if r.get("sha256"))
+    methods: Dict[str, str] = {}
+    n, problems = verify(args.dir, lines=args.lines, methods=methods)
     for p in problems:
         print(f"FAILED {p}")
-    print(f"{args.dir}: {n - len(problems)} of {n} files verified ({with_sha} by SHA-256, the others by size"
-          f"{' and lines' if args.lines else ''})")
+    by_sha = sum(1 for m in methods.values() if m.startswith("sha256"))
+    size_only = sorted(rel for rel, m in methods.items() if m == "size")
+    for rel in size_only:
+        if not any(p.startswith(f"{rel}:") for p in problems):
+            print(f"size-checked {rel} (no checksum recorded or pinned)")
+    print(f"{args.dir}: {n - len(problems)} of {n} files verified ({by_sha} checked by SHA-256, {len(size_only)} "
+          f"size-checked only{'; lines recounted' if args.lines else ''})")
     if problems:
         raise SystemExit(1)
 
@@ -677,7 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace existing files that this recipe did not write (default: keep them and say so)")
     s.set_defaults(func=cmd_get)
 
-    s = sub.add_parser("verify", help="check the files a MANIFEST.tsv lists (size, SHA-256 where recorded)")
+    s = sub.add_parser("verify", help="check the files a MANIFEST.tsv lists (SHA-256 where recorded or pinned, "
+                                      "else size, said per file)")
     s.add_argument("dir", help="data folder holding MANIFEST.tsv")
     s.add_argument("--lines", action="store_true", help="also recount lines (slower)")
     s.set_defaults(func=cmd_verify)

@@ -28,6 +28,10 @@ def cmd_ibm1(args) -> None:
         issues=issues, progress=not args.quiet, threads=args.threads,
     )
     issues.report()
+    for lex in (fwd, bwd):
+        if not len(lex):
+            raise ValueError(f"{args.src_file} ||| {args.tgt_file}: the IBM-1 lexicon {lex.src_lang}-{lex.tgt_lang} "
+                             f"has no entries above --min-store-prob {args.min_store_prob} ({stats['pairs_used']} pairs used)")
     out = Path(args.out_dir)
     f_path = out / f"ibm1.{args.src_lang}-{args.tgt_lang}.tsv"
     b_path = out / f"ibm1.{args.tgt_lang}-{args.src_lang}.tsv"
@@ -46,6 +50,8 @@ def cmd_muse(args) -> None:
     issues = LineIssues(args.dict, strict=args.strict)
     lex = Lexicon.read_muse(args.dict, args.src_lang, args.tgt_lang, lowercase=not args.no_lowercase, issues=issues)
     issues.report()
+    if not len(lex):
+        raise ValueError(f"{args.dict}: no dictionary entries (the file is empty, or all {issues.total} lines were skipped)")
     lex.save_tsv(args.out)
     print(json.dumps({"input": args.dict, "output": args.out, "words": len(lex), "pairs": lex.num_pairs,
                       "skipped": issues.total}))
@@ -59,6 +65,8 @@ def cmd_table(args) -> None:
     from csfair.pretraining.vocab import WordEncoder
 
     lex = Lexicon.load_tsv(args.lexicon)
+    if not len(lex):
+        raise ValueError(f"{args.lexicon}: the lexicon has no entries: a table from it could not code-switch anything")
     src_lang = args.src_lang or lex.src_lang
     tgt_lang = args.tgt_lang or lex.tgt_lang
     if lex.probabilistic and args.min_prob < lex.probs.min(initial=1.0) - 1e-12 and len(lex):
@@ -103,6 +111,10 @@ def cmd_table(args) -> None:
         )
     table, stats = build_table(lex, encode, unk, cfg, extra_meta=extra, progress=not args.quiet,
                                src_corpus=src_corpus, tgt_corpus=tgt_corpus, encode_key=encode_key)
+    if not len(table):
+        raise ValueError(f"{args.lexicon}: no entry of its {len(lex):,} source words survived the table's filters "
+                         f"(stopwords, --min-prob {args.min_prob}, --min-word-len {args.min_word_len}, the vocabulary): "
+                         f"an empty table would code-switch nothing; counts: {json.dumps(stats)}")
     table.save(args.out)
     if args.tsv:
         table.to_tsv(args.tsv, decode=decode)

@@ -19,12 +19,14 @@ One record per (model, task, seed, language, split)::
   (:func:`csfair.evaluation.stats.paired_bootstrap`; per-item scores from :func:`item_scores`, stored next to
   the results by :func:`append_items`).
 """
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import math
 import os
+import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple
@@ -38,31 +40,113 @@ COLLAPSE_SHARE = 0.95
 MOSTLY_UNK = 0.5  # a language whose inputs are more than this share <unk> gets a note in the table
 
 
+class ResultsFileWarning(UserWarning):
+    """A results (JSON-lines) file holds a line that is not a complete record: it is skipped or
+    repaired, and this warning names the file and the line."""
+
+
 def append_result(path: PathLike, record: dict) -> None:
-    """Append one JSON line (flushed and fsynced: a crash never leaves half a line behind it)."""
+    """Append one record as one JSON line, written by one ``write`` of the complete line (flushed and
+    fsynced).
+
+    A file that does not end in a newline holds the fragment of an earlier append that was cut
+    short (a full disk, a killed process): it first gets a newline, so that the fragment stays a
+    line of its own (skipped with a warning by :func:`load_results`) and is never glued to this
+    record; a :class:`ResultsFileWarning` names the file. An append that fails part-way (ENOSPC
+    after a short write) is undone: the file is cut back to its size before it, so it ends with a
+    complete line again.
+
+    Args:
+        path: the JSON-lines file (created with its folder if missing).
+        record: a JSON-serialisable dict.
+
+    Raises:
+        OSError: the write failed; the message names the file and says that no part of the
+            record was kept (errno as the original error's).
+    """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    line = json.dumps(record, sort_keys=True) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    data = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        start = os.fstat(fd).st_size
+        if start > 0:
+            with open(path, "rb") as fh:
+                fh.seek(start - 1)
+                if fh.read(1) != b"\n":
+                    warnings.warn(f"{path}: ends with an incomplete line (an earlier append was cut short); "
+                                  "it is closed with a newline and will be skipped when read", ResultsFileWarning,
+                                  stacklevel=2)
+                    data = b"\n" + data
+        written = 0
+        try:
+            while written < len(data):  # one write unless the kernel takes only part of the line
+                written += os.write(fd, data[written:])
+            os.fsync(fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                # undo our part-line (shrinking a file works on a full disk), unless someone appended after it
+                if written and os.fstat(fd).st_size == start + written:
+                    os.ftruncate(fd, start)
+            raise OSError(e.errno, f"{path}: appending a result failed ({e.strerror}); "
+                                   "no part of the record was kept") from e
+    finally:
+        os.close(fd)
 
 
 def load_results(path: PathLike) -> List[dict]:
-    """All complete records of a JSON-lines file (a truncated last line is ignored)."""
-    out = []
+    """All complete records of a JSON-lines file.
+
+    A line that is not a JSON object is skipped with a :class:`ResultsFileWarning` naming
+    ``path:line`` (an incomplete line: an append cut short). A line where the fragment of a
+    cut-short append was glued in front of a complete record (files written before
+    :func:`append_result` closed fragments) gives back that record (one that has every key the
+    file's intact records share), with a warning saying how much was dropped.
+    """
     if not os.path.exists(path):
-        return out
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            line = line.strip()
+        return []
+    out: List[Tuple[int, dict]] = []
+    bad: List[Tuple[int, str]] = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.strip()
             if not line:
                 continue
             try:
-                out.append(json.loads(line))
+                rec = json.loads(line)
             except json.JSONDecodeError:
-                continue
-    return out
+                rec = None
+            if isinstance(rec, dict):
+                out.append((lineno, rec))
+            else:
+                bad.append((lineno, line))
+    if bad:
+        common = set.intersection(*(set(r) for _, r in out)) if out else None
+        for lineno, line in bad:
+            glued = _glued_record(line)
+            if glued is not None and common and common <= set(glued[1]):
+                warnings.warn(f"{path}:{lineno}: the {glued[0]}-character fragment of a cut-short append was glued in "
+                              "front of a record: the record is kept, the fragment skipped", ResultsFileWarning,
+                              stacklevel=2)
+                out.append((lineno, glued[1]))
+            else:
+                warnings.warn(f"{path}:{lineno}: not a complete JSON record (an append cut short?), skipped",
+                              ResultsFileWarning, stacklevel=2)
+        out.sort(key=lambda x: x[0])
+    return [r for _, r in out]
+
+
+def _glued_record(line: str) -> Optional[Tuple[int, dict]]:
+    """``(characters cut, record)`` when ``line`` is a fragment followed by a complete JSON object."""
+    i = line.find("{", 1)
+    while i > 0:
+        try:
+            rec = json.loads(line[i:])
+            if isinstance(rec, dict):
+                return i, rec
+        except json.JSONDecodeError:
+            pass
+        i = line.find("{", i + 1)
+    return None
 
 
 def protocol_key(protocol: dict) -> str:

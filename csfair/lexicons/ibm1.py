@@ -258,7 +258,8 @@ def build_ibm1_lexicons(
         (``pairs_read``, ``pairs_used``, ``pairs_skipped``, ``seconds``).
 
     Raises:
-        InputFormatError: the files differ in length (names the shorter file and line).
+        InputFormatError: the files differ in length (names the shorter file and line), or hold no
+            usable pair (empty files, or every line skipped).
     """
     from tqdm import tqdm
 
@@ -284,6 +285,11 @@ def build_ibm1_lexicons(
             issues.skip(src_path, lineno, "contains fast_align's '|||' separator")
             continue
         pairs.append((s, t))
+    if not pairs:
+        # a lexicon from nothing would make a run without code-switching that looks like one with it
+        why = f"all {read} pair(s) read were skipped ({issues.total} skipped lines in all)" if read or issues.total \
+            else "the files are empty"
+        raise InputFormatError(src_path, 0, f"no usable sentence pairs in {src_path} ||| {tgt_path}: {why}")
     fw, bw = train_ibm1(pairs, iterations=iterations, threads=threads)
     fwd = table_to_lexicon(fw, src_lang, tgt_lang, min_prob=min_prob)
     bwd = table_to_lexicon(bw, tgt_lang, src_lang, min_prob=min_prob)

@@ -146,11 +146,15 @@ class SubstitutionTable:
 
     @classmethod
     def load(cls, path: PathLike, mmap: bool = True) -> "SubstitutionTable":
-        """Open a table directory; arrays are memory-mapped read-only when ``mmap``.
+        """Open a table directory; arrays are memory-mapped read-only when ``mmap``. The arrays are
+        checked against the checksum ``meta.json`` recorded when the table was built (once per
+        process for unchanged files: :func:`csfair.pretraining.table_format.verify_checksum`).
 
         Raises:
             FileNotFoundError: the directory or one of its files is missing (named).
             ValueError: unsupported format version.
+            csfair.pretraining.table_format.CorruptTableError: the arrays do not match the
+                checksum (a ValueError naming the table).
         """
         table = cls(*load_arrays(path, mmap))
         table.path = str(Path(path))

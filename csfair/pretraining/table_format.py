@@ -22,6 +22,7 @@ for any number of words at once (``u ~ U[0, 1)``).
 """
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
@@ -44,8 +45,51 @@ def array_checksum(arrays: Dict[str, np.ndarray]) -> str:
     for name in ARRAYS:
         a = np.ascontiguousarray(arrays[name])
         h.update(f"{name}:{a.dtype.str}:{a.shape};".encode())
-        h.update(a.tobytes())
+        h.update(memoryview(a.reshape(-1)).cast("B"))  # the bytes in place (no copy of a memory-mapped array)
     return h.hexdigest()
+
+
+class CorruptTableError(ValueError):
+    """A substitution table whose arrays no longer match the checksum recorded when it was built."""
+
+
+#: tables verified in this process: resolved directory -> (signature of its files, checksum)
+_VERIFIED: Dict[str, Tuple[tuple, str]] = {}
+
+
+def _signature(path: Path) -> tuple:
+    """(name, size, mtime_ns, inode) of ``meta.json`` and every array file: a rewritten file changes it."""
+    out = []
+    for name in ("meta.json",) + tuple(f"{a}.npy" for a in ARRAYS):
+        st = os.stat(path / name)
+        out.append((name, st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(out)
+
+
+def verify_checksum(path: PathLike, arrays: Dict[str, np.ndarray], meta: dict) -> None:
+    """Check the arrays of the table at ``path`` against ``meta["checksum"]``, once per process for
+    the same files (cached by resolved path and each file's size, mtime and inode).
+
+    Raises:
+        CorruptTableError: the checksum differs (names the table and the array file changed last).
+    """
+    want = meta.get("checksum")
+    if not want:
+        return  # tables written before checksums existed: nothing to compare with
+    path = Path(path)
+    key = str(path.resolve())
+    sig = _signature(path)
+    if _VERIFIED.get(key) == (sig, want):
+        return
+    got = array_checksum(arrays)
+    if got != want:
+        newest = max(ARRAYS, key=lambda a: os.stat(path / f"{a}.npy").st_mtime_ns)
+        raise CorruptTableError(
+            f"{path}: substitution table is corrupted: its arrays' SHA-256 {got[:12]} is not the {want[:12]} "
+            f"recorded in meta.json when it was built (last changed: {newest}.npy); rebuild it with "
+            "csfair-lexicon table (the recipes rebuild a table whose directory is removed)"
+        )
+    _VERIFIED[key] = (sig, want)
 
 
 def save_arrays(arrays: Dict[str, np.ndarray], meta: dict, path: PathLike) -> dict:
@@ -63,8 +107,14 @@ def save_arrays(arrays: Dict[str, np.ndarray], meta: dict, path: PathLike) -> di
     return meta
 
 
-def load_arrays(path: PathLike, mmap: bool = True) -> Tuple[Dict[str, np.ndarray], dict]:
+def load_arrays(path: PathLike, mmap: bool = True, verify: bool = True) -> Tuple[Dict[str, np.ndarray], dict]:
     """Open a table directory; arrays are memory-mapped read-only when ``mmap``.
+
+    Args:
+        path: the table directory.
+        mmap: memory-map the arrays (read-only) instead of reading them.
+        verify: check the arrays against the checksum in ``meta.json`` (:func:`verify_checksum`:
+            once per process for unchanged files; one SHA-256 pass over the arrays).
 
     Returns:
         (arrays, meta).
@@ -72,6 +122,7 @@ def load_arrays(path: PathLike, mmap: bool = True) -> Tuple[Dict[str, np.ndarray
     Raises:
         FileNotFoundError: the directory or one of its files is missing (named).
         ValueError: unsupported format version.
+        CorruptTableError: ``verify`` and the arrays do not match their checksum.
     """
     path = Path(path)
     meta_path = path / "meta.json"
@@ -88,6 +139,8 @@ def load_arrays(path: PathLike, mmap: bool = True) -> Tuple[Dict[str, np.ndarray
         if not f.exists():
             raise FileNotFoundError(f"{f}: missing array of substitution table {path}")
         arrays[name] = np.load(f, mmap_mode="r" if mmap else None, allow_pickle=False)
+    if verify:
+        verify_checksum(path, arrays, meta)
     return arrays, meta
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from csfair.io import LineIssues, PathLike, atomic_write, iter_lines, sha256_file
+from csfair.io import InputFormatError, LineIssues, PathLike, atomic_write, iter_lines, sha256_file
 
 FAIRSEQ_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
 SPM_RESERVED = ("<unk>", "<s>", "</s>")
@@ -104,12 +104,18 @@ def balanced_sample(
 
     Returns:
         (lines per language, characters per language)
+
+    Raises:
+        InputFormatError: a language's file has no usable line (names the file).
     """
     texts = {}
     for lang, path in inputs.items():
         issues = LineIssues(str(path))
         texts[lang] = [t for _, t in iter_lines(path, issues)]
         issues.report()
+        if not texts[lang]:
+            what = f"all {issues.total} lines were skipped" if issues.total else "the file is empty"
+            raise InputFormatError(path, 0, f"no {lang} text for the shared vocabulary ({what})")
     totals = {lang: sum(len(t) for t in lines) for lang, lines in texts.items()}
     budget = min(totals.values())
     if max_chars_per_lang:

@@ -75,14 +75,17 @@ if [ -n "$HF_MODEL" ]; then
   CS_ARGS=(--cs_mode none)
   [ -n "$CS_TABLE" ] && CS_ARGS=(--cs_mode multiview --cs_table "$CS_TABLE")
   if [ -f "$HF_OUT/continued/.done" ]; then echo "   exists, skipped: $HF_OUT/continued"; else
+    set +e
     python scripts/run_mlm_cs.py --model_name_or_path "$HF_MODEL" --train_file "$TRAIN" \
       --validation_file "$TEXT.valid.tok" --line_by_line --max_seq_length 128 --mlm_probability 0.15 \
       "${CS_ARGS[@]}" --do_train --num_train_epochs "$HF_EPOCHS" --per_device_train_batch_size "$HF_BATCH" \
       --learning_rate "$HF_LR" --warmup_steps 0.1 --weight_decay 0.01 --seed 1 --save_strategy no \
       --logging_steps 50 --report_to none --disable_tqdm true --output_dir "$HF_OUT/continued" "${EXTRA[@]}" 2>&1 \
-      | tee "$HF_OUT/continued.log" | grep -E --line-buffered "MLM accuracy|'loss'|train_runtime" || true
-    [ -f "$HF_OUT/continued/config.json" ] || { echo "continued pretraining failed: see $HF_OUT/continued.log" >&2; exit 1; }
-    touch "$HF_OUT/continued/.done"
+      | tee "$HF_OUT/continued.log" | grep -E --line-buffered "MLM accuracy|'loss'|train_runtime|Error|error"
+    codes=("${PIPESTATUS[@]}"); set -e  # the trainer's exit status decides, not the console filter's (issue 21)
+    { [ "${codes[0]}" -eq 0 ] && [ -f "$HF_OUT/continued/config.json" ]; } \
+      || { echo "continued pretraining failed (exit status ${codes[0]}): no .done; see $HF_OUT/continued.log" >&2; exit 1; }
+    date '+%F %T' > "$HF_OUT/continued/.done.tmp-$$" && mv -f "$HF_OUT/continued/.done.tmp-$$" "$HF_OUT/continued/.done"
   fi
   echo "== 3/3 frozen-encoder heads ($HF_TASKS), before/after, and UMAP"
   python -m csfair_hf.probe --model "before=$HF_MODEL" --model "after=$HF_OUT/continued" --tasks "$HF_TASKS" \
@@ -126,16 +129,19 @@ fi
 
 echo "== 2/3 continued MLM pretraining ($UPDATES updates, no code-switching) -> $CONT"
 if [ -f "$CONT/.done" ]; then echo "   exists, skipped: $CONT"; else
+  set +e
   # shellcheck disable=SC2086
   fairseq-train "$CS_DIR/bin" --user-dir user_dir --task codeswitch_masked_lm --langs cs --cs-mode none \
     $ARCH_ARGS --criterion cs_masked_lm --tokens-per-sample 128 --sample-break-mode complete \
     --finetune-from-model "$CKPT" --optimizer adam --adam-betas '(0.9,0.98)' --weight-decay 0.01 --lr 3e-4 \
     --lr-scheduler polynomial_decay --warmup-updates $(( UPDATES / 10 )) --total-num-update "$UPDATES" \
     --max-update "$UPDATES" --batch-size 32 --save-dir "$CONT" --no-epoch-checkpoints \
-    --log-format simple --log-interval 50 --skip-invalid-size-inputs-valid-test 2>&1 | tee "$OUT/continued.log" \
-    | grep -E --line-buffered "train_inner|valid on|done training" || true
-  [ -f "$CONT/checkpoint_last.pt" ] || { echo "continued pretraining failed: see $OUT/continued.log" >&2; exit 1; }
-  touch "$CONT/.done"
+    --log-format simple --log-interval 50 --skip-invalid-size-inputs-valid-test 2>&1 | tee -a "$OUT/continued.log" \
+    | grep -E --line-buffered "train_inner|valid on|done training|Error|error"
+  codes=("${PIPESTATUS[@]}"); set -e  # fairseq-train's exit status decides, not the console filter's (issue 21)
+  state=""; [ "${codes[0]}" -eq 0 ] && state=$(python scripts/training_progress.py "$CONT/checkpoint_last.pt" 2>&1) \
+    || { echo "continued pretraining failed (fairseq-train exit status ${codes[0]}${state:+; $state}): no .done; see $OUT/continued.log" >&2; exit 1; }
+  echo "$state" > "$CONT/.done.tmp-$$" && mv -f "$CONT/.done.tmp-$$" "$CONT/.done"
 fi
 
 echo "== 3/3 LinCE-style tasks, before/after, fine-tuned and frozen encoder"

@@ -33,7 +33,8 @@
 #                         csfair-prep split-pair --eval-tasks)
 #   --cs-mode M           multiview (default) | static   (ignored with --cs none)
 #   --arch A              cs_roberta_tiny (default) | cs_roberta_base
-#   --tokens-per-sample N 128
+#   --tokens-per-sample N 128 (training blocks longer than this are skipped by fairseq: reported, and more than
+#                         1% is an error unless accepted with `-- --max-invalid-size-share X`)
 #   --batch-size N        32 (sentences-blocks per GPU/process; --update-freq multiplies it)
 #   --update-freq N       1
 #   --lr X                1.5e-3
@@ -63,9 +64,14 @@
 #   --lr 1e-4 --warmup 10000 --max-update 1000000 --vocab-size 32000 -- --fp16
 # (fairseq uses every visible GPU; batch = batch-size x update-freq x GPUs.)
 #
-# Every step skips itself when its output exists (outputs are written atomically), and prints
+# Every step skips itself when all its outputs exist (outputs are written atomically), and prints
 # what it produced. The data-bin directory remembers the options it was built with and refuses
-# to be reused with different ones.
+# to be reused with different ones. Training is done (.done) only when fairseq-train exited 0 and its
+# checkpoint reached --max-update/--max-epoch; a rerun resumes an unfinished run from checkpoint_last.pt.
+# Locks (docs/guarantees.md): the data steps hold --data-bin and --work exclusively (a second run
+# into them stops, naming the first: pid, host, command, since when); once the data is prepared,
+# runs share them read-only, each training holding its own run folder; leftovers of killed steps
+# (.tmp-PID files, checkpoint*.pt.tmp) are removed by the next run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -78,6 +84,7 @@ DATA=$CSFAIR_DATA
 PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
 MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS="" SEED=1 RUN=""
 DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PROFILE="" STOPWORDS=top:20 EVAL_TASKS=all MODE=run PREP_ONLY=0
+CMDLINE="bash $0 $*"  # recorded in the folder locks (who holds them)
 case "${1:-}" in en-*) PAIR=$1; shift ;; esac
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -268,8 +275,27 @@ CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES val
 [ "$PROFILE" = paper ] && CONFIG="$CONFIG data=paper"
 [ "$STOPWORDS" != top:20 ] && CONFIG="$CONFIG stopwords=$STOPWORDS"
 [ "$EVAL_TASKS" != all ] && CONFIG="$CONFIG eval_tasks=$EVAL_TASKS"
+# Never two writers (csfair/locks.py, docs/guarantees.md): flock on DIR/.csfair-lock through a descriptor
+# this shell (and every child) keeps open until it exits, killed or not. Data steps hold --data-bin and
+# --work exclusively; once they are prepared for this CONFIG (.prep-done), runs hold them shared
+# (several trainings may read one data-bin) and each training holds its run folder exclusively.
+LOCKED=" "
+lock_dir() {  # FD DIR MODE [--clean|--downgrade]: take (or convert) the lock; exit 1 naming the holder
+  local fd=$1 dir=$2 mode=$3 real; shift 3
+  real=$(cd "$dir" && pwd -P)
+  case "$LOCKED" in *" $real:$fd "*) ;; *" $real:"*) return 0 ;; *) eval "exec $fd<>\"\$dir/.csfair-lock\""; LOCKED="$LOCKED$real:$fd " ;; esac
+  python -m csfair.locks acquire --fd "$fd" --dir "$dir" --mode "$mode" --pid $$ --command "$CMDLINE" "$@" || exit 1
+}
+# a shell redirection written atomically: stdin to a temporary name, renamed when complete
+atomic_out() { cat > "$1.tmp-$$" && mv -f "$1.tmp-$$" "$1"; }
+PREP_MARK=.prep-done
+prepared() { local d; for d in "$DATA_BIN" "$WORK"; do [ -f "$d/$PREP_MARK" ] && [ "$(cat "$d/$PREP_MARK")" = "$CONFIG" ] || return 1; done; }
+if prepared; then LOCK_MODE=shared; else LOCK_MODE=exclusive; fi
+lock_dir 8 "$DATA_BIN" "$LOCK_MODE" --clean
+lock_dir 7 "$WORK" "$LOCK_MODE" --clean
+
 for dir in "$DATA_BIN" "$WORK"; do
-  if [ ! -f "$dir/config.txt" ] && [ -n "$(ls -A "$dir" | grep -vx README.md)" ]; then
+  if [ ! -f "$dir/config.txt" ] && [ -n "$(ls -A "$dir" | grep -vxE 'README.md|\.csfair-lock')" ]; then
     echo "$dir has outputs but no config.txt (an older build): use another --data-bin/--work or delete $dir" >&2
     exit 1
   fi
@@ -280,7 +306,9 @@ for dir in "$DATA_BIN" "$WORK"; do
     exit 1
   fi
 done
-for dir in "$DATA_BIN" "$WORK"; do echo "$CONFIG" > "$dir/config.txt"; done
+if [ "$LOCK_MODE" = exclusive ]; then
+  for dir in "$DATA_BIN" "$WORK"; do [ -f "$dir/config.txt" ] || echo "$CONFIG" | atomic_out "$dir/config.txt"; done
+fi
 
 EVAL_ARGS=(); [ "$EVAL_TASKS" != all ] && EVAL_ARGS=(--eval-tasks "$EVAL_TASKS")
 STOP_ARGS=(); [ "$STOPWORDS" != top:20 ] && STOP_ARGS=(--src-stopwords "$STOPWORDS" --tgt-stopwords "$STOPWORDS")
@@ -289,7 +317,11 @@ skip() { echo "   exists, skipped: $1"; }
 T0=$(date +%s)
 
 step "1/7 held-out split: $TGT test ($TEST_LINES lines) and every zero-shot evaluation split of $SRC,$TGT (and their translations) out of the monolingual and parallel text"
-if [ -f "$WORK/heldout.json" ]; then skip "$WORK/text/*.txt, $WORK/parallel/train.*"; else
+SPLIT_OUT="$WORK/heldout.json $WORK/text/$SRC.train.txt $WORK/text/$SRC.valid.txt $WORK/text/$TGT.train.txt $WORK/text/$TGT.valid.txt $WORK/parallel/train.$SRC $WORK/parallel/train.$TGT"
+[ "$TEST_LINES" -gt 0 ] && SPLIT_OUT="$SPLIT_OUT $WORK/text/$TGT.test.txt"
+all_exist() { local f; for f in "$@"; do [ -e "$f" ] || return 1; done; }
+# shellcheck disable=SC2086
+if all_exist $SPLIT_OUT; then skip "$WORK/text/*.txt, $WORK/parallel/train.*"; else
   csfair-prep split-pair --mono "$SRC:$DATA/$MONO/$SRC.txt" --mono "$TGT:$DATA/$MONO/$TGT.txt" \
     --src-lang "$SRC" --tgt-lang "$TGT" --parallel-src "$DATA/$PARALLEL.$SRC.gz" --parallel-tgt "$DATA/$PARALLEL.$TGT.gz" \
     --test "$TEST_LINES" --valid "$VALID_LINES" ${MAX_TRAIN:+--max-train "$MAX_TRAIN"} --seed 1 \
@@ -349,14 +381,16 @@ fi
 step "5/7 fairseq-preprocess --only-source per language"
 for lang in "$SRC" "$TGT"; do
   dest="$DATA_BIN/$lang"
-  if [ -f "$dest/train.idx" ]; then skip "$dest"; else
+  if all_exist "$dest/train.idx" "$dest/train.bin" "$dest/valid.idx" "$dest/valid.bin"; then skip "$dest"; else
     tmp="$DATA_BIN/.$lang.tmp"; rm -rf "$tmp"
     args=(--trainpref "$WORK/text/$lang.train.spm" --validpref "$WORK/text/$lang.valid.spm")
     [ -f "$WORK/text/$lang.test.spm" ] && args+=(--testpref "$WORK/text/$lang.test.spm")
+    log="$WORK/preprocess.$lang.log"
     if ! fairseq-preprocess --only-source --srcdict "$DATA_BIN/dict.txt" "${args[@]}" --destdir "$tmp" --workers 2 \
-        > "$WORK/preprocess.$lang.log" 2>&1; then
-      echo "fairseq-preprocess failed: see $WORK/preprocess.$lang.log" >&2; exit 1
+        > "$log.tmp-$$" 2>&1; then
+      mv -f "$log.tmp-$$" "$log"; echo "fairseq-preprocess failed: see $log" >&2; exit 1
     fi
+    mv -f "$log.tmp-$$" "$log"
     grep -E "sents" "$WORK/preprocess.$lang.log" | sed 's/^.*preprocess[^]]*\] /   /'
     rm -rf "$dest"; mv "$tmp" "$dest"
   fi
@@ -368,24 +402,50 @@ step "6/7 substitution tables (p > 0.02, T = 3, ${STOPWORDS/top:/top-} stopwords
 for name in $LEX; do
   for d in "$SRC-$TGT" "$TGT-$SRC"; do
     out="$DATA_BIN/tables/$name.$d"
-    if [ -f "$out/meta.json" ]; then skip "$out"; else
+    js="$WORK/table.$name.$d.json" lg="$WORK/table.$name.$d.log" tsv="$WORK/lexicons/$name.$d.table.tsv"
+    # the table, its TSV export and its statistics: all three or the table is built again
+    if all_exist "$out/meta.json" "$tsv" "$js"; then skip "$out"; else
+      [ -f "$out/meta.json" ] && echo "   $out exists but not all of $tsv, $js: built again"
       csfair-lexicon table --lexicon "$WORK/lexicons/$name.$d.tsv" --spm-model "$DATA_BIN/spm.model" \
-        --dict "$DATA_BIN/dict.txt" --out "$out" --tsv "$WORK/lexicons/$name.$d.table.tsv" --quiet \
+        --dict "$DATA_BIN/dict.txt" --out "$out" --tsv "$tsv" --quiet \
         --src-corpus "$WORK/text/${d%-*}.train.tok" --tgt-corpus "$WORK/text/${d#*-}.train.tok" "${STOP_ARGS[@]}" \
-        > "$WORK/table.$name.$d.json" 2> "$WORK/table.$name.$d.log" || { cat "$WORK/table.$name.$d.log" >&2; exit 1; }
-      sed "s/^/   $name.$d: /" "$WORK/table.$name.$d.log"
+        > "$js.tmp-$$" 2> "$lg.tmp-$$" || { mv -f "$lg.tmp-$$" "$lg"; rm -f "$js.tmp-$$"; cat "$lg" >&2; exit 1; }
+      mv -f "$lg.tmp-$$" "$lg"; mv -f "$js.tmp-$$" "$js"
+      sed "s/^/   $name.$d: /" "$lg"
     fi
   done
 done
 echo "   table sizes on disk: $(du -sh "$DATA_BIN"/tables/* | awk '{printf "%s %s; ", $2, $1}')"
 T_PREP=$(( $(date +%s) - T0 ))
+if [ "$LOCK_MODE" = exclusive ]; then
+  # prepared: later runs share the folders read-only (a sweep's trainings run side by side)
+  for dir in "$DATA_BIN" "$WORK"; do echo "$CONFIG" | atomic_out "$dir/$PREP_MARK"; done
+  lock_dir 8 "$DATA_BIN" shared --downgrade; lock_dir 7 "$WORK" shared --downgrade; LOCK_MODE=shared
+fi
 [ "$PREP_ONLY" = 1 ] && { echo; echo "== [$PAIR] --prep-only: data ready in $DATA_BIN (${T_PREP}s)"; exit 0; }
 
 step "7/7 pretraining ($CS, $ARCH, $MAX_UPDATE updates) -> $SAVE"
 if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
 [ -n "$TB" ] && CS_ARGS+=(--tensorboard-logdir "$TB/$RUN")
 T1=$(date +%s)
-if [ -f "$SAVE/.done" ]; then skip "$SAVE (remove $SAVE/.done to train again)"; else
+lock_dir 6 "$SAVE" exclusive --clean
+progress() { python scripts/training_progress.py "$SAVE/checkpoint_last.pt" 2>&1; }  # exit 0: target reached
+st=0; [ -f "$SAVE/.done" ] && { state=$(progress) || st=$?; }
+if [ -f "$SAVE/.done" ] && [ "$st" -eq 0 ]; then skip "$SAVE ($state; remove $SAVE/.done to train again)"; else
+  # Done means fairseq-train exited 0 AND its checkpoint reached --max-update/--max-epoch (csfair issue 21)
+  [ -f "$SAVE/.done" ] && { echo "   $SAVE/.done is stale ($state): training again"; rm -f "$SAVE/.done"; }
+  if [ -f "$SAVE/checkpoint_last.pt" ]; then
+    st=0; state=$(progress) || st=$?
+    case $st in
+      0) ATTEMPT="$SAVE/checkpoint_last.pt reached its target ($state) but the run has no .done: fairseq-train checks it" ;;
+      1) ATTEMPT="resuming from $SAVE/checkpoint_last.pt ($state): the last attempt stopped before its target" ;;
+      *) echo "cannot resume: $state; move it away to restart $SAVE from scratch" >&2; exit 1 ;;
+    esac
+  elif [ -f "$SAVE/train.log" ]; then ATTEMPT="restarting from scratch: the last attempt ($SAVE/train.log) saved no checkpoint"
+  else ATTEMPT="starting"; fi
+  echo "   $ATTEMPT"
+  echo "# ==== $(date '+%F %T') $CMDLINE: $ATTEMPT" >> "$SAVE/train.log"  # every attempt's log is kept
+  set +e  # the exit status of fairseq-train, not of the console filter, decides
   fairseq-train "$DATA_BIN" --user-dir user_dir --task codeswitch_masked_lm --langs "$SRC,$TGT" "${CS_ARGS[@]}" \
     --arch "$ARCH" --criterion cs_masked_lm --tokens-per-sample "$TPS" --sample-break-mode complete \
     --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
@@ -394,9 +454,20 @@ if [ -f "$SAVE/.done" ]; then skip "$SAVE (remove $SAVE/.done to train again)"; 
     --dropout 0.1 --attention-dropout 0.1 --seed "$SEED" --num-workers "$NUM_WORKERS" \
     --log-format simple --log-interval 50 --save-dir "$SAVE" --no-epoch-checkpoints \
     --save-interval-updates 1000 --keep-interval-updates 1 --validate-interval-updates 1000 \
-    --skip-invalid-size-inputs-valid-test "${EXTRA[@]}" 2>&1 | tee "$SAVE/train.log" | grep -E --line-buffered "train_inner|valid on|\| train \||done training|Error|error" || true
-  [ -f "$SAVE/checkpoint_last.pt" ] || { echo "training failed: see $SAVE/train.log" >&2; exit 1; }
-  touch "$SAVE/.done"
+    --skip-invalid-size-inputs-valid-test "${EXTRA[@]}" 2>&1 | tee -a "$SAVE/train.log" \
+    | grep -E --line-buffered "train_inner|valid on|\| train \||done training|invalid sizes|longer than max_positions|Error|error"
+  codes=("${PIPESTATUS[@]}")
+  set -e
+  if [ "${codes[0]}" -ne 0 ]; then
+    why="exit status ${codes[0]}"; [ "${codes[0]}" -gt 128 ] && why="killed by signal $(( codes[0] - 128 ))"
+    next="nothing was saved"; [ -f "$SAVE/checkpoint_last.pt" ] && next="the same command resumes from its checkpoint_last.pt"
+    echo "training failed ($why): no .done written; see $SAVE/train.log; $next" >&2; exit 1
+  fi
+  [ "${codes[1]}" -eq 0 ] || { echo "training log $SAVE/train.log could not be written (disk full?): no .done written" >&2; exit 1; }
+  st=0; state=$(progress) || st=$?
+  [ "$st" -eq 0 ] || { echo "training stopped before its target ($state): no .done written; see $SAVE/train.log" >&2; exit 1; }
+  echo "$state; $(date '+%F %T')" | atomic_out "$SAVE/.done"
+  echo "   done: $state"
 fi
 T_TRAIN=$(( $(date +%s) - T1 ))
 

@@ -65,13 +65,17 @@ for sys in ${SYSTEMS//,/ }; do
   SAVE=checkpoints/en-fr/$sys
   if [ -f "$SAVE/.done" ]; then echo "   exists, skipped: $SAVE"; continue; fi
   mkdir -p "$SAVE"
+  set +e
   fairseq-train "$PARA" --user-dir user_dir "${ARGS[@]}" --tokens-per-sample 128 \
     --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
     --lr 1.5e-3 --lr-scheduler polynomial_decay --warmup-updates 80 --total-num-update "$MAX_UPDATE" \
     --max-update "$MAX_UPDATE" --max-tokens "$MAX_TOKENS" --num-workers 1 --seed 1 --log-format simple --log-interval 50 \
     --save-dir "$SAVE" --no-epoch-checkpoints --skip-invalid-size-inputs-valid-test "${EXTRA[@]}" 2>&1 \
-    | tee "$SAVE/train.log" | grep -E --line-buffered "train_inner|valid on|done training" || true
-  [ -f "$SAVE/checkpoint_last.pt" ] || { echo "$sys pretraining failed: see $SAVE/train.log" >&2; exit 1; }
-  touch "$SAVE/.done"
+    | tee -a "$SAVE/train.log" | grep -E --line-buffered "train_inner|valid on|done training|Error|error"
+  codes=("${PIPESTATUS[@]}"); set -e  # fairseq-train's exit status decides, not the console filter's
+  # done = exit 0 and the checkpoint reached --max-update (csfair issue 21; a rerun resumes otherwise)
+  state=""; [ "${codes[0]}" -eq 0 ] && state=$(python scripts/training_progress.py "$SAVE/checkpoint_last.pt" 2>&1) \
+    || { echo "$sys pretraining failed (fairseq-train exit status ${codes[0]}${state:+; $state}): no .done; see $SAVE/train.log" >&2; exit 1; }
+  echo "$state" > "$SAVE/.done.tmp-$$" && mv -f "$SAVE/.done.tmp-$$" "$SAVE/.done"
 done
 echo "wall time: $(( $(date +%s) - T0 )) s; compare with: bash scripts/recipes/zeroshot.sh ibm1=... weam=checkpoints/en-fr/weam/checkpoint_last.pt tlm=checkpoints/en-fr/tlm/checkpoint_last.pt"
