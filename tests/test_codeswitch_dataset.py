@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import user_dir  # noqa: F401  (registers the task, criterion and architectures)
-from csfair.pretraining.sampler import CodeSwitchConfig
+from csfair.pretraining.sampler import NUM_STATS, CodeSwitchConfig
 from csfair.pretraining.masking import MaskConfig
 from csfair.pretraining.substitution_table import SubstitutionTable
 from fairseq.data import MaskTokensDataset
@@ -85,33 +85,46 @@ def wrapper_pair(task, tiny_pair, cs_cfg, lang="en", split="train"):
     return base, cs, plain
 
 
+def kept(a, b, cut):
+    """``a`` equals ``b``, or (a cut item) ``b``'s head, possibly followed by ``b``'s last element (kept last)."""
+    a, b = a.tolist(), b.tolist()
+    if not cut:
+        return a == b
+    return a == b[:len(a)] or (a[:-1] == b[:len(a) - 1] and a[-1:] == b[-1:])
+
+
 def test_invariants_masked_positions_targets_specials_length(tiny_pair):
     task = make_task(tiny_pair)
-    base, cs, plain = wrapper_pair(task, tiny_pair, CodeSwitchConfig("multiview", 1.0, 0.5, max_len=60))
+    # a bound below most sentences' length: their replacements cut tails (a bound above leaves room)
+    base, cs, plain = wrapper_pair(task, tiny_pair, CodeSwitchConfig("multiview", 1.0, 0.5, max_len=30))
     d = task.source_dictionary
     pad = d.pad()
-    replaced = changed = 0
+    replaced = changed = cuts = 0
     for i in range(len(base)):
         orig = base[i]
         a, b = cs[i], plain[i]
         src, tgt, stats = a["source"], a["target"], a["cs_stats"]
-        # targets: the original tokens at the masked positions, in the same order, nothing else
+        # targets: the original tokens at the masked positions, in the same order, nothing else (less the
+        # tail cut to keep the item within the bound: --cs-overflow truncate; a final </s> stays last)
+        cut = int(stats[6])
         assert torch.equal(b["target"][b["target"] != pad], orig[b["target"] != pad])
-        assert torch.equal(tgt[tgt != pad], b["target"][b["target"] != pad])
+        assert kept(tgt[tgt != pad], b["target"][b["target"] != pad], cut)
         # masked positions are never substituted: the masked input there is unchanged
-        assert torch.equal(src[tgt != pad], b["source"][b["target"] != pad])
+        assert kept(src[tgt != pad], b["source"][b["target"] != pad], cut)
         # special tokens (and <mask>) untouched: the same ones, in the same order, first and last kept
         # (fairseq's masking itself may mask <s> or </s>, as stock masked_lm does)
         spec = lambda x: x[(x < d.nspecial) | (x == task.mask_idx)]  # noqa: E731
-        assert torch.equal(spec(src), spec(b["source"]))
+        assert kept(spec(src), spec(b["source"]), cut)
         assert src[0] == b["source"][0] and src[-1] == b["source"][-1]
-        # length bound (blocks longer than the bound are left alone)
-        assert len(src) == len(tgt) and len(src) <= max(60, len(orig))
+        # length bound (blocks longer than the bound are left alone); a cut item fills it exactly
+        assert len(src) == len(tgt) and len(src) <= max(30, len(orig))
+        assert not cut or len(src) == max(30, len(orig))
         replaced += int(stats[2])
+        cuts += cut > 0
         changed += int(not torch.equal(src, b["source"]))
         if stats[2] == 0:
             assert torch.equal(src, b["source"]) and torch.equal(tgt, b["target"])
-    assert replaced > 100 and changed > 50
+    assert replaced > 100 and changed > 50 and cuts > 100
 
 
 def reference_code_switch(source, target, original, pad, word_start, special, table, keys, rng, cfg):
@@ -119,7 +132,7 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
     from csfair.pretraining.substitution_table import MAX_WORD_PIECES
 
     if rng.random() >= cfg.instance_prob:
-        return source, target, [0, 0, 0, 0, len(source)]
+        return source, target, [0, 0, 0, 0, len(source), 0, 0]
     L = len(original)
     starts = [i for i in range(L) if i == 0 or word_start[original[i]]]
     spans = list(zip(starts, starts[1:] + [L]))
@@ -134,15 +147,22 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
     draws = rng.random(len(spans))
     chosen = [k for k in range(len(spans)) if entries[k] >= 0 and draws[k] < cfg.word_prob]
     us = rng.random(len(chosen)) if cfg.mode == "multiview" else [None] * len(chosen)
+    window = max(cfg.max_len, L)
+    keep_last = bool(special[original[-1]])
     picks, cur = {}, L
     for k, u in zip(chosen, us):
         ent = entries[k]
         a, b = int(table.cand_offsets[ent]), int(table.cand_offsets[ent + 1])
         c = a if u is None else next(c for c in range(a, b) if table.cand_cdf[c] - ent > u or c == b - 1)
         toks = table.cand_tokens[table.cand_tok_offsets[c]:table.cand_tok_offsets[c + 1]].tolist()
-        if cur + len(toks) - (spans[k][1] - spans[k][0]) > max(cfg.max_len, L):
+        grow = len(toks) - (spans[k][1] - spans[k][0])
+        if cfg.overflow == "truncate":
+            # the replacement's own tokens must end inside the window (before a final special kept last)
+            if spans[k][0] + (cur - L) + len(toks) > window - keep_last:
+                continue
+        elif cur + grow > window:
             continue  # does not fit: dropped, later (shorter) replacements may still fit
-        cur += len(toks) - (spans[k][1] - spans[k][0])
+        cur += grow
         picks[k] = toks
     out_s, out_t = [], []
     for k, (s, e) in enumerate(spans):
@@ -152,17 +172,25 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
         else:
             out_s += source[s:e].tolist()
             out_t += target[s:e].tolist()
-    changed = sum(len(t) for k, t in picks.items() if t != original[spans[k][0]:spans[k][1]].tolist())
-    return np.array(out_s), np.array(out_t), [1, sum(x >= 0 for x in entries), len(picks), changed, len(out_s)]
+    cut = max(0, len(out_s) - window)
+    if cut:
+        out_s = out_s[:window - 1] + out_s[-1:] if keep_last else out_s[:window]
+        out_t = out_t[:window - 1] + out_t[-1:] if keep_last else out_t[:window]
+    same = [k for k, t in picks.items() if t == original[spans[k][0]:spans[k][1]].tolist()]
+    changed = sum(len(t) for k, t in picks.items() if k not in same)
+    return np.array(out_s), np.array(out_t), [1, sum(x >= 0 for x in entries), len(picks), changed, len(out_s),
+                                              len(same), cut]
 
 
-@pytest.mark.parametrize("mode,word_prob,max_len", [("static", 1.0, 512), ("multiview", 0.4, 512), ("multiview", 0.6, 40)])
-def test_vectorised_code_switch_equals_word_by_word_reference(tiny_pair, mode, word_prob, max_len):
+@pytest.mark.parametrize("mode,word_prob,max_len,overflow", [
+    ("static", 1.0, 512, "truncate"), ("multiview", 0.4, 512, "truncate"), ("multiview", 0.6, 40, "truncate"),
+    ("multiview", 0.6, 40, "drop")])
+def test_vectorised_code_switch_equals_word_by_word_reference(tiny_pair, mode, word_prob, max_len, overflow):
     from csfair.pretraining.sampler import code_switch
     from csfair.pretraining.masking import fairseq_item_seed, mask_tokens
 
     task = make_task(tiny_pair)
-    base, cs, _ = wrapper_pair(task, tiny_pair, CodeSwitchConfig(mode, 1.0, word_prob, max_len))
+    base, cs, _ = wrapper_pair(task, tiny_pair, CodeSwitchConfig(mode, 1.0, word_prob, max_len, overflow))
     table = task.tables["en"]
     keys = {tuple(table.key_tokens[table.key_offsets[e]:table.key_offsets[e + 1]].tolist()): e for e in range(len(table))}
     d = task.source_dictionary
@@ -223,7 +251,7 @@ def test_workers_and_batches_identical_across_num_workers(tiny_pair):
     a = batches(task, "train", epoch=2, num_workers=0)
     b = batches(task, "train", epoch=2, num_workers=2)
     assert_same_batches(a, b)
-    assert "cs_stats" in a[0] and a[0]["cs_stats"].shape[1] == 6  # NUM_STATS + the language segment
+    assert "cs_stats" in a[0] and a[0]["cs_stats"].shape[1] == NUM_STATS + 1  # + the language segment
     assert sum(int(x["cs_stats"][:, 2].sum()) for x in a) > 0
 
 
