@@ -286,3 +286,54 @@ def test_table_built_for_another_dictionary_is_refused(tiny_pair, tmp_path):
         make_task(tiny_pair, cs_table_name="", cs_tables="en:tables/ibm1.fr-en")
     with pytest.raises(ValueError, match="needs substitution tables"):
         make_task(tiny_pair, cs_table_name="")
+
+
+def summed_stats(task, epochs, num_workers=0, max_len=None):
+    """int64 ``[len(epochs), items, NUM_STATS]``: each item's cs_stats per epoch (through fairseq's batch iterator
+    when ``num_workers``, else the wrapper in-process)."""
+    task.load_dataset("train")
+    w = task._wrappers[-1]
+    if max_len is not None:
+        w.set_max_len(max_len)
+    out = np.zeros((len(epochs), len(w), NUM_STATS), dtype=np.int64)
+    for k, epoch in enumerate(epochs):
+        if num_workers:
+            for b in batches(task, "train", epoch=epoch, num_workers=num_workers, bsz=64):
+                out[k, b["id"].numpy()] = b["cs_stats"][:, :NUM_STATS].numpy()
+        else:
+            w.set_epoch(epoch)
+            for i in range(len(w)):
+                out[k, i] = w[i]["cs_stats"][:NUM_STATS].numpy()
+    return out
+
+
+def test_full_blocks_keep_the_word_rate_and_the_candidate_distribution(tiny_pair):
+    """Full 128-token blocks (--sample-break-mode none): the replaced words are the drawn ones (compared with the same
+    blocks and draws given room for every replacement), so the word rate and the candidates (their length, the
+    identical ones) are the table's, and the rate is that of complete blocks (within 5%). Epoch 1 goes through
+    fairseq's batch iterator with 2 DataLoader workers (the items are those of the in-process wrapper, which gives
+    the other epochs faster). The old rule (--cs-overflow drop) fails the same comparison: in full blocks it keeps
+    only the candidates that fit, the shorter ones."""
+    from csfair.pretraining.sampler import STAT_CHANGED_TOKENS as CHG, STAT_CUT_TOKENS as CUT, STAT_ELIGIBLE as ELIG
+    from csfair.pretraining.sampler import STAT_REPLACED as REPL, STAT_UNCHANGED as SAME
+
+    kw = dict(cs_instance_prob=1.0)  # every instance code-switched: more words per second of test, same word rule
+    task = lambda mode="none", **k: make_task(tiny_pair, sample_break_mode=mode, **kw, **k)  # noqa: E731
+    epochs = (1, 2, 3, 4)
+    full = summed_stats(task(), epochs)
+    assert np.array_equal(summed_stats(task(), epochs[:1], num_workers=2)[0], full[0])
+    complete = summed_stats(task("complete"), epochs)
+    room = summed_stats(task(), epochs[:2], max_len=10**6)
+    drop = summed_stats(task(cs_overflow="drop"), epochs[:2])
+    f, f2, c = full.sum((0, 1)), full[:2].sum((0, 1)), complete.sum((0, 1))
+    r, d = room.sum((0, 1)), drop.sum((0, 1))
+    assert f[ELIG] > 60_000 and f[CUT] > 0
+    # the rate: (nearly) every drawn replacement is applied; within 5% of complete blocks
+    assert (f2[ELIG] == r[ELIG]) and f2[REPL] >= 0.99 * r[REPL], (f2, r)
+    rate_full, rate_complete = f[REPL] / f[ELIG], c[REPL] / c[ELIG]
+    assert abs(rate_full / rate_complete - 1) < 0.05, (rate_full, rate_complete)
+    # the candidates: mean length of the changed ones and the number of identical ones, as drawn
+    mean_len = lambda s: s[CHG] / (s[REPL] - s[SAME])  # noqa: E731
+    assert abs(mean_len(f2) / mean_len(r) - 1) < 0.01 and f2[SAME] >= 0.99 * r[SAME], (f2, r)
+    # power: the drop rule loses >10% of the draws in full blocks, and they are the longer candidates
+    assert d[REPL] < 0.9 * r[REPL] and mean_len(d) < 0.95 * mean_len(r), (d, r)
