@@ -337,3 +337,73 @@ def test_full_blocks_keep_the_word_rate_and_the_candidate_distribution(tiny_pair
     assert abs(mean_len(f2) / mean_len(r) - 1) < 0.01 and f2[SAME] >= 0.99 * r[SAME], (f2, r)
     # power: the drop rule loses >10% of the draws in full blocks, and they are the longer candidates
     assert d[REPL] < 0.9 * r[REPL] and mean_len(d) < 0.95 * mean_len(r), (d, r)
+
+
+def test_identical_candidates_are_drawn_at_the_papers_rate_on_real_tables(tiny_pair):
+    """Real en-fr IBM-1 tables (the tiny pipeline's, built with the defaults): for the words whose candidates include
+    the word itself, the sampler's draws follow p**(1/3) / sum p**(1/3) over every candidate with p > 0.02 that is not
+    a stopword, the identity included (chi-square against the lexicon's raw p, computed here from its TSV). A drawn
+    identity is a replacement that changes no token: the sampler's counters say so."""
+    from scipy.stats import chi2
+
+    from csfair.lexicons.lexicon import Lexicon
+    from csfair.pretraining.sampler import code_switch
+    from csfair.text import load_stopwords
+
+    task = make_task(tiny_pair)
+    d = task.source_dictionary
+    ws, special = word_start_mask(d), np.zeros(len(d), dtype=bool)
+    special[:d.nspecial] = True
+    checked = rejected = 0
+    for src, tgt, lex_path in (("fr", "en", tiny_pair["lex_fr_en"]), ("en", "fr", tiny_pair["lex_en_fr"])):
+        table, lex = task.tables[src], Lexicon.load_tsv(lex_path)
+        stop = load_stopwords("iso", tgt)  # the fixture's lists
+        words = table.source_words()
+        picked = []
+        for e, w in enumerate(words):
+            key = table.key_tokens[table.key_offsets[e]:table.key_offsets[e + 1]]
+            a, b = int(table.cand_offsets[e]), int(table.cand_offsets[e + 1])
+            cands = [tuple(table.cand_tokens[table.cand_tok_offsets[c]:table.cand_tok_offsets[c + 1]]) for c in range(a, b)]
+            ident = [k for k, c in enumerate(cands) if c == tuple(key)]
+            # lower-case keys with >= 3 candidates, each one word (so that the output splits into candidates)
+            if w != w.lower() or b - a < 3 or len(ident) != 1 or len(set(cands)) != len(cands):
+                continue
+            if any(not ws[c[0]] or ws[list(c[1:])].any() for c in cands):
+                continue
+            # expected, from the lexicon itself: the paper's filters, then p**(1/3) / sum p**(1/3)
+            lc = [(t, p) for t, p in lex.candidates(w) if p > 0.02 and t.lower() not in stop and any(ch.isalnum() for ch in t)]
+            if sorted(t for t, _ in lc) != sorted(table.cand_words()[a:b]):
+                continue  # a candidate outside the vocabulary: not this test's subject
+            q = {t: p ** (1 / 3) for t, p in lc}
+            lp = dict(lc)
+            expected = np.array([q[t] for t in table.cand_words()[a:b]]) / sum(q.values())
+            picked.append((e, key, cands, ident[0], expected, lp))
+        picked = sorted(picked, key=lambda x: -x[4][x[3]])[:4]  # the words that keep themselves most often
+        assert len(picked) == 4, (src, len(picked))
+        for e, key, cands, k_id, expected, lp in picked:
+            # one item: <s>, the word 300 times, </s>; every instance and every eligible word code-switched
+            n_words = 300
+            seq = np.array([d.bos()] + list(key) * n_words + [d.eos()], dtype=np.int64)
+            counts, unchanged = np.zeros(len(cands), dtype=np.int64), 0
+            for it in range(20):
+                out, _, stats = code_switch(seq.copy(), np.full(len(seq), d.pad()), seq, d.pad(), ws, special, table,
+                                            np.random.default_rng([7, checked, it]), CodeSwitchConfig("multiview", 1.0, 1.0, 10**6))
+                body = out[1:-1].tolist()
+                starts = [i for i, t in enumerate(body) if ws[t]] + [len(body)]
+                drawn = [tuple(body[starts[j]:starts[j + 1]]) for j in range(len(starts) - 1)]
+                assert len(drawn) == n_words == stats[2] == stats[1]
+                for c in drawn:
+                    counts[cands.index(c)] += 1
+                assert stats[5] == sum(c == tuple(key) for c in drawn)  # identities: replaced, unchanged
+                assert stats[3] == sum(len(c) for c in drawn if c != tuple(key))  # changed tokens: the others only
+                unchanged += int(stats[5])
+            assert unchanged == counts[k_id] > 0
+            n = counts.sum()
+            stat = ((counts - n * expected) ** 2 / (n * expected)).sum()
+            assert chi2.sf(stat, len(cands) - 1) > 1e-3, (src, table.source_words()[e], counts, n * expected)
+            # power: the same counts reject the raw p (T = 1) and the identity-dropped rule (it is never drawn there)
+            p_raw = np.array([lp[t] for t in table.cand_words()[int(table.cand_offsets[e]):int(table.cand_offsets[e + 1])]])
+            raw = p_raw / p_raw.sum()
+            rejected += chi2.sf(((counts - n * raw) ** 2 / (n * raw)).sum(), len(cands) - 1) < 1e-6
+            checked += 1
+    assert checked == 8 and rejected >= 6, rejected
