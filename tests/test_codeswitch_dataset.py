@@ -149,7 +149,7 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
     us = rng.random(len(chosen)) if cfg.mode == "multiview" else [None] * len(chosen)
     window = max(cfg.max_len, L)
     keep_last = bool(special[original[-1]])
-    picks, cur = {}, L
+    picks, visible, cur = {}, {}, L
     for k, u in zip(chosen, us):
         ent = entries[k]
         a, b = int(table.cand_offsets[ent]), int(table.cand_offsets[ent + 1])
@@ -157,9 +157,10 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
         toks = table.cand_tokens[table.cand_tok_offsets[c]:table.cand_tok_offsets[c + 1]].tolist()
         grow = len(toks) - (spans[k][1] - spans[k][0])
         if cfg.overflow == "truncate":
-            # the replacement's own tokens must end inside the window (before a final special kept last)
-            if spans[k][0] + (cur - L) + len(toks) > window - keep_last:
+            # applied unless pushed wholly past the window (before a final special kept last): cut with the tail
+            if spans[k][0] + (cur - L) >= window - keep_last:
                 continue
+            visible[k] = min(len(toks), window - keep_last - (spans[k][0] + cur - L))
         elif cur + grow > window:
             continue  # does not fit: dropped, later (shorter) replacements may still fit
         cur += grow
@@ -177,7 +178,7 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
         out_s = out_s[:window - 1] + out_s[-1:] if keep_last else out_s[:window]
         out_t = out_t[:window - 1] + out_t[-1:] if keep_last else out_t[:window]
     same = [k for k, t in picks.items() if t == original[spans[k][0]:spans[k][1]].tolist()]
-    changed = sum(len(t) for k, t in picks.items() if k not in same)
+    changed = sum(visible.get(k, len(t)) for k, t in picks.items() if k not in same)
     return np.array(out_s), np.array(out_t), [1, sum(x >= 0 for x in entries), len(picks), changed, len(out_s),
                                               len(same), cut]
 
@@ -407,3 +408,23 @@ def test_identical_candidates_are_drawn_at_the_papers_rate_on_real_tables(tiny_p
             rejected += chi2.sf(((counts - n * raw) ** 2 / (n * raw)).sum(), len(cands) - 1) < 1e-6
             checked += 1
     assert checked == 8 and rejected >= 6, rejected
+
+
+def test_cs_rates_script_reports_the_items_stats_per_direction(tiny_pair, tmp_path):
+    """scripts/cs_rates.py (the dose a run would log, per direction, without training) sums the items' own stats."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("cs_rates", Path(__file__).resolve().parents[1] / "scripts" / "cs_rates.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main([str(tiny_pair["bin"]), "--cs-table-name", "ibm1", "--break-modes", "none",
+                     "--overflows", "truncate,drop", "--json", str(tmp_path / "r.json")])
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(rows))
+    assert [(r["direction"], r["overflow"]) for r in rows] == [("en-fr", "truncate"), ("fr-en", "truncate"),
+                                                             ("en-fr", "drop"), ("fr-en", "drop")]
+    want = summed_stats(make_task(tiny_pair, sample_break_mode="none"), (1,))[0]
+    assert rows[0]["replaced"] + rows[1]["replaced"] == int(want[:, 2].sum())
+    assert rows[0]["items"] + rows[1]["items"] == len(want)
+    assert all(0 < r["cs_word"] < 0.1 and r["tokens"] > 0 for r in rows)

@@ -228,3 +228,29 @@ def test_grouped_blocks_mark_cut_words_and_stay_within_the_block(hf_models, hf_t
                                         max_seq_length=32, cs_instance_prob=1.0, cs_word_prob=0.5)
     out = col(blocks)
     assert out["input_ids"].shape[1] <= 32 and col.cs_rates()["replaced"] > 0
+
+
+@pytest.mark.parametrize("fam", ["xlmr"])
+def test_full_grouped_blocks_keep_the_drawn_replacements(hf_models, hf_tables, fam):
+    """run_mlm-style grouped blocks are full: with cs_overflow="truncate" (default) the replaced words are the drawn
+    ones (the same draws given room for everything), as on the fairseq path; "drop" keeps only candidates that fit."""
+    from transformers import AutoTokenizer
+
+    from csfair.pretraining.substitution_table import SubstitutionTable
+    from csfair_hf.collator import DataCollatorForCodeSwitchedLM
+    from csfair_hf.tokenization import group_lines, read_lines
+
+    tok = AutoTokenizer.from_pretrained(hf_models[fam])
+    table = SubstitutionTable.load(hf_tables[fam])
+    blocks = group_lines(tok, read_lines(hf_models["text_en"], limit=3000), 48)
+    kw = dict(seed=3, cs_tables=[table], cs_instance_prob=1.0, cs_word_prob=0.03)
+    cols = {"bounded": DataCollatorForCodeSwitchedLM(tok, max_seq_length=48, **kw),
+            "room": DataCollatorForCodeSwitchedLM(tok, max_seq_length=10**6, **kw),
+            "drop": DataCollatorForCodeSwitchedLM(tok, max_seq_length=48, cs_overflow="drop", **kw)}
+    for a in range(0, len(blocks), 32):
+        for c in cols.values():
+            assert c(blocks[a:a + 32])["input_ids"].shape[1] <= (48 if c is not cols["room"] else 10**6)
+    b, r, d = (cols[k].cs_rates() for k in ("bounded", "room", "drop"))
+    assert b["eligible"] == r["eligible"] == d["eligible"] > 2000 and r["replaced"] > 100
+    assert b["replaced"] >= 0.97 * r["replaced"] and b["cut_tokens"] > 0, (b, r)
+    assert d["replaced"] < 0.9 * r["replaced"], (d, r)

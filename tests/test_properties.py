@@ -171,6 +171,9 @@ def test_truncate_applies_the_draw_and_cuts_the_tail_before_the_final_special():
     src, tgt, stats = switch_all([BOS, 4, 5, EOS], table, max_len=5)
     assert src.tolist() == [BOS, 6, 22, 23, EOS] and len(tgt) == 5
     assert stats[2] == 1 and stats[6] == 1 and stats[4] == 5  # replaced, cut tokens, tokens
+    # a replacement straddling the limit is applied and cut with the tail: its visible tokens count as changed
+    src, _, stats = switch_all([BOS, 4, 5, EOS], table, max_len=4)
+    assert src.tolist() == [BOS, 6, 22, EOS] and stats[2] == 1 and stats[3] == 2 and stats[6] == 2
     # a block that does not end with a special symbol (a full block) loses its last tokens
     table = toy_table({(5,): [((6, 22, 23), 0.9)]})
     src, _, stats = switch_all([BOS, 5, 8, 9], table, max_len=5)

@@ -23,11 +23,11 @@ Definitions used here (csfair issue #2):
   to be complete, which costs at most one word per block;
 * an instance stays within ``max_len`` tokens (``overflow``, csfair issues 10 and 20). Default
   ``truncate``: replacements are applied left to right, and the tokens that the instance grows past
-  ``max_len`` are cut from its end (before a final special symbol such as ``</s>``, which stays last);
-  only a replacement whose own tokens would fall past the limit is dropped. This is code-switching the
-  text, then cutting it to the model's length (the paper pretrains on 128-token sequences, Sec. 3.3),
-  so the word rate and the candidate distribution are the table's also in full blocks
-  (``--sample-break-mode none``). ``drop``: a replacement that would make the instance longer than
+  ``max_len`` are cut from its end (before a final special symbol such as ``</s>``, which stays last;
+  a replacement straddling the limit is cut with it, one pushed wholly past it is not counted). This is
+  code-switching the text, then cutting it to the model's length (the paper pretrains on 128-token
+  sequences, Sec. 3.3), so the word rate and the candidate distribution are the table's also in full
+  blocks (``--sample-break-mode none``). ``drop``: a replacement that would make the instance longer than
   ``max_len`` is dropped and later, shorter ones are still applied; nothing is cut, but in full blocks
   only candidates no longer than their source word fit (the rate falls from .029 to .023-.025 and the
   applied candidates lean short);

@@ -335,7 +335,9 @@ def build_table(
             # the paper's normalisation p**(1/T) / sum p**(1/T) over every candidate, the identical one included
             q = np.power([p for _, p in cands], 1.0 / cfg.temperature)
             is_id = np.array([lower(t, tl) == src_low for t, _ in cands])
-            identity[src_low] = (float(q[is_id].sum() / q.sum()), bool(is_id[int(np.argmax(q))]))
+            # "top": more probable than every other candidate (MUSE's uniform ties are not)
+            top = not (~is_id).any() or q[is_id].max() > q[~is_id].max()
+            identity[src_low] = (float(q[is_id].sum() / q.sum()), bool(top))
         if tgt_corpus is not None:
             cased = []
             for t, p in cands:

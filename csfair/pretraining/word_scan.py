@@ -160,14 +160,14 @@ def replace_words_numpy(source, target, original, pad_idx, starts, lengths, chos
     for c, st, ln in zip(cands.tolist(), starts[chosen].tolist(), lengths[chosen].tolist()):
         rep = toks[offs[c]:offs[c + 1]]
         d = len(rep) - ln
-        if (st + used + len(rep) > limit) if truncate else (used + d > budget):
+        if (st + used >= limit) if truncate else (used + d > budget):
             continue
-        used += d
         reps.append((st, ln, rep))
         if d != 0 or not np.array_equal(rep, original[st:st + ln]):
-            changed += len(rep)
+            changed += min(len(rep), limit - (st + used)) if truncate else len(rep)
         else:
             unchanged += 1
+        used += d
     if not reps:
         return source, target, 0, 0, 0, 0
     src_parts, tgt_parts, prev = [], [], 0
@@ -221,11 +221,10 @@ if numba is not None:
             ln = lengths[chosen[j]]
             d = rl - ln
             if truncate:
-                if st + used + rl > limit:
-                    continue  # its own tokens would fall outside the window
+                if st + used >= limit:
+                    continue  # pushed past the window by earlier, longer replacements: cut with the tail
             elif used + d > budget:
                 continue
-            used += d
             fits[j] = True
             n += 1
             same = d == 0
@@ -236,8 +235,11 @@ if numba is not None:
                         break
             if same:
                 unchanged += 1
+            elif truncate:
+                changed += min(rl, limit - (st + used))  # the tokens left inside the window
             else:
                 changed += rl
+            used += d
         ns = np.empty(L + used, source.dtype)
         nt = np.empty(L + used, target.dtype)
         i = 0
@@ -279,11 +281,12 @@ def replace_words(source: np.ndarray, target: np.ndarray, original: np.ndarray, 
     Two rules for a replacement that makes the item longer than the window (csfair issues 10, 20):
 
     * ``truncate`` (the sampler's default, :data:`csfair.pretraining.sampler.OVERFLOWS`): every replacement is
-      applied whose own tokens end inside the window, then the tokens past the window are cut from the end of the
-      item (before its last token when ``keep_last``: a final ``</s>``/``[SEP]`` stays last). This is
-      "code-switch, then cut to the model's length", as when code-switched text is tokenised into fixed windows
-      (Visser et al. 2025, Sec. 3.1-3.3: 128-token sequences), so the drawn candidates keep the table's
-      distribution in full blocks; the cost is the cut tail (prediction targets included);
+      applied, then the tokens past the window are cut from the end of the item (before its last token when
+      ``keep_last``: a final ``</s>``/``[SEP]`` stays last). This is "code-switch, then cut to the model's length",
+      as when code-switched text is tokenised into fixed windows (Visser et al. 2025, Sec. 3.1-3.3: 128-token
+      sequences), so the drawn candidates keep the table's distribution in full blocks; the cost is the cut tail
+      (prediction targets included). A replacement that straddles the window's end is cut with it, as any word at a
+      block boundary; one pushed wholly past it by earlier, longer replacements is not counted;
     * otherwise (``drop``): a replacement that would make the item longer than the window is dropped and later,
       shorter ones are still applied. Nothing is cut, but in full blocks (``--sample-break-mode none``) only
       candidates no longer than their source word fit, so the applied candidates lean short.
@@ -306,7 +309,7 @@ def replace_words(source: np.ndarray, target: np.ndarray, original: np.ndarray, 
         ``(source, target, replaced, changed, unchanged, cut)``: the new int64 arrays (the inputs when nothing is
         replaced), the number of replaced words, of input tokens now holding a translation (the tokens of replaced
         words whose pieces changed), of replaced words whose pieces did not change (an identical candidate: a
-        no-op draw), and of tokens cut from the end (``truncate`` only).
+        no-op draw), and of tokens cut from the end (``truncate`` only; the changed tokens count those left).
     """
     if numba is None:
         return replace_words_numpy(source, target, original, pad_idx, starts, lengths, chosen, entry, u, multiview,
