@@ -137,7 +137,8 @@ def test_table_keys_are_the_words_of_running_text(hf_models, hf_tables, fam):
 @pytest.mark.parametrize("fam", FAMILIES)
 def test_paper_defaults_dose_and_length_bound(hf_models, hf_tables, fam):
     """Paper defaults on real text: ~50% of instances, ~3% of eligible words (within 4 standard
-    errors); with a tight max_seq_length no row is longer and replacements are dropped, not rows."""
+    errors); with a tight max_seq_length no row is longer: replacements are dropped (cs_overflow="drop") or tails
+    cut (default "truncate"), not rows."""
     from csfair_hf.collator import DataCollatorForCodeSwitchedLM
     from csfair_hf.tokenization import CUT_WORD, tokenize_lines, read_lines
 
@@ -167,11 +168,17 @@ def test_paper_defaults_dose_and_length_bound(hf_models, hf_tables, fam):
         n_cut += cut
     assert n_cut > 0
     tight = DataCollatorForCodeSwitchedLM(tok, seed=5, cs_tables=[table], max_seq_length=12, mlm_probability=0.0,
-                                          cs_instance_prob=1.0, cs_word_prob=1.0)
+                                          cs_instance_prob=1.0, cs_word_prob=1.0, cs_overflow="drop")
     b = tight(short)
     assert b["input_ids"].shape[1] <= 12
     r = tight.cs_rates()
-    assert 0 < r["replaced"] < r["eligible"], r  # some fit, the longer ones were dropped
+    assert 0 < r["replaced"] < r["eligible"] and r["cut_tokens"] == 0, r  # some fit, the longer ones were dropped
+    # truncate (default): every row within the bound too, the tails cut instead
+    cut = DataCollatorForCodeSwitchedLM(tok, seed=5, cs_tables=[table], max_seq_length=12, mlm_probability=0.0,
+                                        cs_instance_prob=1.0, cs_word_prob=1.0)
+    assert cut(short)["input_ids"].shape[1] <= 12
+    rc = cut.cs_rates()
+    assert rc["replaced"] > r["replaced"] and rc["cut_tokens"] > 0, rc
 
 
 def test_word_ids_give_the_fairseq_word_starts_for_sentencepiece(hf_models, hf_tables):
