@@ -209,6 +209,11 @@ class CorpusCounts:
         w = lower(word, self.lang)
         return sum(self._inner.get(w, {}).values()) + sum(self._initial.get(w, {}).values())
 
+    def count_form(self, form: str) -> int:
+        """Occurrences of exactly this surface form, in any position."""
+        w = lower(form, self.lang)
+        return self._inner.get(w, {}).get(form, 0) + self._initial.get(w, {}).get(form, 0)
+
     def truecase(self, word: str) -> Optional[str]:
         """The most frequent surface form of ``word`` outside sentence-initial positions.
 

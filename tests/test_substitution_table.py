@@ -432,13 +432,14 @@ def test_lexicon_cli_table_reports_every_filter_and_records_it(tiny_pair, tmp_pa
     p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     stats = json.loads(p.stdout.strip().splitlines()[-1])
-    # every source token of the corpus is accounted for once, by the first filter that removes its word
+    # every source token of the corpus is accounted for once, by the first filter that removes it
     en = CorpusCounts.from_files(d / "en.train.tok", "en")
     assert sum(stats["src_tokens"].values()) == stats["src_corpus_tokens"] == en.n_tokens
     assert stats["src_tokens"]["stopword"] == stats["src_stopword_tokens"] > 0 and stats["src_tokens"]["table"] > 0
     shares = stats["src_token_shares"]
     assert f"in the table {shares['table']:.2%} | shorter than min_word_len {shares['short']:.2%}" in p.stderr
     assert f"stopword {shares['stopword']:.2%} | no candidate left {shares['no_candidate']:.2%}" in p.stderr
+    assert f"casing not a key (names) {shares['other_casing']:.2%}" in p.stderr and stats["src_tokens"]["other_casing"] > 0
     assert f"stopwords remove {stats['src_stopword_token_fraction']:.2%} of the en tokens" in p.stderr
     # identical candidates kept (the paper): a share of the draws keeps the word
     assert stats["cand_identical"] > 0 and stats["cand_identical_dropped"] == 0  # IBM-1 has identities (names, numbers)

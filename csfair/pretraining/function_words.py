@@ -273,3 +273,33 @@ def table_stopwords(spec: Optional[str], lang: str, corpus: Optional[CorpusCount
         # measured on the splits a function list would not be built from, so the numbers compare
         meta["heldout"] = measure_list(words, lang, held or build)
     return words, meta
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """``python -m csfair.pretraining.function_words [--spec S] [--corpus LANG=FILE] LANG ...``: each language's
+    list (``function`` by default) with its held-out UD measure."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("langs", nargs="+")
+    ap.add_argument("--spec", default=DEFAULT_SPEC, help="function (default), top:N, iso, a file, none")
+    ap.add_argument("--corpus", action="append", default=[], help="LANG=FILE: Moses-tokenised text for top:N")
+    ap.add_argument("--words", action="store_true", help="also print the words")
+    args = ap.parse_args(argv)
+    corpora = dict(c.split("=", 1) for c in args.corpus)
+    for lang in args.langs:
+        corpus = CorpusCounts.from_files(corpora[lang], lang) if lang in corpora else None
+        words, meta = table_stopwords(args.spec, lang, corpus)
+        h = meta.get("heldout")
+        line = dict(lang=lang, spec=args.spec, n_words=len(words), how=meta.get("how"))
+        if h:
+            line.update(content_share=round(h["content_share"], 4), content_words=h["content_words"],
+                        function_token_coverage=round(h["function_token_coverage"], 4), heldout=h["files"])
+        if args.words:
+            line["words"] = sorted(words)
+        print(json.dumps(line, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -114,19 +114,29 @@ def _has_alnum(word: str) -> bool:
 
 
 #: The source-word filters in the order they are applied; a word is counted by the first that removes it
-#: (a stopword is a stopword, not a word without candidates), then ``table``: at least one key made.
+#: (a stopword is a stopword, not a word without candidates), then ``table``: at least one key made. In the
+#: token report a table word's tokens in a casing that is not a key (a name's capitals) are ``other_casing``.
 FILTER_ORDER = ("short", "punct", "stopword", "no_candidate", "not_encodable", "table")
 _FILTER_NAMES = dict(
     table="in the table", short="shorter than min_word_len", punct="no letter or digit", stopword="stopword",
-    no_candidate="no candidate left", not_encodable="not encodable", not_in_lexicon="not in the lexicon",
+    no_candidate="no candidate left", not_encodable="not encodable", other_casing="casing not a key (names)",
+    not_in_lexicon="not in the lexicon",
 )
 
 
-def _token_report(fate: Dict[str, str], identity: Dict[str, Tuple[float, bool]], corpus: CorpusCounts) -> dict:
+def _token_report(fate: Dict[str, str], forms: Dict[str, List[str]], identity: Dict[str, Tuple[float, bool]],
+                  corpus: CorpusCounts) -> dict:
     """Token-weighted effect of the filters on the source corpus (see :func:`build_table`'s Returns)."""
-    tokens = dict.fromkeys(FILTER_ORDER, 0)
+    tokens = dict.fromkeys(FILTER_ORDER + ("other_casing",), 0)
+    keyed: Dict[str, int] = {}
     for w, what in fate.items():
-        tokens[what] += corpus.count(w)
+        n = corpus.count(w)
+        if what == "table":
+            keyed[w] = min(n, sum(corpus.count_form(f) for f in forms[w]))
+            tokens["table"] += keyed[w]
+            tokens["other_casing"] += n - keyed[w]
+        else:
+            tokens[what] += n
     tokens["not_in_lexicon"] = max(0, corpus.n_tokens - sum(tokens.values()))
     total = corpus.n_tokens
     eligible = sum(n for k, n in tokens.items() if k not in ("short", "punct", "not_in_lexicon"))
@@ -134,7 +144,7 @@ def _token_report(fate: Dict[str, str], identity: Dict[str, Tuple[float, bool]],
     id_draws = id_top = id_tokens = 0.0
     for w, (share, top) in identity.items():
         if fate.get(w) == "table":
-            n = corpus.count(w)
+            n = keyed[w]
             id_tokens += n
             id_draws += n * share
             id_top += n * top
@@ -156,10 +166,11 @@ def filter_report(meta: dict) -> List[str]:
     out = []
     if "src_tokens" in st:
         shares = st["src_token_shares"]
-        parts = " | ".join(f"{_FILTER_NAMES[k]} {shares[k]:.2%}" for k in ("table",) + FILTER_ORDER[:-1] + ("not_in_lexicon",))
+        parts = " | ".join(f"{_FILTER_NAMES[k]} {shares[k]:.2%}"
+                           for k in ("table",) + FILTER_ORDER[:-1] + ("other_casing", "not_in_lexicon"))
         corpus = (meta.get("casing") or {}).get("src_corpus") or {}
         out.append(f"{sl} tokens of {', '.join(corpus.get('paths', [])) or 'the source corpus'} "
-                   f"({st['src_corpus_tokens']:,}), by the first filter that removes their word: {parts}")
+                   f"({st['src_corpus_tokens']:,}), by the first filter that removes them: {parts}")
         out.append(f"stopwords remove {st['src_stopword_token_fraction']:.2%} of the {sl} tokens that pass the length "
                    f"and punctuation filters ({st['src_stopword_tokens']:,} of {st['src_eligible_tokens']:,})")
     cand = (f"candidates ({st['lexicon_pairs']:,} lexicon pairs): below p {meta['min_prob']} {st['cand_below_min_prob']:,}"
@@ -170,8 +181,8 @@ def filter_report(meta: dict) -> List[str]:
                f"table: {st.get('entries', 0):,} keys, {st.get('candidates', 0):,} candidates")
     if meta.get("keep_identical") and "identity_draw_share" in st:
         out.append(f"identical candidates kept (paper): {st['identity_draw_share']:.2%} of the draws for the table's "
-                   f"{sl} tokens keep the word (no change; the identity is the top candidate for "
-                   f"{st['identity_top_share']:.2%} of them); {st['src_only_identical']:,} source words have no other")
+                   f"{sl} tokens keep the word (no change; for {st['identity_top_share']:.2%} of these tokens the "
+                   f"identity is the most probable candidate); {st['src_only_identical']:,} source words have no other")
     elif not meta.get("keep_identical"):
         out.append(f"identical candidates dropped (--drop-identical): {st['src_only_identical']:,} source words had "
                    "no other candidate")
@@ -231,7 +242,8 @@ def build_table(
         candidate filters ``cand_*``). ``cand_identical`` counts the candidates equal to their source
         word that passed the other filters (``cand_identical_dropped`` those dropped);
         ``src_only_identical`` the words whose candidates are all themselves. With ``src_corpus``:
-        ``src_tokens``/``src_token_shares`` weight each word's fate by its corpus tokens (any casing;
+        ``src_tokens``/``src_token_shares`` weight each word's fate by its corpus tokens (any casing; a
+        table word's tokens in a casing that is not a key, a name's capitals, are ``other_casing``;
         ``not_in_lexicon`` the rest of the corpus), ``src_stopword_token_fraction`` is the share of
         the tokens passing the length and punctuation filters that are stopwords, and (identical
         candidates kept) ``identity_draw_share`` the expected share of draws, over the table words'
@@ -249,6 +261,7 @@ def build_table(
     )
     # what became of each lower-cased source word, for the token-weighted report (FILTER_ORDER)
     fate: Dict[str, str] = {}
+    key_forms: Dict[str, List[str]] = {}  # the surface forms of each table word that are keys
     # words in the table: (sampling probability of the identical candidate, it is the most probable one)
     identity: Dict[str, Tuple[float, bool]] = {}
     cache: Dict[str, Tuple[int, ...]] = {}
@@ -387,6 +400,7 @@ def build_table(
                 continue
             e = len(key_toks)
             fate[src_low] = "table"
+            key_forms.setdefault(src_low, []).append(src_form)
             seen_keys[key] = e
             key_toks.append(key)
             src_strs.append(src_form)
@@ -396,7 +410,7 @@ def build_table(
                 cand_p.append(p)
                 cand_entry.append(e)
     if src_corpus is not None:
-        stats.update(_token_report(fate, identity, src_corpus))
+        stats.update(_token_report(fate, key_forms, identity, src_corpus))
 
     n = len(key_toks)
     key_len = np.array([len(k) for k in key_toks], dtype=np.int64)
