@@ -7,8 +7,16 @@ substituted with its own direction's table (English text gets French candidates 
 English ones); the datasets are concatenated, optionally with temperature-based language
 sampling (``q_l ∝ p_l ** alpha``, XLM/XLM-R style).
 
-With ``--cs-mode none`` the task reproduces fairseq's stock ``masked_lm`` batches exactly (same
-blocks, masks, shuffling and sort order) and so its losses.
+With ``--cs-mode none`` the task gives stock ``masked_lm``'s batches (same blocks, masks, shuffling
+and sort order) and so its losses in epoch 1, and in every epoch with ``--num-workers 0``. With
+DataLoader workers stock fairseq replays epoch 1's masks in every later epoch (its workers keep the
+epoch-1 copy of the dataset; ``fresh_epoch_draws``), while this task draws each epoch's masks anew,
+so from epoch 2 on the two differ (``scripts/check_epoch_draws.py``; docs/pretraining.md).
+
+Instances grow when a candidate has more tokens than its source word; ``--cs-overflow truncate``
+(default) cuts what passes ``--tokens-per-sample`` (or the model's positions) from the instance's end,
+so full blocks (``--sample-break-mode none``) keep the paper's 3% word rate and the table's candidate
+distribution (:mod:`csfair.pretraining.sampler`; ``drop``: the replacement is dropped instead).
 
 Data layout (``fairseq-preprocess --only-source`` per language)::
 
@@ -55,6 +63,8 @@ from csfair.pretraining.sampler import (
     STAT_INSTANCE,
     STAT_REPLACED,
     STAT_TOKENS,
+    STAT_CUT_TOKENS,
+    STAT_UNCHANGED,
     CodeSwitchConfig,
 )
 from csfair.io import sha256_file
@@ -69,6 +79,7 @@ from .fresh_epoch_draws import FreshEpochDrawsMixin
 logger = logging.getLogger(__name__)
 
 CS_MODE_CHOICES = ChoiceEnum(["none", "static", "multiview"])
+CS_OVERFLOW_CHOICES = ChoiceEnum(["truncate", "drop"])
 
 
 @dataclass
@@ -128,6 +139,15 @@ class CodeSwitchMaskedLMConfig(MaskedLMConfig):
         metadata={
             "help": "keep IBM-1 candidates with raw probability above this (paper: 0.02); "
             "cannot be lower than the threshold the table was built with"
+        },
+    )
+    cs_overflow: CS_OVERFLOW_CHOICES = field(
+        default="truncate",
+        metadata={
+            "help": "when replacements make an instance longer than --tokens-per-sample (or the model's positions): "
+            "'truncate' cuts the excess tokens from its end, before a final </s> (every drawn replacement is kept: the "
+            "word rate and the candidate distribution stay the table's in full blocks); 'drop' drops the replacement "
+            "that does not fit (nothing cut, but full blocks keep only candidates no longer than their word)"
         },
     )
     cs_valid: bool = field(
@@ -351,6 +371,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
                 instance_prob=self.cfg.cs_instance_prob,
                 word_prob=self.cfg.cs_word_prob,
                 max_len=self.max_len,
+                overflow=str(self.cfg.cs_overflow),
             ),
             tables=tables,
             segment_offsets=offsets,
@@ -477,6 +498,8 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
             logging_output["cs_instances"] = s[STAT_INSTANCE]
             logging_output["cs_eligible"] = s[STAT_ELIGIBLE]
             logging_output["cs_replaced"] = s[STAT_REPLACED]
+            logging_output["cs_unchanged"] = s[STAT_UNCHANGED]
+            logging_output["cs_cut"] = s[STAT_CUT_TOKENS]
             logging_output["cs_nsentences"] = stats.size(0)
             # every direction in every logging output (zeros included): fairseq sums logging
             # outputs across ranks by key, so all ranks must report the same keys
@@ -505,9 +528,11 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
 
     def reduce_metrics(self, logging_outputs, criterion):
         """Adds ``cs_inst`` (fraction of instances code-switched), ``cs_word`` (fraction of
-        eligible words replaced in them) and, per direction, ``cs_tok_<src>-<tgt>`` (fraction of the
-        input tokens that hold a translation, i.e. changed by code-switching), aggregated over the
-        interval and the epoch."""
+        eligible words replaced in them, identical candidates included), ``cs_same`` (fraction of the
+        replaced words whose drawn candidate was the word itself: no token changed), ``cs_cut``
+        (tokens cut from instance ends per input token, ``--cs-overflow truncate``) and, per
+        direction, ``cs_tok_<src>-<tgt>`` (fraction of the input tokens that hold a translation, i.e.
+        changed by code-switching), aggregated over the interval and the epoch."""
         super().reduce_metrics(logging_outputs, criterion)
         nsent = sum(log.get("cs_nsentences", 0) for log in logging_outputs)
         if nsent > 0:
@@ -517,6 +542,14 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
             metrics.log_scalar("cs_inst", inst / nsent, nsent, round=4)
             if elig > 0:
                 metrics.log_scalar("cs_word", repl / elig, elig, round=4)
+            if repl > 0:
+                same = sum(log.get("cs_unchanged", 0) for log in logging_outputs)
+                metrics.log_scalar("cs_same", same / repl, repl, round=4)
+            all_tokens = sum(log.get(f"cs_tokens:{name}", 0) for log in logging_outputs
+                             for name in filter(None, self.cs_directions()))
+            if all_tokens > 0:
+                cut = sum(log.get("cs_cut", 0) for log in logging_outputs)
+                metrics.log_scalar("cs_cut", cut / all_tokens, all_tokens, round=5)
             # the dose that reaches the model: fraction of input tokens holding a translation
             for name in filter(None, self.cs_directions()):
                 tokens = sum(log.get(f"cs_tokens:{name}", 0) for log in logging_outputs)
