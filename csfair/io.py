@@ -7,11 +7,14 @@ output is complete, so an interrupted or failed step never leaves a partial file
 (idempotent) step would mistake for a finished one.
 """
 import contextlib
+import errno
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import sys
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import IO, Iterator, Optional, Tuple, Union
@@ -86,6 +89,86 @@ class LineIssues:
             print(self.summary(), file=stream)
 
 
+class DiskFullError(OSError):
+    """Writing a file failed because its file system is full (``ENOSPC``); names the file.
+
+    numpy's ``tofile`` (used by ``np.save``) reports a full disk only as ``"N requested and M
+    written"`` and Python's ``write`` as ``[Errno 28]`` without a file name; the atomic writers of
+    this module (and csfair's checkpoint saving, ``user_dir/checkpoint_loading.py``) turn both into
+    this error, whose message gives the destination, the cause, the free space left and the fix.
+
+    Args:
+        path: the destination that could not be written (nothing there was replaced).
+        detail: what failed (the original error's text).
+        free: bytes free on the destination's file system after the failure (None: unknown).
+    """
+
+    def __init__(self, path: PathLike, detail: str, free: Optional[int] = None):
+        super().__init__(errno.ENOSPC, "disk full (ENOSPC)", str(path))
+        self.path, self.detail, self.free = str(path), detail, free
+
+    def __str__(self) -> str:
+        free = f"{self.free:,} bytes free" if self.free is not None else "free space unknown"
+        return (f"{self.path}: disk full (ENOSPC) while writing it ({self.detail}; {free} on its file system); "
+                "nothing there was replaced: free some space (or write elsewhere) and rerun")
+
+
+#: numpy's ``ndarray.tofile`` short-write message (no errno): ``"56949 requested and 26096 written"``
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def free_bytes(path: PathLike) -> Optional[int]:
+    """Bytes available on the file system holding ``path`` (or its nearest existing parent); None if unknown."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def is_disk_full(exc: BaseException, path: Optional[PathLike] = None, slack: int = 1 << 20) -> bool:
+    """Whether a write error (or one in its ``__cause__``/``__context__`` chain) means a full disk.
+
+    True for ``ENOSPC``/``EDQUOT`` errors, and for short writes that carry no errno (numpy's
+    ``"N requested and M written"``, PyTorch's ``PytorchStreamWriter ... file write failed`` /
+    ``unexpected pos``) when ``path``'s file system has less than ``slack`` bytes free.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return True
+        text = str(exc)
+        if path is not None and (_SHORT_WRITE.search(text) or "file write failed" in text or "unexpected pos" in text):
+            free = free_bytes(path)
+            if free is not None and free < slack:
+                return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _gzip_reason(exc: BaseException, lines_read: int) -> Optional[str]:
+    """A one-line cause and fix for a failed read of a ``.gz`` file (None: not a gzip problem)."""
+    if isinstance(exc, EOFError):
+        return (f"truncated gzip file: the compressed stream ends after {lines_read} line(s), before its end "
+                "marker (an interrupted download or copy); fetch or copy the file again")
+    if isinstance(exc, gzip.BadGzipFile):
+        return f"not a gzip file although its name ends in .gz ({exc}); decompress or rename it"
+    if isinstance(exc, zlib.error):
+        return f"corrupted gzip data after {lines_read} line(s) ({exc}); fetch or copy the file again"
+    return None
+
+
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _gzip_error(path: PathLike, exc: BaseException, lines_read: int) -> "InputFormatError":
+    """:class:`InputFormatError` for a gzip/zlib failure after ``lines_read`` good lines of ``path``."""
+    return InputFormatError(path, lines_read + 1, _gzip_reason(exc, lines_read))
+
+
 def _open_binary(path: PathLike) -> IO[bytes]:
     path = Path(path)
     if not path.exists():
@@ -131,23 +214,29 @@ def iter_lines(
 
     Raises:
         FileNotFoundError: the file does not exist.
-        InputFormatError: a bad line when ``issues`` is strict.
+        InputFormatError: a bad line when ``issues`` is strict; a truncated, corrupted or mislabelled
+            ``.gz`` file (always; names the line where reading failed).
     """
     issues = issues if issues is not None else LineIssues(str(path))
+    lineno = 0
     with _open_binary(path) as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            raw = raw.rstrip(b"\n").rstrip(b"\r")
-            text, why = decode_line(raw)
-            if text is None:
-                issues.skip(path, lineno, why)
-                continue
-            if skip_empty and not text.strip():
-                issues.skip(path, lineno, "empty line")
-                continue
-            if max_chars is not None and len(text) > max_chars:
-                issues.skip(path, lineno, f"line longer than {max_chars} characters ({len(text)})")
-                continue
-            yield lineno, text
+        try:
+            for raw in fh:
+                lineno += 1
+                raw = raw.rstrip(b"\n").rstrip(b"\r")
+                text, why = decode_line(raw)
+                if text is None:
+                    issues.skip(path, lineno, why)
+                    continue
+                if skip_empty and not text.strip():
+                    issues.skip(path, lineno, "empty line")
+                    continue
+                if max_chars is not None and len(text) > max_chars:
+                    issues.skip(path, lineno, f"line longer than {max_chars} characters ({len(text)})")
+                    continue
+                yield lineno, text
+        except _GZIP_ERRORS as e:  # raised by the read of line lineno + 1
+            raise _gzip_error(path, e, lineno) from e
 
 
 def iter_parallel(
@@ -164,13 +253,21 @@ def iter_parallel(
     Raises:
         FileNotFoundError: a file does not exist.
         InputFormatError: the files have different numbers of lines (names the file that ends
-            first and the first line number missing from it), or a bad line in strict mode.
+            first and the first line number missing from it), a truncated or corrupted ``.gz``
+            file, or a bad line in strict mode.
     """
     issues = issues if issues is not None else LineIssues(f"{src_path} ||| {tgt_path}")
     with _open_binary(src_path) as fs, _open_binary(tgt_path) as ft:
         lineno = 0
         while True:
-            rs, rt = fs.readline(), ft.readline()
+            try:
+                rs = fs.readline()
+            except _GZIP_ERRORS as e:
+                raise _gzip_error(src_path, e, lineno) from e
+            try:
+                rt = ft.readline()
+            except _GZIP_ERRORS as e:
+                raise _gzip_error(tgt_path, e, lineno) from e
             if not rs and not rt:
                 return
             lineno += 1
@@ -201,7 +298,10 @@ def count_lines(path: PathLike) -> int:
     n, last = 0, b"\n"
     with _open_binary(path) as fh:
         while True:
-            block = fh.read(1 << 20)
+            try:
+                block = fh.read(1 << 20)
+            except _GZIP_ERRORS as e:
+                raise _gzip_error(path, e, n) from e
             if not block:
                 break
             n += block.count(b"\n")
@@ -211,6 +311,16 @@ def count_lines(path: PathLike) -> int:
 
 def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def _raise_if_disk_full(exc: BaseException, dest: Path, tmp: Path) -> None:
+    """Re-raise a write failure that means a full disk as :class:`DiskFullError` naming ``dest``.
+
+    Call it before removing ``tmp``: the free space is measured while the partial file still holds
+    its bytes, so it says how full the disk really was.
+    """
+    if isinstance(exc, OSError | RuntimeError) and not isinstance(exc, DiskFullError) and is_disk_full(exc, tmp):
+        raise DiskFullError(dest, f"{type(exc).__name__}: {exc}", free_bytes(tmp)) from exc
 
 
 @contextlib.contextmanager
@@ -223,15 +333,22 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf
         path: final destination.
         mode: ``"w"`` (text) or ``"wb"`` (binary).
         encoding: text encoding (ignored for binary mode).
+
+    Raises:
+        DiskFullError: the file system filled up while writing (names ``path``; ``path`` is untouched).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
     try:
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
-        os.replace(tmp, path)
+        try:
+            with open(tmp, mode, **kwargs) as fh:
+                yield fh
+            os.replace(tmp, path)
+        except BaseException as e:
+            _raise_if_disk_full(e, path, tmp)
+            raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -244,6 +361,10 @@ def atomic_directory(path: PathLike):
 
     An existing ``path`` is replaced only after the new directory is complete. On an exception
     the temporary directory is removed and ``path`` is untouched.
+
+    Raises:
+        DiskFullError: the file system filled up while the block wrote into the directory (names
+            ``path``; ``path`` is untouched).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +373,11 @@ def atomic_directory(path: PathLike):
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        yield tmp
+        try:
+            yield tmp
+        except BaseException as e:
+            _raise_if_disk_full(e, path, tmp)
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
