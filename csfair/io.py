@@ -164,9 +164,56 @@ def _gzip_reason(exc: BaseException, lines_read: int) -> Optional[str]:
 _GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
-def _gzip_error(path: PathLike, exc: BaseException, lines_read: int) -> "InputFormatError":
-    """:class:`InputFormatError` for a gzip/zlib failure after ``lines_read`` good lines of ``path``."""
-    return InputFormatError(path, lines_read + 1, _gzip_reason(exc, lines_read))
+class _CheckedGzip:
+    """A ``.gz`` file read as bytes whose gzip/zlib failures become :class:`InputFormatError`.
+
+    Python says only ``EOFError: Compressed file ended before the end-of-stream marker was
+    reached`` for a truncated file; this reader names the file and the first line it could not
+    read (it counts the lines it has returned). Supports what the readers of this module use:
+    iteration over lines, ``readline``, ``read`` and the context manager protocol.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = path
+        self.lines = 0
+        self._fh = gzip.open(path, "rb")
+
+    def _fail(self, exc: BaseException):
+        raise InputFormatError(self.path, self.lines + 1, _gzip_reason(exc, self.lines)) from exc
+
+    def readline(self, size: int = -1) -> bytes:
+        try:
+            line = self._fh.readline(size)
+        except _GZIP_ERRORS as e:
+            self._fail(e)
+        self.lines += line.endswith(b"\n")
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            block = self._fh.read(size)
+        except _GZIP_ERRORS as e:
+            self._fail(e)
+        self.lines += block.count(b"\n")
+        return block
+
+    def __iter__(self):
+        # iterate in C (gzip's buffered reader); only a failure costs Python work
+        try:
+            for line in self._fh:
+                self.lines += 1
+                yield line
+        except _GZIP_ERRORS as e:
+            self._fail(e)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def _open_binary(path: PathLike) -> IO[bytes]:
@@ -176,7 +223,7 @@ def _open_binary(path: PathLike) -> IO[bytes]:
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, expected a text file")
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return _CheckedGzip(path)  # a truncated or corrupted file names itself and the line
     return open(path, "rb")
 
 
@@ -214,29 +261,23 @@ def iter_lines(
 
     Raises:
         FileNotFoundError: the file does not exist.
-        InputFormatError: a bad line when ``issues`` is strict; a truncated, corrupted or mislabelled
-            ``.gz`` file (always; names the line where reading failed).
+        InputFormatError: a bad line when ``issues`` is strict; a truncated or corrupted ``.gz`` file.
     """
     issues = issues if issues is not None else LineIssues(str(path))
-    lineno = 0
     with _open_binary(path) as fh:
-        try:
-            for raw in fh:
-                lineno += 1
-                raw = raw.rstrip(b"\n").rstrip(b"\r")
-                text, why = decode_line(raw)
-                if text is None:
-                    issues.skip(path, lineno, why)
-                    continue
-                if skip_empty and not text.strip():
-                    issues.skip(path, lineno, "empty line")
-                    continue
-                if max_chars is not None and len(text) > max_chars:
-                    issues.skip(path, lineno, f"line longer than {max_chars} characters ({len(text)})")
-                    continue
-                yield lineno, text
-        except _GZIP_ERRORS as e:  # raised by the read of line lineno + 1
-            raise _gzip_error(path, e, lineno) from e
+        for lineno, raw in enumerate(fh, start=1):
+            raw = raw.rstrip(b"\n").rstrip(b"\r")
+            text, why = decode_line(raw)
+            if text is None:
+                issues.skip(path, lineno, why)
+                continue
+            if skip_empty and not text.strip():
+                issues.skip(path, lineno, "empty line")
+                continue
+            if max_chars is not None and len(text) > max_chars:
+                issues.skip(path, lineno, f"line longer than {max_chars} characters ({len(text)})")
+                continue
+            yield lineno, text
 
 
 def iter_parallel(
@@ -260,14 +301,7 @@ def iter_parallel(
     with _open_binary(src_path) as fs, _open_binary(tgt_path) as ft:
         lineno = 0
         while True:
-            try:
-                rs = fs.readline()
-            except _GZIP_ERRORS as e:
-                raise _gzip_error(src_path, e, lineno) from e
-            try:
-                rt = ft.readline()
-            except _GZIP_ERRORS as e:
-                raise _gzip_error(tgt_path, e, lineno) from e
+            rs, rt = fs.readline(), ft.readline()
             if not rs and not rt:
                 return
             lineno += 1
@@ -298,10 +332,7 @@ def count_lines(path: PathLike) -> int:
     n, last = 0, b"\n"
     with _open_binary(path) as fh:
         while True:
-            try:
-                block = fh.read(1 << 20)
-            except _GZIP_ERRORS as e:
-                raise _gzip_error(path, e, n) from e
+            block = fh.read(1 << 20)
             if not block:
                 break
             n += block.count(b"\n")
