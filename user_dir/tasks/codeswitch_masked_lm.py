@@ -74,6 +74,7 @@ from csfair.pretraining.substitution_table import SubstitutionTable
 from ..bf16_support import Bf16AutocastMixin
 from ..data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset
 from ..models.checkpoint_provenance import CheckpointProvenance
+from ..user_errors import DataNotFoundError
 from .fresh_epoch_draws import FreshEpochDrawsMixin
 
 logger = logging.getLogger(__name__)
@@ -210,7 +211,37 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         for path in candidates:
             if os.path.exists(path):
                 return path
-        raise FileNotFoundError(f"no dictionary found: looked for {', '.join(candidates)}")
+        which = f" for --langs {','.join(langs)}" if langs else ""
+        raise DataNotFoundError(f"no dictionary found{which}: looked for {', '.join(candidates)}; "
+                                f"{root} has data for {', '.join(cls.data_langs(root)) or 'no language'}")
+
+    @staticmethod
+    def data_langs(root: str) -> List[str]:
+        """The languages binarised under ``root``: subdirectories holding a ``dict.txt`` or an ``.idx`` file."""
+        if not os.path.isdir(root):
+            return []
+        out = []
+        for name in sorted(os.listdir(root)):
+            sub = os.path.join(root, name)
+            if os.path.isdir(sub) and any(f == "dict.txt" or f.endswith(".idx") for f in os.listdir(sub)):
+                out.append(name)
+        return out
+
+    def check_langs(self, root: str) -> None:
+        """Every ``--langs`` language has a directory under ``root``, checked before its tables or splits are read.
+
+        Raises:
+            DataNotFoundError: names the missing languages, the directory and the languages it has.
+        """
+        missing = [lang for lang in self.langs if lang is not None and not os.path.isdir(os.path.join(root, lang))]
+        if missing:
+            have = self.data_langs(root)
+            raise DataNotFoundError(
+                f"--langs {self.cfg.langs}: no data for {', '.join(missing)} in {root} (no directory "
+                f"{os.path.join(root, missing[0])}); it has data for {', '.join(have) or 'no language'}: choose "
+                f"--langs among those, or binarise the missing language there (fairseq-preprocess --only-source "
+                f"--srcdict ... --destdir {os.path.join(root, missing[0])})"
+            )
 
     @classmethod
     def load_dict(cls, cfg):
@@ -253,6 +284,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
     def _load_tables(self) -> Dict[Optional[str], SubstitutionTable]:
         if self.cfg.cs_mode == "none":
             return {}
+        self.check_langs(utils.split_paths(self.cfg.data)[0])  # "no data for de" before "table ibm1.en-de not found"
         paths = self._table_paths()
         if not paths:
             raise ValueError(
@@ -326,6 +358,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         """
         paths = utils.split_paths(self.cfg.data)
         data_path = paths[(epoch - 1) % len(paths)]
+        self.check_langs(data_path)
         datasets = []
         for lang in self.langs:
             root = data_path if lang is None else os.path.join(data_path, lang)
