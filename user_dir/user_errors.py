@@ -14,6 +14,7 @@ import os
 import sys
 
 from csfair.io import DiskFullError, InputFormatError
+from csfair.pretraining.table_format import CorruptTableError
 
 from .checkpoint_loading import CheckpointError
 from .models.checkpoint_provenance import CodeSwitchProvenanceError
@@ -23,8 +24,13 @@ class DataNotFoundError(FileNotFoundError):
     """The data a task was asked for does not exist (e.g. ``--langs de`` without ``DATA/de``); says what does."""
 
 
+class TaskConfigError(ValueError):
+    """Options of a csfair task that cannot work together or with the data (names the option and the fix)."""
+
+
 #: Errors printed as one line by fairseq's command-line tools.
-USER_ERRORS = (CodeSwitchProvenanceError, CheckpointError, DataNotFoundError, DiskFullError, InputFormatError)
+USER_ERRORS = (CodeSwitchProvenanceError, CheckpointError, CorruptTableError, DataNotFoundError, DiskFullError,
+               InputFormatError, TaskConfigError)
 
 
 def is_fairseq_cli(argv0: str) -> bool:
