@@ -151,6 +151,9 @@ case "$BUILD" in
     TORCH_PIN_FILE="(generated: the torch found in $PROBE)"
     TORCH_SPEC="torch==$SYSTEM_TORCH"
     TORCH_INSTALL=no
+    if [ -n "$WHEELHOUSE" ] && [ "${wh_torch:-}" != "system (torch==${SYSTEM_TORCH%%+*})" ]; then
+      echo "[setup] warning: $WHEELHOUSE was resolved for torch '${wh_torch:-?}', the system torch is $SYSTEM_TORCH" >&2
+    fi
     if [ -x "$VENV/bin/python" ]; then SYSTEM_SITE="no (existing venv, its torch)"; else SYSTEM_SITE=yes; fi ;;
 esac
 # the stamp covers the requirements, this script and the chosen build (a venv built for one build
