@@ -23,7 +23,8 @@ with torch.no_grad():
 torch.save(logits, sys.argv[4])
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("csfair", "user_dir", "csfair_hf"))
 print(json.dumps(dict(model=type(hub.model).__name__, task=type(hub.task).__name__, csfair_modules=loaded,
-                      params=sum(p.numel() for p in hub.model.parameters()))))
+                      params=sum(p.numel() for p in hub.model.parameters()), bpe=type(hub.bpe).__name__,
+                      pieces=hub.bpe.encode("a man is riding a horse ."))))
 """
 
 
@@ -56,6 +57,7 @@ def test_stock_copy_loads_strictly_into_stock_roberta_with_the_same_outputs(tiny
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["model"] == "RobertaModel" and info["task"] == "MaskedLMTask" and info["csfair_modules"] == []
+    assert info["bpe"] == "SentencepieceBPE" and "\u2581man" in info["pieces"]  # the data's spm.model, no download
     assert info["params"] == sum(v.numel() for k, v in original.items() if torch.is_tensor(v) and "version" not in k)
     got = torch.load(tmp_path / "logits.pt")
     assert got.shape == want.shape and (got - want).abs().max() <= 1e-6

@@ -68,13 +68,16 @@ def _fields(dc) -> set:
     return {f.name for f in dataclasses.fields(dc)} | {"_name"}
 
 
-def stock_config(cfg: Dict[str, Any], data: Optional[str] = None) -> tuple:
+def stock_config(cfg: Dict[str, Any], data: Optional[str] = None, spm: Optional[str] = None) -> tuple:
     """The stock fairseq configuration of a csfair pretraining run.
 
     Args:
         cfg: the checkpoint's ``cfg`` as plain containers.
         data: ``task.data`` of the copy (a folder with ``dict.txt``); default: the run's data folder, or
             its first language's sub-folder where that holds the dictionary (csfair's multilingual layout).
+        spm: the sentencepiece model of the data (``bpe`` of the copy, so that the stock hub interface's
+            ``encode`` uses it); default: ``spm.model`` in the data folder or its parent (where csfair's
+            recipes put it), else no bpe (fairseq's default, gpt2, would fetch its files from the internet).
 
     Returns:
         ``(cfg, dropped)``: the new configuration and ``{"group.key": value}`` of what was left out.
@@ -127,13 +130,20 @@ def stock_config(cfg: Dict[str, Any], data: Optional[str] = None) -> tuple:
             keep = _fields(default if isinstance(default, type) else type(default))
             dropped.update({f"{f.name}.{k}": v for k, v in group.items() if k not in keep})
             out[f.name] = {k: v for k, v in group.items() if k in keep}
+    if spm is None and data:
+        spm = next((c for c in (os.path.join(data, "spm.model"), os.path.join(os.path.dirname(
+            os.path.normpath(data)), "spm.model")) if os.path.exists(c)), None)
+    if out.get("bpe") is not None:
+        dropped["bpe"] = out["bpe"]
+    out["bpe"] = {"_name": "sentencepiece", "sentencepiece_model": os.path.abspath(spm),
+                  "sentencepiece_enable_sampling": False, "sentencepiece_alpha": None} if spm else None
     if isinstance(out.get("common"), dict) and out["common"].get("user_dir"):
         dropped["common.user_dir"] = out["common"]["user_dir"]
         out["common"]["user_dir"] = None
     return out, dropped
 
 
-def write_stock_checkpoint(src: str, dst: str, data: Optional[str] = None) -> dict:
+def write_stock_checkpoint(src: str, dst: str, data: Optional[str] = None, spm: Optional[str] = None) -> dict:
     """Write a copy of the csfair checkpoint ``src`` that stock fairseq's RoBERTa loads strictly (module docstring).
 
     Args:
@@ -141,6 +151,7 @@ def write_stock_checkpoint(src: str, dst: str, data: Optional[str] = None) -> di
             ``tlm_masked_lm``; any of csfair's RoBERTa architectures).
         dst: the copy (written atomically; its folder is created).
         data: ``task.data`` recorded in the copy (see :func:`stock_config`).
+        spm: the sentencepiece model recorded as the copy's ``bpe`` (see :func:`stock_config`).
 
     Returns:
         a summary: ``{"src", "dst", "tensors", "dropped_state_keys", "dropped_options", "provenance"}``.
@@ -162,7 +173,7 @@ def write_stock_checkpoint(src: str, dst: str, data: Optional[str] = None) -> di
             weights[k] = v
         else:
             raise ValueError(f"{src}: model state key {k!r} holds a {type(v).__name__}, not a tensor")
-    cfg, dropped = stock_config(_plain(state["cfg"]), data)
+    cfg, dropped = stock_config(_plain(state["cfg"]), data, spm)
     last = state.get("optimizer_history", [{}])[-1]
     extra = state.get("extra_state") or {}
     out = {
@@ -186,7 +197,7 @@ def write_stock_checkpoint(src: str, dst: str, data: Optional[str] = None) -> di
     with atomic_write(dst, "wb") as fh:
         torch.save(out, fh)
     torch.load(dst, map_location="cpu", weights_only=True)  # plain containers only: torch >= 2.6 loads it as is
-    return dict(src=src, dst=dst, tensors=len(weights), dropped_state_keys=dropped_keys,
+    return dict(src=src, dst=dst, tensors=len(weights), bpe=cfg["bpe"], dropped_state_keys=dropped_keys,
                 dropped_options=sorted(dropped), provenance=provenance)
 
 
@@ -195,9 +206,11 @@ def main(argv=None) -> None:
     p.add_argument("src", help="csfair checkpoint (e.g. checkpoints/en-fr/ibm1/checkpoint_last.pt)")
     p.add_argument("dst", help="the stock-loadable copy")
     p.add_argument("--data", default=None, help="task.data recorded in the copy (a folder with dict.txt)")
+    p.add_argument("--spm", default=None, help="sentencepiece model recorded as the copy's bpe (default: spm.model "
+                                                "next to the data)")
     args = p.parse_args(argv)
     try:
-        summary = write_stock_checkpoint(args.src, args.dst, args.data)
+        summary = write_stock_checkpoint(args.src, args.dst, args.data, args.spm)
     except (ValueError, FileNotFoundError) as e:
         print(f"{p.prog}: error: {e}", file=sys.stderr)
         sys.exit(2)
