@@ -259,7 +259,9 @@ echo "[setup] runtime requirements"
 "${PIP[@]}" install -q "${PIP_SOURCE[@]}" -c "$CONSTRAINTS" --no-build-isolation seqeval==1.2.2 2>&1 | quiet
 
 echo "[setup] csfair (editable)"
-"${PIP[@]}" install -q "${PIP_SOURCE[@]}" -c "$CONSTRAINTS" --no-build-isolation --no-deps -e "$ROOT" 2>&1 | quiet
+# PEP 660 in this venv (--use-pep517 --no-build-isolation): setup.py develop, pip's legacy path, makes
+# recent setuptools run a build-isolated pip of its own, which needs an index (fails offline)
+"${PIP[@]}" install -q "${PIP_SOURCE[@]}" -c "$CONSTRAINTS" --use-pep517 --no-build-isolation --no-deps -e "$ROOT" 2>&1 | quiet
 
 # Fail loudly if the chosen torch is not the one that imports (a second torch, CUDA wheels in a CPU
 # venv, a cluster torch shadowed by the venv's own).

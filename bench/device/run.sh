@@ -30,7 +30,7 @@ OUT=${OUT:-$ROOT/bench/results/device}
 BUDGET_S=${BUDGET_S:-400}
 mkdir -p "$OUT"
 die() { echo "[device] error: $*" >&2; exit 1; }
-[ -d "$STAGED/wheels" ] && [ -f "$STAGED/data/en-fr/fr/train.bin" ] \
+[ -d "$STAGED/wheels" ] && [ -d "$STAGED/ext" ] && [ -f "$STAGED/data/en-fr/fr/train.bin" ] \
   || die "$STAGED has no wheels/ or data/: run bash bench/device/stage.sh on a connected machine, and carry bench/device/staged"
 (cd "$STAGED" && sha256sum --quiet -c MANIFEST.txt) || die "$STAGED does not match its MANIFEST.txt (incomplete copy?)"
 
@@ -39,9 +39,13 @@ SITE=${SITE:-$(mktemp -d /tmp/csfair-site.XXXXXX)}
 echo "[device] installing $(ls "$STAGED"/wheels/*.whl | wc -l) staged wheels into $SITE (no index)"
 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$STAGED"/wheels/*.whl \
   2>&1 | grep -v -E "^WARNING: Location .* is ignored|^WARNING: Target directory" || true
-# the staged packages (numpy 1.26.4 over the image's numpy 2.x) first, then this checkout (csfair, user_dir)
+# the staged packages first, then this checkout (csfair, user_dir)
 export PYTHONPATH="$SITE:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
+
+# fairseq's Cython extensions compiled against numpy 2 (bench/device/build_ext.py) over the wheel's (numpy 1.x):
+# the image's numpy 2 stays, and so do its scipy and scikit-learn, which fairseq imports
+cp "$STAGED"/ext/*.so "$SITE/fairseq/data/"
 
 echo "[device] versions"
 "$PY" - <<'PY' 2>&1 | tee "$OUT/versions.txt"
@@ -68,8 +72,8 @@ PY
 echo "[device] import check"
 "$PY" - <<'PY' 2>&1 | tee "$OUT/imports.txt"
 import numpy
-assert numpy.__version__ == "1.26.4", f"numpy {numpy.__version__} imports, not the staged 1.26.4 (PYTHONPATH?)"
-import fairseq.data.data_utils_fast, fairseq.data.token_block_utils_fast  # noqa: E401,F401  (Cython, numpy 1.x)
+import fairseq.data.data_utils_fast, fairseq.data.token_block_utils_fast  # noqa: E401,F401  (Cython, built for numpy 2)
+print("numpy", numpy.__version__, "| fairseq's extensions load")
 import user_dir  # noqa: F401  (registers csfair's task, models, optimizer)
 from fairseq.models import ARCH_MODEL_REGISTRY
 from fairseq.optim import OPTIMIZER_REGISTRY
