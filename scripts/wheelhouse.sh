@@ -122,7 +122,6 @@ for path in sys.argv[2:]:
         spec, _, marker = line.partition(";")
         if not marker.strip() or Marker(marker.strip()).evaluate(env):
             print(spec.strip())
-print("fairseq-fixed==0.12.3.1")
 print("setuptools-scm<9")   # seqeval's build requirement (scripts/setup.sh installs it)
 print("seqeval==1.2.2")
 PY
@@ -131,18 +130,26 @@ echo "[wheelhouse] Python $PYVER, $PLATFORM (and older), torch: $TORCH ($TORCH_S
 
 # --- CSFAIR_TORCH=system: a stand-in torch, so that nothing pulls the real one ---------------------
 # (accelerate, pytorch-crf, ... depend on torch: resolved against a metadata-only wheel of the nodes'
-# version, with a local label so that it sorts above the index's, and left out of DIR)
+# version, with a local label so that it sorts above the index's, and left out of DIR). It carries the
+# real release's own requirements (read from the index's metadata alone, no download) except its CUDA
+# packages, so that e.g. torch's setuptools<82 holds for what DIR gets.
 FIND=(--find-links "$DIR")
 if [ "$TORCH" = system ]; then
   mkdir -p "$WORK/stub"
   v=${TORCH_SPEC#torch==}
-  "$PYTHON" - "$WORK/stub" "$v" <<'PY'
-import sys, zipfile
+  "${PIP[@]}" install -q --dry-run --no-deps --ignore-installed --report "$WORK/torch.json" --only-binary=:all: \
+    "${TARGET[@]}" --target "$WORK/none" "$TORCH_SPEC" 2>&1 | quiet
+  "$PYTHON" - "$WORK/stub" "$v" "$WORK/torch.json" <<'PY'
+import json, re, sys, zipfile
 
 out, v = sys.argv[1], sys.argv[2] + "+csfairsystem"
+meta = json.load(open(sys.argv[3]))["install"][0]["metadata"]
+reqs = [r for r in meta.get("requires_dist") or []
+        if "extra ==" not in r and not re.match(r"(nvidia|cuda)[-_]|triton\b", r.lower())]
 name = f"torch-{v}.dist-info"
 with zipfile.ZipFile(f"{out}/torch-{v}-py3-none-any.whl", "w") as z:
-    z.writestr(f"{name}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {v}\n")
+    z.writestr(f"{name}/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {v}\n"
+               + "".join(f"Requires-Dist: {r}\n" for r in reqs))
     z.writestr(f"{name}/WHEEL", "Wheel-Version: 1.0\nGenerator: csfair\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
     z.writestr(f"{name}/RECORD", "")
 PY
@@ -172,6 +179,12 @@ if [ "$PYVER" = 3.11 ] && ! ls "$DIR"/fairseq_fixed-0.12.3.1-*.whl >/dev/null 2>
   fi
   "${B[@]}" install -q -c "$WORK/constraints.txt" -r "$REQ/build.txt" 2>&1 | quiet
   env -u CUDA_HOME "${B[@]}" wheel -q --no-build-isolation --no-deps -w "$DIR" fairseq-fixed==0.12.3.1 2>&1 | quiet
+fi
+
+# --- fairseq-fixed on Python 3.12: its wheel alone (setup.sh installs it with --no-deps: its torchaudio
+# requirement is not needed for text; its real dependencies are requirements/runtime.txt) ------------
+if ! ls "$DIR"/fairseq_fixed-0.12.3.1-*.whl >/dev/null 2>&1; then
+  "${PIP[@]}" download -q --no-deps --only-binary=:all: "${TARGET[@]}" -d "$DIR" fairseq-fixed==0.12.3.1 2>&1 | quiet
 fi
 
 # --- everything else; a package that exists only as source is built into a wheel, then again ------

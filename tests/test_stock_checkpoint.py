@@ -63,19 +63,35 @@ def test_stock_copy_loads_strictly_into_stock_roberta_with_the_same_outputs(tiny
     assert got.shape == want.shape and (got - want).abs().max() <= 1e-6
 
 
-def test_the_original_is_refused_by_stock_fairseq_and_the_helper_refuses_fine_tuned_models(tiny_mlm, tmp_path):
-    """Why the copy exists: stock fairseq's strict load rejects the provenance key; and a non-MLM task is named."""
+def test_the_original_is_refused_by_stock_fairseq_and_the_helper_refuses_fine_tuned_models(tiny_mlm, tiny_pair,
+                                                                                          tmp_path):
+    """Why the copy exists: stock RoBERTa's strict load rejects the original's provenance key (and takes the copy's
+    weights); and a checkpoint of another task is refused, naming it, with nothing written."""
+    from argparse import Namespace
+
+    from fairseq.data import Dictionary
     from fairseq.models.roberta import RobertaModel
 
     from user_dir.stock_checkpoint import write_stock_checkpoint
 
+    dst = tmp_path / "stock.pt"
+    write_stock_checkpoint(str(tiny_mlm), str(dst))
+    copy = torch.load(dst, map_location="cpu", weights_only=True)
+    dictionary = Dictionary.load(str(tiny_pair["dict"]))
+    dictionary.add_symbol("<mask>")  # as fairseq's masked_lm task
+
+    class StockTask:
+        source_dictionary = dictionary
+
+    stock = RobertaModel.build_model(Namespace(**copy["cfg"]["model"]), StockTask())
     state = torch.load(tiny_mlm, map_location="cpu", weights_only=False)
-    err = None
     try:
-        RobertaModel.load_state_dict(torch.nn.Module(), state["model"], strict=True)
-    except Exception as e:  # noqa: BLE001 - what stock fairseq raises is the point
-        err = str(e)
-    assert err and "csfair_provenance._extra_state" in err
+        stock.load_state_dict(state["model"], strict=True)
+        raise AssertionError("stock RoBERTa took the original state dict")
+    except RuntimeError as e:
+        assert "csfair_provenance._extra_state" in str(e)
+    stock.load_state_dict(copy["model"], strict=True)
+
     state["cfg"]["task"]["_name"] = "token_tagging"
     bad = tmp_path / "tagger.pt"
     torch.save(state, bad)
