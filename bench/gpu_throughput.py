@@ -486,8 +486,8 @@ def table(out):
     mem = "peak GiB" if gpu else "peak RSS GiB"
     lines = [f"GPU throughput ({out['mode']}; {env['device']}; torch {env['torch']}, CUDA {env['cuda']}, "
              f"fairseq {env['fairseq']}; {out['shape']} shape, vocab {out['vocab']}, batch "
-             f"{out['settings']['batch_size']} x <=128 tokens; median of {out['settings']['repeats']} interleaved "
-             "rounds)", "",
+             f"{out['settings']['batch_size']} x <=128 tokens; {out['settings']['repeats']} interleaved rounds asked, "
+             "the median of those run: see rounds)", "",
              f"| configuration | precision | encoder / optimizer | workers | tokens/s | rounds | x stock | x none | MFU "
              f"| {mem} | status |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v, s: "" if v is None else s.format(v)  # noqa: E731
