@@ -109,8 +109,11 @@ def resolve_aligner(aligner: str = "auto", favor_diagonal: bool = False) -> str:
             "scripts/setup.sh installs the one that exists for this Python)")
     module, package = _ALIGNER_MODULES[aligner]
     if not _importable(module):
-        hint = (" (systran-align has no package for Python 3.12 and later: use aligner 'thot', which gives the "
-                "same IBM-1 tables)" if aligner == "fast_align" and sys.version_info >= (3, 12) else "")
+        hint = ""
+        if aligner == "fast_align" and sys.version_info >= (3, 12):
+            hint = (" (systran-align has no package for Python 3.12 and later: use Python 3.11)" if favor_diagonal
+                    else " (systran-align has no package for Python 3.12 and later: use aligner 'thot', which gives "
+                    "the same IBM-1 tables)")
         what = "fast_align's diagonal model (word alignments)" if favor_diagonal else f"aligner {aligner!r}"
         raise RuntimeError(f"{what} needs {package}, which is not installed in this Python ({py}, "
                            f"{sys.executable}){hint}")
