@@ -359,19 +359,6 @@ def read_text(path: PathLike) -> str:
                                f"invalid UTF-8 (byte {e.start - line_start})") from None
 
 
-def count_lines(path: PathLike) -> int:
-    """Number of newline-terminated lines (plus a last unterminated one) of a (gz) file."""
-    n, last = 0, b"\n"
-    with _open_binary(path) as fh:
-        while True:
-            block = fh.read(1 << 20)
-            if not block:
-                break
-            n += block.count(b"\n")
-            last = block[-1:]
-    return n + (last != b"\n")
-
-
 def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 

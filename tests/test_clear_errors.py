@@ -61,7 +61,7 @@ def fairseq_train(args, cwd):
 # --------------------------------------------------------------------------- gzip
 def test_truncated_or_fake_gzip_names_file_and_line(tmp_path, capsys):
     from csfair.cli.lexicon import main as lexicon_main
-    from csfair.io import InputFormatError, count_lines, iter_parallel
+    from csfair.io import InputFormatError, iter_lines, iter_parallel
 
     mono = truncated_gzip(data_path("mono/derived/fr.txt"), tmp_path / "fr.txt.gz", 4000)
     p = subprocess.run([sys.executable, "-m", "csfair.cli.prep", "split", "--input", mono, "--out-prefix",
@@ -71,7 +71,7 @@ def test_truncated_or_fake_gzip_names_file_and_line(tmp_path, capsys):
     assert f"{mono}:" in line and "truncated gzip file" in line and "fetch or copy the file again" in line
     assert not list(tmp_path.glob("fr.*.txt"))  # no split written
     with pytest.raises(InputFormatError, match="truncated gzip file"):
-        count_lines(mono)
+        list(iter_lines(mono))
 
     # IBM-1 lexicon step: the side that is cut short is named, at the line where it ends
     src = tmp_path / "en.gz"
@@ -93,7 +93,7 @@ def test_truncated_or_fake_gzip_names_file_and_line(tmp_path, capsys):
     fake = tmp_path / "plain.txt.gz"
     fake.write_text("not compressed\n")
     with pytest.raises(InputFormatError, match=r"plain.txt.gz:1: not a gzip file although its name ends in .gz"):
-        count_lines(fake)
+        list(iter_lines(fake))
 
 
 # --------------------------------------------------------------------------- checkpoints

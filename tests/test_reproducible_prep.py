@@ -1,6 +1,6 @@
 """The recipe's data preparation is byte-identical across two runs (issue 10: reproducible main job).
 
-Runs the command-line steps of ``scripts/recipes/codeswitch_pretrain.sh`` with the recipe's own
+Runs the command-line steps of ``scripts/recipes/pair.sh`` with the recipe's own
 flags (workers, threads, seeds) twice on a real slice and compares every file they write: split text, Moses text, sentencepiece model, encoded text, fairseq dictionary,
 binarised data, IBM-1 lexicons and substitution tables.
 """

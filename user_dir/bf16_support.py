@@ -71,11 +71,6 @@ logger = logging.getLogger(__name__)
 _AUTOCAST_DTYPE: Optional[torch.dtype] = None
 
 
-def autocast_dtype() -> Optional[torch.dtype]:
-    """``torch.bfloat16`` while a run with bf16 autocast is in progress in this process, else None."""
-    return _AUTOCAST_DTYPE
-
-
 def set_autocast_dtype(dtype: Optional[torch.dtype]) -> None:
     """Turn the forward-pass autocast of :class:`Bf16AutocastMixin` tasks on (``torch.bfloat16``) or off (None)."""
     global _AUTOCAST_DTYPE

@@ -222,11 +222,6 @@ def read_conllu(path: PathLike, field: str = "upos") -> List[TaggedSentence]:
     return out
 
 
-def read_conllu_upos(path: PathLike) -> List[TaggedSentence]:
-    """UPOS of a CoNLL-U treebank: :func:`read_conllu` with ``field="upos"``."""
-    return read_conllu(path, "upos")
-
-
 def read_calcs(path: PathLike) -> List[TaggedSentence]:
     """CALCS-2016 LID: consecutive rows of one tweet id form a sentence; labels ``en/es/other``."""
     out: List[TaggedSentence] = []

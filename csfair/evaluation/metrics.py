@@ -90,7 +90,6 @@ def mean_std(values: Sequence[float]) -> Tuple[float, float, int]:
     return m, math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)), n
 
 
-SPAN_COUNTS = ("tp", "fp", "fn")  # the last axis of span_counts' counts
 SPAN_METRICS = ("micro_f1", "macro_f1", "precision", "recall")  # what span_score_from_counts computes
 
 

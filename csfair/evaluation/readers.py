@@ -49,9 +49,6 @@ from csfair.io import InputFormatError, LineIssues, PathLike
 #: Labels of NLI rows that have no gold label (MultiNLI/XNLI ``-``): skipped and counted.
 NO_GOLD = ("-",)
 
-#: The 15 XNLI languages (Conneau et al., 2018, Table 1).
-XNLI_15 = ("ar", "bg", "de", "el", "en", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
-
 
 def _issues(issues: Optional[LineIssues], path: PathLike) -> LineIssues:
     return issues if issues is not None else LineIssues(str(path))

@@ -19,7 +19,7 @@ order, so a MUSE dictionary's first translation stays first).
 """
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -240,14 +240,3 @@ class Lexicon:
             src_lang, tgt_lang, kind, probabilistic,
             [src_words[r] for r in rows], offsets, [tgt_words[i] for i in idx], probs[idx],
         )
-
-
-def uniform_lexicon(pairs: Iterable[Tuple[str, str]], src_lang: str, tgt_lang: str, kind: str = "muse") -> Lexicon:
-    """A non-probabilistic lexicon from ``(source, target)`` pairs with uniform probabilities."""
-    mapping: "OrderedDict[str, List[Tuple[str, float]]]" = OrderedDict()
-    for s, t in pairs:
-        if t not in (c for c, _ in mapping.get(s, [])):
-            mapping.setdefault(s, []).append((t, 1.0))
-    for s, c in mapping.items():
-        mapping[s] = [(t, 1.0 / len(c)) for t, _ in c]
-    return Lexicon.from_mapping(mapping, src_lang, tgt_lang, kind, probabilistic=False)

@@ -278,10 +278,6 @@ class SubstitutionTable:
         lens = self.cand_tok_offsets[cands + 1] - starts
         return self.cand_tokens[_ranges(starts, lens)].astype(np.int64), lens.astype(np.int64)
 
-    def candidate_lengths(self, cands: np.ndarray) -> np.ndarray:
-        """Number of tokens of each candidate (int64)."""
-        return (self.cand_tok_offsets[cands + 1] - self.cand_tok_offsets[cands]).astype(np.int64)
-
     # ------------------------------------------------------------------ people
     def source_words(self) -> List[str]:
         """The ``n`` source words (entry order)."""
