@@ -18,17 +18,18 @@ setup(
     version=version,
     description="Code-switched MLM pretraining and zero-shot cross-lingual evaluation (fairseq user-dir)",
     # user_dir is installed too, so that `from user_dir.hub_interface import from_pretrained` works from
-    # any directory; fairseq's --user-dir user_dir imports the same files. csfair_hf is the transformers glue.
-    packages=find_packages(include=["csfair", "csfair.*", "csfair_hf", "csfair_hf.*", "user_dir", "user_dir.*"]),
+    # any directory; fairseq's --user-dir user_dir imports the same files. csfair_hf is the transformers glue,
+    # csfair_cli the command-line tools (beside the library, as fairseq_cli/ beside fairseq/).
+    packages=find_packages(include=["csfair", "csfair.*", "csfair_cli", "csfair_hf", "csfair_hf.*", "user_dir", "user_dir.*"]),
     # the data sources of csfair-data (URLs, layout, pinned checksums) and the declared evaluation tasks
-    package_data={"csfair.cli": ["data_sources.toml", "staged_sources.tsv"], "csfair.evaluation": ["tasks.toml"]},
+    package_data={"csfair_cli": ["data_sources.toml", "staged_sources.tsv"], "csfair.evaluation": ["tasks.toml"]},
     python_requires=">=3.11,<3.13",
     install_requires=[],
     entry_points={
         "console_scripts": [
-            "csfair-data = csfair.cli.data:main",
-            "csfair-lexicon = csfair.cli.lexicon:main",
-            "csfair-prep = csfair.cli.prep:main",
+            "csfair-data = csfair_cli.data:main",
+            "csfair-lexicon = csfair_cli.lexicon:main",
+            "csfair-prep = csfair_cli.prep:main",
         ]
     },
 )

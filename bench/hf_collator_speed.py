@@ -41,7 +41,7 @@ def main():
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling
 
     import hf_models
-    from csfair.cli.lexicon import main as lexicon_main
+    from csfair_cli.lexicon import main as lexicon_main
     from csfair.paths import data_file
     from csfair.pretraining.substitution_table import SubstitutionTable
     from csfair_hf.collator import DataCollatorForCodeSwitchedLM

@@ -1,6 +1,8 @@
 """Command-line tools (``csfair-data``, ``csfair-lexicon``, ``csfair-prep``): thin argparse front ends.
 
-Top layer: may import every other csfair package; nothing in csfair imports it.
+Beside ``csfair/`` (as ``fairseq_cli/`` beside ``fairseq/``): may import ``csfair`` and, inside the
+command that needs it, ``csfair_hf`` (``csfair-lexicon table --hf-tokenizer``); nothing in ``csfair``,
+``csfair_hf`` or ``user_dir`` imports it.
 """
 import argparse
 import sys

@@ -8,11 +8,11 @@ Subcommands:
   verify   check every file a folder's ``MANIFEST.tsv`` lists (SHA-256 where recorded or pinned in
            ``staged_sources.tsv``; the others by size, and said so)
 
-Sources, URLs, layout and pinned checksums live in ``csfair/cli/data_sources.toml`` (no URL in code).
+Sources, URLs, layout and pinned checksums live in ``csfair_cli/data_sources.toml`` (no URL in code).
 Paper proportions (Visser et al. 2025, Sec. 3.1-3.2): 1M NLLB pairs for IBM-1; 1 GB English and
 100 MB target-language mC4 text. ``get`` is idempotent (a file whose MANIFEST row was written with
 the same recipe and whose SHA-256 still matches is skipped), resumable (partial downloads continue
-with HTTP Range requests, see :mod:`csfair.cli.fetch`) and atomic (outputs are renamed into place
+with HTTP Range requests, see :mod:`csfair_cli.fetch`) and atomic (outputs are renamed into place
 when complete). Every output gets a MANIFEST row: the columns of ``$CSFAIR_DATA/MANIFEST.tsv``
 (``local_path source_repo source_path commit license bytes n_lines description``) followed by
 ``sha256`` (of the file) and ``source_sha256`` (of the downloaded file it came from).
@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
-from csfair.cli import run_cli
-from csfair.cli.fetch import ChecksumMismatch, SourceUnreachable, fetch
+from csfair_cli import run_cli
+from csfair_cli.fetch import ChecksumMismatch, SourceUnreachable, fetch
 from csfair.io import InputFormatError, atomic_write, sha256_file
 from csfair.paths import data_root
 
@@ -686,9 +686,9 @@ def cmd_verify(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="csfair-data", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Sources: csfair/cli/data_sources.toml. Exit status: 1 verify found problems, "
+                                epilog="Sources: csfair_cli/data_sources.toml. Exit status: 1 verify found problems, "
                                        "2 bad arguments or input, 3 a source could not be fetched.")
-    p.add_argument("--sources", default=None, help="sources file (default: csfair/cli/data_sources.toml)")
+    p.add_argument("--sources", default=None, help="sources file (default: csfair_cli/data_sources.toml)")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     s = sub.add_parser("list", help="sources per pair, or one pair's files and whether they are present")

@@ -126,7 +126,7 @@ def fetch(url: str, dest: PathLike, sha256: Optional[str] = None, mirror: Option
             break
         except urllib.error.HTTPError as e:
             if 400 <= e.code < 500 and e.code not in (408, 429):
-                what = "not found (the source moved? update csfair/cli/data_sources.toml)" if e.code == 404 \
+                what = "not found (the source moved? update csfair_cli/data_sources.toml)" if e.code == 404 \
                     else f"HTTP {e.code} {e.reason}"
                 raise SourceUnreachable(f"{src}: {what}; {_advice(url, dest)}") from None
             last_error = f"HTTP {e.code} {e.reason}"
@@ -149,7 +149,7 @@ def fetch(url: str, dest: PathLike, sha256: Optional[str] = None, mirror: Option
     if sha256 and digest != sha256.lower():
         part.unlink()
         raise ChecksumMismatch(
-            f"{src}: SHA-256 {digest} differs from the pinned {sha256} (csfair/cli/data_sources.toml); "
+            f"{src}: SHA-256 {digest} differs from the pinned {sha256} (csfair_cli/data_sources.toml); "
             f"the download was removed. The source changed or the transfer was corrupted: run again, "
             f"or if the source legitimately changed, update the pin")
     size = part.stat().st_size

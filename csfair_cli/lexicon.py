@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from csfair.cli import run_cli
+from csfair_cli import run_cli
 from csfair.io import LineIssues
 from csfair.pretraining.function_words import DEFAULT_SPEC as DEFAULT_STOPWORDS
 

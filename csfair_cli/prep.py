@@ -9,7 +9,7 @@ import json
 import random
 import sys
 
-from csfair.cli import run_cli
+from csfair_cli import run_cli
 from csfair.io import LineIssues, atomic_write, iter_lines
 
 

@@ -129,7 +129,7 @@ def hf_tables(hf_models, tmp_path_factory):
     """en->es substitution tables for the three ``hf_models`` tokenizers, built by ``csfair-lexicon
     table --hf-tokenizer`` from the real MUSE en-es dictionary restricted to the words of the
     fixture's English text (the full dictionary takes ~15 s per tokenizer): ``{family: table dir}``."""
-    from csfair.cli.lexicon import main as lexicon_main
+    from csfair_cli.lexicon import main as lexicon_main
 
     d = tmp_path_factory.mktemp("hf_tables")
     words = {w.lower() for line in hf_models["text_en"].read_text(encoding="utf-8").split("\n") for w in line.split()}

@@ -60,11 +60,11 @@ def fairseq_train(args, cwd):
 
 # --------------------------------------------------------------------------- gzip
 def test_truncated_or_fake_gzip_names_file_and_line(tmp_path, capsys):
-    from csfair.cli.lexicon import main as lexicon_main
+    from csfair_cli.lexicon import main as lexicon_main
     from csfair.io import InputFormatError, iter_lines, iter_parallel
 
     mono = truncated_gzip(data_path("mono/derived/fr.txt"), tmp_path / "fr.txt.gz", 4000)
-    p = subprocess.run([sys.executable, "-m", "csfair.cli.prep", "split", "--input", mono, "--out-prefix",
+    p = subprocess.run([sys.executable, "-m", "csfair_cli.prep", "split", "--input", mono, "--out-prefix",
                         tmp_path / "fr", "--test", "10", "--valid", "10"], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 2
     line = one_line_error(p.stderr, "csfair-prep split")
@@ -244,7 +244,7 @@ def test_disk_full_on_a_real_small_file_system_via_the_cli(tiny_pair, tmp_path):
     """``csfair-lexicon table`` onto a 100 KB tmpfs: numpy says only "8752 requested and 3568 written"."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    cmd = [sys.executable, "-m", "csfair.cli.lexicon", "table", "--lexicon", tiny_pair["lex_en_fr"], "--spm-model",
+    cmd = [sys.executable, "-m", "csfair_cli.lexicon", "table", "--lexicon", tiny_pair["lex_en_fr"], "--spm-model",
            tiny_pair["spm"], "--dict", tiny_pair["dict"], "--out", mnt / "ibm1.en-fr", "--src-stopwords", "iso",
            "--tgt-stopwords", "iso", "--quiet"]
     script = f'mount -t tmpfs -o size=100k tmpfs "{mnt}" && "$@"; rc=$?; ls -A "{mnt}"; exit $rc'

@@ -358,7 +358,7 @@ def test_empty_parallel_input_stops_the_recipe_at_the_lexicon(tmp_path):
 
 def test_empty_lexicons_tables_and_monolingual_text_are_errors(tiny_pair, tmp_path):
     import user_dir  # noqa: F401
-    from csfair.cli.lexicon import main as lexicon_main
+    from csfair_cli.lexicon import main as lexicon_main
     from csfair.io import InputFormatError
     from csfair.pretraining.substitution_table import SubstitutionTable
     from csfair.pretraining.vocab import train_sentencepiece
@@ -445,7 +445,7 @@ def test_verify_checks_pinned_checksums_and_says_what_was_only_size_checked(tmp_
         shutil.copyfile(data / rel, tmp_path / rel)
 
     def verify():
-        return subprocess.run([sys.executable, "-m", "csfair.cli.data", "verify", str(tmp_path)], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "csfair_cli.data", "verify", str(tmp_path)], capture_output=True,
                               text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
 
     p = verify()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from csfair.cli import data as cd
-from csfair.cli.fetch import ChecksumMismatch, SourceUnreachable, fetch
+from csfair_cli import data as cd
+from csfair_cli.fetch import ChecksumMismatch, SourceUnreachable, fetch
 from csfair.io import sha256_file
 from csfair.paths import data_root
 

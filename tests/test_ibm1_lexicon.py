@@ -144,8 +144,8 @@ def test_without_systran_align_the_cli_uses_thot_and_says_what_is_missing(tmp_pa
     record it; ``--aligner fast_align`` and no aligner at all are one-line errors naming the package."""
     if not HAVE["thot"]:
         pytest.skip("sil-thot not installed")
-    from csfair.cli import run_cli
-    from csfair.cli.lexicon import build_parser
+    from csfair_cli import run_cli
+    from csfair_cli.lexicon import build_parser
 
     real = ibm1._importable
     monkeypatch.setattr(ibm1, "_importable", lambda m: m != "systran_align" and real(m))

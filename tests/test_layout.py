@@ -13,7 +13,7 @@ from pathlib import Path
 import csfair
 
 ROOT = Path(csfair.__file__).resolve().parent
-LAYER = {"cli": 4, "pretraining": 3, "baselines": 3, "lexicons": 2, "evaluation": 2, "text": 1,
+LAYER = {"pretraining": 3, "baselines": 3, "lexicons": 2, "evaluation": 2, "text": 1,
          "io": 0, "paths": 0, "locks": 0, "": 0}
 
 
@@ -44,7 +44,7 @@ def csfair_imports(path: Path):
 def test_every_module_imports_without_fairseq_or_transformers():
     names = modules()
     assert {"csfair.pretraining.sampler", "csfair.lexicons.ibm1", "csfair.evaluation.tasks",
-            "csfair.baselines.embeddings", "csfair.cli.prep"} <= set(names)
+            "csfair.baselines.embeddings"} <= set(names)
     code = ("import importlib, sys\n"
             f"for name in {names!r}:\n    importlib.import_module(name)\n"
             "bad = sorted({m.split('.')[0] for m in sys.modules} & {'fairseq', 'transformers'})\n"
@@ -68,6 +68,6 @@ def test_imports_run_downward_only():
 
 
 def test_each_sub_package_says_what_lives_there():
-    for pkg in ("pretraining", "lexicons", "evaluation", "baselines", "cli"):
+    for pkg in ("pretraining", "lexicons", "evaluation", "baselines"):
         doc = ast.get_docstring(ast.parse((ROOT / pkg / "__init__.py").read_text(encoding="utf-8")))
         assert doc and "import" in doc, pkg

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from csfair.cli import data as cd
+from csfair_cli import data as cd
 from csfair.paths import REPO_ROOT, data_root
 
 PAIR_SH = REPO_ROOT / "scripts" / "recipes" / "pair.sh"

@@ -426,7 +426,7 @@ def test_lexicon_cli_table_reports_every_filter_and_records_it(tiny_pair, tmp_pa
 
     d = tiny_pair["dir"]
     out = tmp_path / "tbl"
-    cmd = [sys.executable, "-m", "csfair.cli.lexicon", "table", "--lexicon", str(tiny_pair["lex_en_fr"]),
+    cmd = [sys.executable, "-m", "csfair_cli.lexicon", "table", "--lexicon", str(tiny_pair["lex_en_fr"]),
            "--spm-model", str(tiny_pair["spm"]), "--dict", str(tiny_pair["dict"]), "--out", str(out), "--quiet",
            "--src-corpus", str(d / "en.train.tok"), "--tgt-corpus", str(d / "fr.train.tok")]
     p = subprocess.run(cmd, capture_output=True, text=True)

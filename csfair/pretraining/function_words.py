@@ -44,7 +44,7 @@ CONTENT_UPOS = frozenset({"NOUN", "VERB", "ADJ", "PROPN", "NUM"})
 MIN_COUNT = 2
 #: The default stopword spec of ``csfair-lexicon table`` and ``scripts/recipes/pair.sh``.
 DEFAULT_SPEC = "function"
-#: Languages with a UD treebank in ``csfair/cli/data_sources.toml`` (``csfair-data get --what ud``; a test
+#: Languages with a UD treebank in ``csfair_cli/data_sources.toml`` (``csfair-data get --what ud``; a test
 #: keeps the two equal): for them ``function`` needs the treebank.
 UD_LANGS = frozenset({"en", "fr", "de", "pt", "tr", "hu", "fi"})
 #: The frequency rule of the fallback (languages with neither a treebank nor a stopwords-iso list).

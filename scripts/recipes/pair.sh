@@ -184,7 +184,7 @@ pair_files() {
   done
 }
 
-# csfair-data kinds (--what) that write the given files (see csfair/cli/data_sources.toml)
+# csfair-data kinds (--what) that write the given files (see csfair_cli/data_sources.toml)
 kinds_of() {
   local f k out=""
   for f in $1; do
@@ -258,7 +258,7 @@ if [ -n "$MISSING" ]; then
   for f in $MISSING; do echo "   $DATA/$f" >&2; done
   if [ "$PROFILE" = paper ]; then
     echo "get them with:  csfair-data get --pair $PAIR --what $(kinds_of "$MISSING") --out \"$DATA\"" >&2
-    echo "   (python -m csfair.cli.data if the csfair-data command is not installed; sizes and sources:" \
+    echo "   (python -m csfair_cli.data if the csfair-data command is not installed; sizes and sources:" \
          "csfair-data list --pair $PAIR; offline clusters: --mirror)" >&2
   else
     echo "this is the staged data of \$CSFAIR_DATA/README.md (set CSFAIR_DATA to it if you have it)." \
