@@ -26,13 +26,12 @@ def progress(path: str) -> dict:
     epochs_done >= max_epoch``; False when neither limit is set.
 
     Raises:
-        OSError, RuntimeError, KeyError, ...: the file is missing, truncated or not a fairseq
-            checkpoint (callers report it with the path).
+        FileNotFoundError, user_dir.checkpoint_loading.CheckpointError, KeyError, ...: the file is
+            missing, truncated or not a fairseq checkpoint (callers report it with the path).
     """
-    import torch
+    from user_dir.checkpoint_loading import read_checkpoint  # safe loading (docs/guarantees.md)
 
-    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
-    state = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    state = read_checkpoint(path, mmap=True)
     num_updates = int(state["optimizer_history"][-1]["num_updates"])
     itr = (state.get("extra_state") or {}).get("train_iterator") or {}
     epoch, in_epoch = int(itr.get("epoch", 1)), int(itr.get("iterations_in_epoch", 0))

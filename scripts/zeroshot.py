@@ -369,7 +369,9 @@ def count_parameters(checkpoint):
     storage, as ``model.parameters()`` and transformers count it)."""
     import torch
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["model"]
+    from user_dir.checkpoint_loading import read_checkpoint
+
+    state = read_checkpoint(str(checkpoint))["model"]
     skip = ("word_chars", "version", "_extra_state", "_float_tensor")
     seen, total = set(), 0
     for k, v in state.items():

@@ -35,8 +35,11 @@ TRAIN = TASK + ["--encoder-layers", "1", "--encoder-embed-dim", "32", "--encoder
 
 
 def parse(argv):
-    import user_dir  # noqa: F401  (installs the wrappers, as fairseq's --user-dir import does)
     from fairseq import options
+
+    from user_dir import command_hooks
+
+    command_hooks.install()  # the wrappers, as fairseq-train's --user-dir import installs them
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
     args = options.parse_args_and_arch(options.get_training_parser(), argv)

@@ -204,8 +204,11 @@ def test_langs_without_data_and_resume_with_other_table_or_architecture(tiny_mlm
 # --------------------------------------------------------------------------- disk full
 def test_disk_full_names_the_file_and_loses_nothing(tmp_path, tiny_mlm, monkeypatch):
     """A real ENOSPC (writes to /dev/full) in the atomic writers and in fairseq's checkpoint saving."""
-    import user_dir  # noqa: F401  (installs the checkpoint-saving patch)
     from fairseq import checkpoint_utils
+
+    from user_dir import command_hooks
+
+    command_hooks.install()  # the checkpoint-saving patch, as in fairseq-train
 
     import csfair.io as cio
 

@@ -187,8 +187,10 @@ def _train(argv):
 
 @pytest.fixture(scope="module")
 def cli_runs(tiny_pair, tmp_path_factory):
-    import user_dir  # noqa: F401
+    from user_dir import command_hooks
     from user_dir.optim.csfair_fast_adam import retag_checkpoint
+
+    command_hooks.install()  # what fairseq-train gets from --user-dir user_dir (safe loading when resuming)
 
     d = tmp_path_factory.mktemp("fast_cli")
     data = tiny_pair["bin"]
@@ -240,11 +242,13 @@ def test_fast_checkpoint_loads_into_stock_fairseq_and_exports(cli_runs, tiny_pai
     from omegaconf import open_dict
 
     import user_dir  # noqa: F401
+    from user_dir.checkpoint_loading import safe_loading
     from user_dir.hf_interop import export_checkpoint
     from user_dir.hub_interface import from_pretrained
 
     ckpt = cli_runs / "fast_fast_adam" / "checkpoint_last.pt"
-    state = checkpoint_utils.load_checkpoint_to_cpu(str(ckpt))
+    with safe_loading():  # fairseq's own loader, in csfair's safe-loading scope
+        state = checkpoint_utils.load_checkpoint_to_cpu(str(ckpt))
     cfg = state["cfg"]
     assert cfg.model._name == cfg.model.arch == "csfair_roberta_fast_tiny"  # fairseq names a legacy model by its arch
     with open_dict(cfg):

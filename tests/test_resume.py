@@ -211,6 +211,7 @@ def test_loading_for_evaluation_checks_the_dictionary(runs, tiny_pair, tmp_path)
     from fairseq import checkpoint_utils
 
     import user_dir  # noqa: F401
+    from user_dir.checkpoint_loading import safe_loading
     from user_dir.models.checkpoint_provenance import CodeSwitchProvenanceError
 
     d, _, _ = runs
@@ -218,7 +219,7 @@ def test_loading_for_evaluation_checks_the_dictionary(runs, tiny_pair, tmp_path)
     shutil.copytree(tiny_pair["bin"] / "fr", fake / "fr")
     with open(fake / "fr" / "dict.txt", "a") as fh:
         fh.write("extra_symbol 1\n")
-    with pytest.raises(Exception) as e:
+    with pytest.raises(Exception) as e, safe_loading():  # fairseq's own loader, in csfair's safe-loading scope
         checkpoint_utils.load_model_ensemble_and_task(
             [str(d / "cut" / "checkpoint_last.pt")],
             arg_overrides={"data": str(fake), "langs": "fr", "cs_mode": "none", "cs_table_name": ""})

@@ -17,10 +17,10 @@ What fairseq 0.12 does with ``--bf16`` (read in fairseq-fixed 0.12.3.1):
   weights: a resumed run restarts from bf16-rounded weights (not an exact resume) and checkpoints
   are bf16.
 
-What csfair does instead, installed when ``user_dir`` is imported (fairseq imports the user dir in
-``options.get_parser``, before ``fairseq_cli.train.cli_main`` parses the arguments and calls
-``distributed_utils.call_main``; both are looked up as module attributes at call time, so
-wrapping them needs no fork of fairseq):
+What csfair does instead, installed by :func:`install` in fairseq's command-line tools
+(:mod:`user_dir.command_hooks`: fairseq imports the user dir in ``options.get_parser``, before
+``fairseq_cli.train.cli_main`` parses the arguments and calls ``distributed_utils.call_main``; both
+are looked up as module attributes at call time, so wrapping them needs no fork of fairseq):
 
 1. ``fairseq.options.parse_args_and_arch`` is wrapped: when ``--bf16`` (or
    ``--memory-efficient-bf16``) is what set ``tpu``, that is, ``--tpu`` is not among the arguments

@@ -1,8 +1,22 @@
-"""Reading and writing fairseq checkpoints with errors that name the file, the cause and the fix.
+"""Reading and writing fairseq checkpoints safely, with errors that name the file, the cause and the fix.
 
 One loader for every csfair entry point that opens a checkpoint (``scripts/eval_mlm.py``, the hub
-``user_dir/hub_interface.py``, ``scripts/hf_convert.py`` through ``user_dir/hf_interop.py``), and
-two patches of fairseq's own checkpoint I/O, installed when ``user_dir`` is imported:
+``user_dir/hub_interface.py``, ``scripts/hf_convert.py`` through ``user_dir/hf_interop.py``,
+``scripts/training_progress.py``, fine-tuning), and two patches of fairseq's own checkpoint I/O,
+installed in fairseq's command-line tools by :mod:`user_dir.command_hooks` (not on import):
+
+* **safe loading**: every load goes through PyTorch's weights-only unpickler
+  (``torch.load(weights_only=True)``, PyTorch's default since 2.6), which builds tensors and plain
+  containers only and refuses any other class, so a checkpoint or ``.pt`` file cannot run code when
+  it is loaded. fairseq 0.12 checkpoints also pickle an ``argparse.Namespace`` (the model config of a
+  legacy architecture, the ``args`` of old checkpoints) and may hold numpy scalars (fairseq's
+  ``best``/``val_loss`` keep a numpy type when a metric was one): these classes, and no others, are
+  allowed (:data:`SAFE_GLOBALS`), and only inside :func:`safe_loading`, a context manager entered
+  around csfair's own loads (:func:`read_checkpoint`, :func:`load_state`,
+  :func:`load_model_and_task`, the patched ``Trainer.load_checkpoint``) and left afterwards. Nothing
+  is set for the process: a ``torch.load`` elsewhere keeps PyTorch's defaults, and csfair never sets
+  ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``. A file that pickles any other class is refused with a
+  :class:`CheckpointError` naming the class;
 
 * a truncated, empty or garbage file raises :class:`CheckpointError` naming the path and saying
   what is wrong with it (PyTorch alone says ``PytorchStreamReader failed reading zip archive``,
@@ -21,11 +35,14 @@ two patches of fairseq's own checkpoint I/O, installed when ``user_dir`` is impo
   fairseq's two retries and their logged tracebacks, and removes the partial ``.tmp`` file; the
   previous checkpoint is untouched (fairseq writes ``NAME.tmp`` and renames it).
 """
+import argparse
+import contextlib
 import functools
 import os
 import zipfile
 from typing import Dict, Optional, Sequence
 
+import numpy as np
 import torch
 
 from csfair.io import DiskFullError, free_bytes, is_disk_full
@@ -36,6 +53,85 @@ _FIX = ("the run that wrote it was interrupted or the disk filled up, or the cop
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used as asked; the message names the file, the cause and the fix."""
+
+
+def _numpy_scalar_globals() -> list:
+    """numpy's scalar reconstructor under the names pickles use (numpy 1: ``numpy.core``, 2: ``numpy._core``)."""
+    try:
+        from numpy._core.multiarray import scalar  # numpy >= 2
+    except ImportError:
+        from numpy.core.multiarray import scalar
+    out = [(scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"), np.dtype]
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25 pickles dtypes by class
+    if dtypes is not None:
+        out += [dtypes.Float64DType, dtypes.Float32DType, dtypes.Int64DType]
+    return out
+
+
+#: The classes, besides tensors and plain containers, that a fairseq 0.12 checkpoint pickles:
+#: ``argparse.Namespace`` (a legacy architecture's model config, old checkpoints' ``args``) and numpy
+#: scalars with their dtypes (``extra_state``'s ``best``/``val_loss`` when a metric was a numpy value).
+#: Allowed only inside :func:`safe_loading`.
+SAFE_GLOBALS = [argparse.Namespace] + _numpy_scalar_globals()
+
+
+def _broadcast_globals() -> list:
+    """What fairseq's ``distributed_utils.broadcast_object`` pickles when rank 0 sends a loaded checkpoint
+    to the other ranks of a resumed run (``Trainer.load_checkpoint``): the state after
+    ``load_checkpoint_to_cpu``, whose ``cfg`` is an omegaconf ``DictConfig``, with its tensors replaced
+    by ``_TensorPlaceholder``. Bytes from rank 0 of the same job, never a file."""
+    import collections
+    import typing
+
+    from fairseq.distributed.utils import _TensorPlaceholder
+    from omegaconf import DictConfig, ListConfig, nodes
+    from omegaconf.base import ContainerMetadata, Metadata
+
+    node_types = [getattr(nodes, n) for n in ("AnyNode", "StringNode", "IntegerNode", "FloatNode", "BooleanNode",
+                                              "BytesNode", "PathNode") if hasattr(nodes, n)]
+    return [DictConfig, ListConfig, ContainerMetadata, Metadata, *node_types, typing.Any, collections.defaultdict,
+            dict, list, int, _TensorPlaceholder]
+
+
+@contextlib.contextmanager
+def safe_loading(broadcast: bool = False):
+    """Context manager: ``torch.load(weights_only=True)`` inside it also accepts :data:`SAFE_GLOBALS`.
+
+    The classes are added to PyTorch's weights-only allow-list on entry and removed on exit (the ones
+    that were already allowed stay); nothing else changes. Loads with ``weights_only=False`` are not
+    made safe by it (csfair makes none).
+
+    Args:
+        broadcast: also accept what a resumed distributed run's rank 0 broadcasts to the others
+            (omegaconf's config containers and fairseq's tensor placeholder, :func:`_broadcast_globals`);
+            only ``Trainer.load_checkpoint`` asks for it.
+    """
+    from torch.serialization import get_safe_globals, safe_globals
+
+    have = set(get_safe_globals())
+    wanted = SAFE_GLOBALS + (_broadcast_globals() if broadcast else [])
+    with safe_globals([g for g in wanted if g not in have]):
+        yield
+
+
+def _refused_global(exc: BaseException) -> Optional[str]:
+    """The line of a weights-only refusal that names the class (None: ``exc`` is not such a refusal)."""
+    text = str(exc)
+    if "Weights only load failed" not in text:
+        return None
+    for line in text.splitlines():
+        if "GLOBAL" in line:
+            return line.strip()
+    return None
+
+
+def _refused(path: str, exc: BaseException) -> CheckpointError:
+    """The error for a file that safe loading refuses (it pickles a class outside :data:`SAFE_GLOBALS`)."""
+    return CheckpointError(
+        f"{path}: refused by safe loading: {_refused_global(exc)} A fairseq checkpoint holds tensors, plain "
+        "containers and the classes of user_dir.checkpoint_loading.SAFE_GLOBALS only; a file with other classes "
+        "can run code when it is unpickled. Load only files you trust: if you trust this one, load it yourself "
+        "with torch.serialization.safe_globals([...the class...]) (docs/guarantees.md, safe checkpoint loading)")
 
 
 def _first_line(exc: BaseException, limit: int = 160) -> str:
@@ -88,13 +184,16 @@ def _is_read_failure(exc: BaseException) -> bool:
     """Whether an exception from ``torch.load`` means the bytes are bad (not, e.g., a missing module)."""
     import pickle
 
+    if _refused_global(exc) is not None:
+        return False  # readable bytes, refused content: see _refused
     if isinstance(exc, (EOFError, pickle.UnpicklingError, zipfile.BadZipFile, UnicodeDecodeError)):
         return True
     return isinstance(exc, RuntimeError) and ("PytorchStreamReader" in str(exc) or "zip archive" in str(exc))
 
 
 def read_checkpoint(path: str, mmap: bool = False) -> dict:
-    """``torch.load`` of a fairseq checkpoint on the CPU (``weights_only=False``), with clear errors.
+    """``torch.load`` of a fairseq checkpoint on the CPU, safely (``weights_only=True`` inside
+    :func:`safe_loading`), with clear errors.
 
     Args:
         path: checkpoint file.
@@ -105,15 +204,19 @@ def read_checkpoint(path: str, mmap: bool = False) -> dict:
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: a directory, an empty, truncated, corrupted or non-PyTorch file, or a
-            PyTorch file that is not a fairseq checkpoint (no ``model`` entry); names the path.
+        CheckpointError: a directory, an empty, truncated, corrupted or non-PyTorch file, a file that
+            pickles a class outside :data:`SAFE_GLOBALS`, or a PyTorch file that is not a fairseq
+            checkpoint (no ``model`` entry); names the path.
     """
     why = file_problem(path)
     if why is not None:
         raise CheckpointError(f"{path}: {why}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
+        with safe_loading():
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as e:
+        if _refused_global(e) is not None:
+            raise _refused(path, e) from None
         if _is_read_failure(e):
             raise _unreadable(path, e) from e
         raise
@@ -158,7 +261,8 @@ def what_is(desc: Dict[str, Optional[object]]) -> str:
 
 
 def load_state(path: str, arg_overrides: Optional[dict] = None) -> dict:
-    """fairseq's ``load_checkpoint_to_cpu`` (config upgraded, ``arg_overrides`` applied) with clear errors.
+    """fairseq's ``load_checkpoint_to_cpu`` (config upgraded, ``arg_overrides`` applied), safely (its
+    ``torch.load`` inside :func:`safe_loading`), with clear errors.
 
     Raises:
         FileNotFoundError, CheckpointError: see :func:`read_checkpoint`.
@@ -169,8 +273,11 @@ def load_state(path: str, arg_overrides: Optional[dict] = None) -> dict:
     if why is not None:
         raise CheckpointError(f"{path}: {why}")
     try:
-        state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
+        with safe_loading():
+            state = checkpoint_utils.load_checkpoint_to_cpu(path, arg_overrides)
     except Exception as e:
+        if _refused_global(e) is not None:
+            raise _refused(path, e) from None
         if _is_read_failure(e):
             raise _unreadable(path, e) from e
         raise
@@ -205,8 +312,9 @@ def load_model_and_task(path: str, arg_overrides: Optional[dict] = None, tasks: 
     if tasks and desc["task"] not in tasks:
         raise CheckpointError(f"{path}: {what_is(desc)}; {purpose} needs a {' or '.join(tasks)} checkpoint")
     try:
-        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=arg_overrides,
-                                                                          state=state)
+        with safe_loading():
+            models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=arg_overrides,
+                                                                              state=state)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{path} is {what_is(desc)}, whose task needs data that is missing: {e}") from e
     return models, cfg, task, desc
@@ -233,6 +341,8 @@ def explain_load_failure(filename: str, exc: BaseException, model_cfg=None) -> O
             return CodeSwitchProvenanceError(f"{filename}: {e}")
         if isinstance(e, CheckpointError):
             return e
+        if _refused_global(e) is not None:
+            return _refused(filename, e)
     if any(_is_read_failure(e) for e in chain) and os.path.isfile(filename):
         return _unreadable(filename, exc)
     if "please ensure that the architectures match" in str(exc) and len(chain) > 1:
@@ -254,7 +364,10 @@ def _wrap_trainer_load(original):
     @functools.wraps(original)
     def load_checkpoint(self, filename, *args, **kwargs):
         try:
-            return original(self, filename, *args, **kwargs)
+            # fairseq's load_checkpoint_to_cpu (and, in distributed runs, the state broadcast to the
+            # other ranks) calls torch.load with PyTorch's default weights_only=True
+            with safe_loading(broadcast=True):
+                return original(self, filename, *args, **kwargs)
         except Exception as e:
             better = explain_load_failure(filename, e, getattr(self.cfg, "model", None))
             if better is None or better is e:
@@ -307,7 +420,8 @@ def _wrap_save_attempt(original):
 
 
 def install() -> None:
-    """Patch ``Trainer.load_checkpoint`` and fairseq's checkpoint saving (once; see the module docstring)."""
+    """Patch ``Trainer.load_checkpoint`` (safe loading, precise errors) and fairseq's checkpoint saving
+    (once; see the module docstring). Called by :func:`user_dir.command_hooks.install`."""
     from fairseq import checkpoint_utils
     from fairseq.trainer import Trainer
 

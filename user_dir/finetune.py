@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from .checkpoint_loading import read_checkpoint
+from .checkpoint_loading import read_checkpoint, safe_loading
 
 
 def finish_finetune_model(model, data_dir: str, freeze_encoder: bool):
@@ -177,7 +177,8 @@ def predict(checkpoint: str, data_dir: str, split: str, kind: str, batch_size: i
     import user_dir  # noqa: F401
     from fairseq import checkpoint_utils, utils
 
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir})
+    with safe_loading():
+        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides={"data": data_dir})
     model = models[0]
     use_cuda = torch.cuda.is_available()
     if use_cuda:

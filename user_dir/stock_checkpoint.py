@@ -161,7 +161,9 @@ def write_stock_checkpoint(src: str, dst: str, data: Optional[str] = None, spm: 
     """
     from csfair.io import atomic_write
 
-    state = torch.load(src, map_location="cpu", weights_only=False)
+    from .checkpoint_loading import read_checkpoint
+
+    state = read_checkpoint(str(src))
     if state.get("cfg") is None:
         raise ValueError(f"{src}: no 'cfg' in the checkpoint (not written by fairseq >= 0.10)")
     weights, dropped_keys, provenance = {}, [], None

@@ -2,13 +2,12 @@
 
 ``fairseq-train`` (and the other ``fairseq-*`` tools) let every exception end the process with a
 traceback, so a missing language directory or a checkpoint trained with other tables shows 30
-lines of fairseq internals above the one that matters. Importing ``user_dir`` (which fairseq does
-before it parses the arguments) installs a ``sys.excepthook`` in those processes only: an uncaught
+lines of fairseq internals above the one that matters. :func:`install` (applied in fairseq's
+command-line tools only, by :mod:`user_dir.command_hooks`) sets a ``sys.excepthook``: an uncaught
 error of :data:`USER_ERRORS` prints ``fairseq-train: error: <message>`` (the message names the
 file, the cause and the fix) and the process exits with status 1 as before. Any other exception
 keeps its traceback; ``CSFAIR_TRACEBACK=1`` shows the traceback of user errors too. Library use
-(the hub, scripts, tests) is unaffected: the hook is installed only when ``sys.argv[0]`` is a
-``fairseq-*`` command.
+(the hub, scripts, tests) is unaffected: importing ``user_dir`` there installs nothing.
 """
 import os
 import sys
@@ -33,11 +32,6 @@ USER_ERRORS = (CodeSwitchProvenanceError, CheckpointError, CorruptTableError, Da
                InputFormatError, TaskConfigError)
 
 
-def is_fairseq_cli(argv0: str) -> bool:
-    """Whether the process is a ``fairseq-*`` console script (``fairseq-train``, ``fairseq-validate``, ...)."""
-    return os.path.basename(argv0 or "").startswith("fairseq-")
-
-
 def _hook(previous):
     def excepthook(exc_type, exc, tb):
         if issubclass(exc_type, USER_ERRORS) and not os.environ.get("CSFAIR_TRACEBACK"):
@@ -51,6 +45,6 @@ def _hook(previous):
 
 
 def install() -> None:
-    """Install the one-line hook in a ``fairseq-*`` process (once)."""
-    if is_fairseq_cli(sys.argv[0] if sys.argv else "") and not getattr(sys.excepthook, "_csfair_user_errors", False):
+    """Install the one-line hook (once; :func:`user_dir.command_hooks.install` calls it in fairseq's commands)."""
+    if not getattr(sys.excepthook, "_csfair_user_errors", False):
         sys.excepthook = _hook(sys.excepthook)

@@ -205,9 +205,11 @@ def retag_checkpoint(src: str, dst: str, optimizer: str) -> str:
     """
     from csfair.io import atomic_write
 
+    from ..checkpoint_loading import read_checkpoint
+
     if optimizer not in _NAMES:
         raise ValueError(f"optimizer must be one of {sorted(_NAMES)}, not {optimizer!r}")
-    state = torch.load(src, map_location="cpu", weights_only=False)
+    state = read_checkpoint(str(src))
     last = state["optimizer_history"][-1]
     old = last.get("optimizer_name")
     if old not in set(_NAMES.values()) | {"FP16Optimizer", "MemoryEfficientFP16Optimizer"}:
