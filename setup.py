@@ -21,8 +21,8 @@ setup(
     # any directory; fairseq's --user-dir user_dir imports the same files. csfair_hf is the transformers glue,
     # csfair_cli the command-line tools (beside the library, as fairseq_cli/ beside fairseq/).
     packages=find_packages(include=["csfair", "csfair.*", "csfair_cli", "csfair_hf", "csfair_hf.*", "user_dir", "user_dir.*"]),
-    # the data sources of csfair-data (URLs, layout, pinned checksums) and the declared evaluation tasks
-    package_data={"csfair_cli": ["data_sources.toml", "staged_sources.tsv"], "csfair.evaluation": ["tasks.toml"]},
+    # the data sources of csfair-data (URLs, layout, pinned checksums), the pairs table and the declared evaluation tasks
+    package_data={"csfair_cli": ["data_sources.toml", "pairs.toml", "staged_sources.tsv"], "csfair.evaluation": ["tasks.toml"]},
     python_requires=">=3.11,<3.13",
     install_requires=[],
     entry_points={

@@ -37,13 +37,14 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from csfair_cli import run_cli
 from csfair_cli.fetch import ChecksumMismatch, SourceUnreachable, fetch
+from csfair_cli.pairs import load_pairs
 from csfair.io import InputFormatError, atomic_write, sha256_file
 from csfair.paths import data_root
 
 #: the sources file shipped with the package
 SOURCES = Path(__file__).with_name("data_sources.toml")
-#: the paper's eight language pairs (Visser et al. 2025, Sec. 3.2)
-PAPER_PAIRS = ("en-fr", "en-de", "en-pt", "en-tr", "en-hu", "en-fi", "en-sw", "en-xh")
+#: the paper's eight language pairs (Visser et al. 2025, Sec. 3.2), from the pairs table (csfair_cli/pairs.toml)
+PAPER_PAIRS = tuple(load_pairs())
 #: MANIFEST.tsv columns: those of $CSFAIR_DATA/MANIFEST.tsv, then the checksums
 COLUMNS = ("local_path", "source_repo", "source_path", "commit", "license", "bytes", "n_lines", "description",
            "sha256", "source_sha256")

@@ -1,12 +1,17 @@
 """Hydra configs for fairseq-hydra-train (issue 15, part 4): configs/pretrain/demo.yaml is the recipe's
-fairseq-train command with its defaults, field by field; both configs compose with fairseq's schema and
-convert to its dataclasses with the user dir's task, criterion and architectures registered."""
-import re
+fairseq-train command with its defaults, field by field (the command as the recipe prints it with
+--print-train, not read from its source); both configs compose with fairseq's schema and convert to its
+dataclasses with the user dir's task, criterion and architectures registered; a pair of the pairs table
+(csfair_cli/pairs.toml) is selected with the overrides `python -m csfair_cli.pairs hydra PAIR` prints."""
+import os
 import shlex
+import subprocess
+import sys
 
+import pytest
 from omegaconf import OmegaConf, open_dict
 
-from conftest import ROOT
+from conftest import ROOT, VENV_BIN
 
 CONFIGS = ROOT / "configs" / "pretrain"
 RECIPE = ROOT / "scripts" / "recipes" / "pair.sh"
@@ -28,24 +33,24 @@ def compose(name, overrides=()):
     return cfg
 
 
+def recipe_argv(pair="en-fr", *options):
+    """The fairseq-train command the recipe runs for ``pair`` with its defaults (``pair.sh --print-train``)."""
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    p = subprocess.run(["bash", str(RECIPE), pair, *options, "--print-train"], capture_output=True, text=True,
+                       cwd=ROOT, env=env, timeout=120)
+    assert p.returncode == 0, p.stderr
+    argv = shlex.split(p.stdout)
+    assert argv[0] == "fairseq-train", p.stdout
+    return argv[1:]
+
+
 def recipe_fairseq_train_cfg():
-    """The recipe's fairseq-train command for en-fr with its default options, parsed by fairseq-train."""
+    """The recipe's fairseq-train command for en-fr with its default options (the CPU demo: one DataLoader
+    worker without a CUDA GPU, as demo.yaml is), parsed by fairseq-train."""
     from fairseq import options
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
-    text = RECIPE.read_text()
-    block = text[text.index('PAIR="" '):text.index("while [ $# -gt 0 ]")]
-    env = {k: v.strip('"') for k, v in re.findall(r"\b([A-Z_]+)=(\"[^\"]*\"|\S+)", block)}
-    # NUM_WORKERS="" means: 2 with a CUDA GPU, else 1 (the CPU demo, which demo.yaml is)
-    env["NUM_WORKERS"] = env.get("NUM_WORKERS") or "1"
-    env.update(DATA_BIN="data-bin/en-fr", SRC="en", TGT="fr", SAVE="checkpoints/en-fr/" + env["CS"])
-    cmd = text[text.index('fairseq-train "$DATA_BIN"'):text.index('"${EXTRA[@]}"')].replace("\\\n", " ")
-    argv = []
-    for tok in shlex.split(cmd)[1:]:
-        if tok == "${CS_ARGS[@]}":  # the recipe's CS_ARGS for a code-switching run
-            argv += ["--cs-mode", env["CS_MODE"], "--cs-table-name", env["CS"]]
-        else:
-            argv.append(re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], tok))
+    argv = recipe_argv("en-fr", "--num-workers", "1")
     argv[argv.index("--user-dir") + 1] = str(ROOT / "user_dir")
     args = options.parse_args_and_arch(options.get_training_parser(), input_args=argv)
     return convert_namespace_to_omegaconf(args)
@@ -98,3 +103,35 @@ def test_paper_config_is_bert_base_at_128_tokens_batch_512_for_1m_steps():
     with open_dict(cfg.model):
         ARCH_CONFIG_REGISTRY[cfg.model._name](cfg.model)
     assert (cfg.model.encoder_layers, cfg.model.encoder_embed_dim, cfg.model.encoder_attention_heads) == (12, 768, 12)
+
+
+def _pairs_query(*args):
+    p = subprocess.run([sys.executable, "-m", "csfair_cli.pairs", *args], capture_output=True, text=True, cwd=ROOT,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    return p
+
+
+def test_a_pair_of_the_table_selects_its_data_languages_and_run_folder():
+    from csfair_cli.pairs import load_pairs
+
+    table = load_pairs()
+    yaml = OmegaConf.load(CONFIGS / "demo.yaml")
+    # the demo config is the table's en-fr with the recipe's default run (--cs ibm1)
+    overrides = dict(x.split("=", 1) for x in _pairs_query("hydra", "en-fr").stdout.split())
+    assert set(overrides) == {"task.data", "task.langs", "checkpoint.save_dir"}
+    assert all(str(OmegaConf.select(yaml, k)) == v.strip("'") for k, v in overrides.items()), overrides
+    paper = OmegaConf.load(CONFIGS / "paper.yaml")
+    assert paper.task.langs in {f"{r.src},{r.tgt}" for r in table.values()}
+    for name in ("en-de", "en-xh"):
+        p = _pairs_query("hydra", name)
+        assert p.returncode == 0, p.stderr
+        cfg = compose("demo", p.stdout.split() + ["common.cpu=true"])
+        r = table[name]
+        assert cfg.task.langs == f"{r.src},{r.tgt}" and cfg.task.data == f"data-bin/{name}"
+        assert cfg.checkpoint.save_dir == f"checkpoints/{name}/ibm1"
+        # the recipe trains the same pair into the same folders
+        argv = recipe_argv(name, "--num-workers", "1")
+        assert argv[argv.index("--langs") + 1] == cfg.task.langs and argv[0] == cfg.task.data
+        assert argv[argv.index("--save-dir") + 1] == cfg.checkpoint.save_dir
+    p = _pairs_query("hydra", "en-es")
+    assert p.returncode == 1 and "unknown pair 'en-es'" in p.stderr

@@ -1,6 +1,7 @@
-"""The paper's eight pairs as one recipe table (scripts/recipes/pair.sh): the table agrees with
-csfair-data's sources, and the availability check (no training) names exactly what is missing, on the
-real $CSFAIR_DATA and on temporary folders missing files.
+"""The paper's eight pairs as one declarative table (csfair_cli/pairs.toml), read by the recipe
+(scripts/recipes/pair.sh) and csfair-data: the table agrees with csfair-data's sources (both read as
+TOML), the recipe lists exactly its rows, and the availability check (no training) names exactly what is
+missing, on the real $CSFAIR_DATA and on temporary folders missing files.
 """
 import os
 import subprocess
@@ -9,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from csfair_cli import data as cd
+from csfair_cli.pairs import load_pairs
 from csfair.paths import REPO_ROOT, data_root
 
 PAIR_SH = REPO_ROOT / "scripts" / "recipes" / "pair.sh"
+TABLE = load_pairs()
 PAIRS = cd.PAPER_PAIRS
 SOURCES = cd.load_sources()["kinds"]
 
@@ -34,18 +37,43 @@ def table():
 
 
 def test_the_table_has_the_eight_pairs_and_agrees_with_the_sources():
-    rows = table()
-    assert sorted(rows) == sorted(PAIRS)
-    for pair, row in rows.items():
-        tgt = pair.split("-")[1]
-        assert ("muse" in row["lex"]) == (tgt in SOURCES["muse"]["langs"]), pair
-        assert "ibm1" in row["lex"] and tgt in SOURCES["parallel"]["langs"] and tgt in SOURCES["mono"]["langs"]
+    assert list(TABLE) == list(PAIRS) == ["en-fr", "en-de", "en-pt", "en-tr", "en-hu", "en-fi", "en-sw", "en-xh"]
+    for pair, row in TABLE.items():
+        tgt = row.tgt
+        assert pair == f"en-{tgt}" and row.src == "en"
+        assert ("muse" in row.lexicons) == (tgt in SOURCES["muse"]["langs"]), pair
+        assert "ibm1" in row.lexicons and tgt in SOURCES["parallel"]["langs"] and tgt in SOURCES["mono"]["langs"]
         for kind in ("xnli", "afrixnli", "panx"):
-            assert (kind in row["eval"]) == (tgt in SOURCES[kind]["langs"]), (pair, kind)
-        assert row["eval"], pair  # every pair has a zero-shot evaluation set
+            assert (kind in row.eval) == (tgt in SOURCES[kind]["langs"]), (pair, kind)
+        assert row.eval, pair  # every pair has a zero-shot evaluation set
+        # a treebank named for --stopwords function is one csfair-data fetches (and English's for every pair)
+        assert (row.ud is not None) == (tgt in SOURCES["ud"]["langs"]), pair
+        assert "en" in SOURCES["ud"]["langs"] and row.src_ud == "UD_English-EWT:en_ewt"
     # the paper: no MUSE dictionary for Swahili and Xhosa; Xhosa evaluated on AfriXNLI
-    assert [p for p, r in rows.items() if "muse" not in r["lex"]] == ["en-sw", "en-xh"]
-    assert rows["en-xh"]["eval"] == ["afrixnli"]
+    assert [p for p, r in TABLE.items() if "muse" not in r.lexicons] == ["en-sw", "en-xh"]
+    assert TABLE["en-xh"].eval == ("afrixnli",)
+
+
+def test_the_recipe_lists_exactly_the_tables_rows():
+    rows = table()
+    assert list(rows) == list(TABLE)
+    for pair, row in rows.items():
+        t = TABLE[pair]
+        assert (row["staged"] == "yes") == (t.staged is not None)
+        assert row["lex"] == list(t.lexicons) and row["eval"] == list(t.eval) and row["iso"] == ("yes" if t.iso else "no")
+
+
+def test_a_broken_table_is_an_error_naming_the_file_and_entry(tmp_path):
+    import csfair.io
+
+    bad = tmp_path / "pairs.toml"
+    text = (REPO_ROOT / "csfair_cli" / "pairs.toml").read_text()
+    bad.write_text(text.replace('lexicons = ["ibm1"]\neval = ["afrixnli"]', 'lexicons = ["muse"]\neval = ["afrixnli"]'))
+    with pytest.raises(csfair.io.InputFormatError, match=r"pairs.toml: \[pairs.en-xh\]: lexicons must list ibm1"):
+        load_pairs(bad)
+    bad.write_text(text.replace('[pairs.en-de]\ntgt = "de"', '[pairs.en-de]\ntgt = "fr"'))
+    with pytest.raises(csfair.io.InputFormatError, match=r"\[pairs.en-de\]: tgt = 'fr' does not match"):
+        load_pairs(bad)
 
 
 @pytest.mark.parametrize("pair", PAIRS)
@@ -75,7 +103,7 @@ def test_csfair_data_layout_satisfies_the_recipe_and_a_missing_file_is_named(pai
     tgt = pair.split("-")[1]
     # the default stopwords: UD function words (English's treebank for every pair), stopwords-iso for Swahili
     kinds = ["parallel", "mono", "ud"] + (["muse"] if tgt in SOURCES["muse"]["langs"] else [])
-    kinds += ["stopwords"] if tgt not in SOURCES["ud"]["langs"] and table()[pair]["iso"] == "yes" else []
+    kinds += ["stopwords"] if tgt not in SOURCES["ud"]["langs"] and TABLE[pair].iso else []
     jobs, _ = cd.plan(cd.load_sources(), pair, kinds)
     paths = [o.rel for j in jobs for o in j.outputs]
     for rel in paths:
@@ -134,7 +162,7 @@ def test_the_default_stopwords_need_each_languages_treebank(tmp_path):
 def test_tables_built_with_other_options_are_refused(tmp_path):
     """A data-bin whose tables were built with other table options (or before they were recorded: top:20
     stopwords, identical candidates dropped) is refused before anything runs, naming both."""
-    config = "pair=en-fr vocab=8000 max_train=all test=2000 valid=500 split_seed=1 heldout=2"
+    config = "pair=en-fr vocab=8000 max_train=all test=2000 valid=500 split_seed=1 heldout=3"  # the current build config
     bin_, work = tmp_path / "bin", tmp_path / "work"
     for d in (bin_, work):
         d.mkdir()

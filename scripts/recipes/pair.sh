@@ -10,9 +10,10 @@
 #   bash scripts/recipes/pair.sh PAIR [options] [-- extra fairseq-train args]   (or --pair PAIR)
 #   bash scripts/recipes/pair.sh --list          the pairs' table, with what is present in $CSFAIR_DATA
 #   bash scripts/recipes/pair.sh PAIR --check    only check that PAIR's data is present (exit 1 if not)
+#   bash scripts/recipes/pair.sh PAIR [options] --print-train   print the fairseq-train command step 7 would run, and exit
 #   (scripts/recipes/en-fr.sh and en-de.sh are this recipe with their pair; scripts/demo.sh runs en-fr.sh)
 #
-# Pairs (one table: pair_row below): en-fr en-de en-pt en-tr en-hu en-fi en-sw en-xh. Data:
+# Pairs (one table: csfair_cli/pairs.toml): en-fr en-de en-pt en-tr en-hu en-fi en-sw en-xh. Data:
 #   --data staged  this repository's staged real data ($CSFAIR_DATA/README.md: Multi30k parallel text,
 #                  mono/derived MLM text): en-fr and en-de only; their default (the demo's data).
 #   --data paper   the paper's sources, as `csfair-data get --pair PAIR` lays them out: a 1M-pair NLLB
@@ -59,6 +60,8 @@
 #   --tensorboard DIR     also log to TensorBoard (fairseq's --tensorboard-logdir DIR/<run>);
 #                         view with `tensorboard --logdir DIR`; curves as PNG: scripts/plot_training.py
 #   --check               check the data and exit (0: present; 1: missing, listed); --list: the table
+#   --print-train         print the fairseq-train command of step 7 (shell-quoted, one line) and exit; nothing is
+#                         checked or written (tests/test_hydra_configs.py compares it with configs/pretrain/demo.yaml)
 #
 # Defaults for data-bin/work/checkpoints are <dir>/PAIR with the pair's default data, <dir>/PAIR.paper
 # for en-fr/en-de with --data paper.
@@ -120,35 +123,25 @@ while [ $# -gt 0 ]; do
     --prep-only) PREP_ONLY=1; shift ;;
     --check) MODE=check; shift ;;
     --list) MODE=list; shift ;;
+    --print-train) MODE=print-train; shift ;;
     --) shift; EXTRA=("$@"); break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
-PAIRS="en-fr en-de en-pt en-tr en-hu en-fi en-sw en-xh"
-# The paper's eight pairs (Visser et al. 2025, Sec. 3.2-3.4), one row each:
+# The paper's eight pairs (Visser et al. 2025, Sec. 3.2-3.4), one row each, from the declarative table
+# csfair_cli/pairs.toml (its header explains the fields). `pair_row P` sets the row's variables:
+#   SRC TGT NAME  the languages and the target's English name
 #   STAGED  this repository's staged data for the pair: PARALLEL_PREFIX:MONO_DIR ("-": none)
-#   LEX     lexicon kinds: IBM-1 always (from the parallel text); MUSE where a dictionary exists
-#           (MUSE has none for Swahili and Xhosa: paper, Sec. 3.1 footnote 1)
-#   EVAL    zero-shot evaluation sets of the paper: XNLI test (trained on MNLI), AfriXNLI for Xhosa,
-#           PAN-X (not for Xhosa)
+#   LEX     lexicon kinds (ibm1, and muse where MUSE has a dictionary); EVAL the zero-shot evaluation sets
 #   ISO     whether stopwords-iso has a list for the language (--stopwords iso)
-#   UD      the language's UD treebank (csfair-data get --what ud) for --stopwords function, "-": none
-#           (the fallback: stopwords-iso, else top:20); English: UD_English-EWT:en_ewt
+#   UD, SRC_UD  the languages' UD treebanks (csfair-data get --what ud) for --stopwords function, "-": none
+PAIRS=$(python -m csfair_cli.pairs names) || { echo "cannot read the pairs table (csfair_cli/pairs.toml)" >&2; exit 2; }
 pair_row() {
-  case "$1" in
-    en-fr) TGT=fr NAME=French     STAGED=parallel/multi30k/train:mono/derived LEX="ibm1 muse" EVAL="xnli panx" ISO=yes UD=UD_French-GSD:fr_gsd ;;
-    en-de) TGT=de NAME=German     STAGED=parallel/multi30k/train:mono/derived LEX="ibm1 muse" EVAL="xnli panx" ISO=yes UD=UD_German-GSD:de_gsd ;;
-    en-pt) TGT=pt NAME=Portuguese STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes UD=UD_Portuguese-Bosque:pt_bosque ;;
-    en-tr) TGT=tr NAME=Turkish    STAGED=- LEX="ibm1 muse" EVAL="xnli panx"     ISO=yes UD=UD_Turkish-IMST:tr_imst ;;
-    en-hu) TGT=hu NAME=Hungarian  STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes UD=UD_Hungarian-Szeged:hu_szeged ;;
-    en-fi) TGT=fi NAME=Finnish    STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes UD=UD_Finnish-TDT:fi_tdt ;;
-    en-sw) TGT=sw NAME=Swahili    STAGED=- LEX="ibm1"      EVAL="xnli panx"     ISO=yes UD=- ;;
-    en-xh) TGT=xh NAME=Xhosa      STAGED=- LEX="ibm1"      EVAL="afrixnli"      ISO=no UD=- ;;
-    *) return 1 ;;
-  esac
-  SRC=en
+  local row
+  row=$(python -m csfair_cli.pairs row "$1") || return 1
+  eval "$row"
 }
 
 # The files a pair needs with a data profile (sets PARALLEL, MONO, REQUIRED, EVAL_FILES).
@@ -165,7 +158,7 @@ pair_files() {
   if [ "$STOPWORDS" = function ]; then
     # a treebank of each language, any (the staged English GUM, or what csfair-data fetches: the file named here)
     local tb lang
-    for tb in "en:UD_English-EWT:en_ewt" "$TGT:$UD"; do
+    for tb in "$SRC:$SRC_UD" "$TGT:$UD"; do
       lang=${tb%%:*} tb=${tb#*:}
       if [ "$tb" = - ]; then
         [ "$ISO" = yes ] && REQUIRED="$REQUIRED stopwords/stopwords-iso/stopwords-iso.json"
@@ -250,6 +243,29 @@ esac
 case "$IDENTICAL" in keep|drop) ;; *) echo "--identical must be keep or drop" >&2; exit 2 ;; esac
 pair_files "$PROFILE"
 
+# Options that change the outputs from the defaults of the demo's builds are part of the build's
+# identity (so that an existing data-bin/en-fr keeps its config line).
+SUFFIX=""
+[ "$PROFILE" != "$(default_profile)" ] && SUFFIX=.$PROFILE
+DATA_BIN=${DATA_BIN:-data-bin/$PAIR$SUFFIX}
+WORK=${WORK:-work/$PAIR$SUFFIX}
+SAVE_ROOT=${SAVE_ROOT:-checkpoints/$PAIR$SUFFIX}
+RUN=${RUN:-$CS}
+SAVE=$SAVE_ROOT/$RUN
+# Step 7's pretraining command, built here so that --print-train shows exactly what runs.
+if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
+[ -n "$TB" ] && CS_ARGS+=(--tensorboard-logdir "$TB/$RUN")
+TRAIN=(fairseq-train "$DATA_BIN" --user-dir user_dir --task codeswitch_masked_lm --langs "$SRC,$TGT" "${CS_ARGS[@]}"
+  --arch "$ARCH" --criterion cs_masked_lm --tokens-per-sample "$TPS" --sample-break-mode complete
+  --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0
+  --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP" --total-num-update "$MAX_UPDATE"
+  --max-update "$MAX_UPDATE" --batch-size "$BSZ" --update-freq "$UPDATE_FREQ"
+  --dropout 0.1 --attention-dropout 0.1 --seed "$SEED" --num-workers "$NUM_WORKERS"
+  --log-format simple --log-interval 50 --save-dir "$SAVE" --no-epoch-checkpoints
+  --save-interval-updates 1000 --keep-interval-updates 1 --validate-interval-updates 1000
+  --skip-invalid-size-inputs-valid-test "${EXTRA[@]}")
+if [ "$MODE" = print-train ]; then printf '%q ' "${TRAIN[@]}"; echo; exit 0; fi
+
 # Everything the recipe reads, checked before anything is written.
 MISSING=$(missing_of "$REQUIRED")
 MISSING_EVAL=$(missing_of "$EVAL_FILES")
@@ -275,15 +291,6 @@ if [ "$MODE" = check ]; then
   exit 0
 fi
 
-# Options that change the outputs from the defaults of the demo's builds are part of the build's
-# identity (so that an existing data-bin/en-fr keeps its config line).
-SUFFIX=""
-[ "$PROFILE" != "$(default_profile)" ] && SUFFIX=.$PROFILE
-DATA_BIN=${DATA_BIN:-data-bin/$PAIR$SUFFIX}
-WORK=${WORK:-work/$PAIR$SUFFIX}
-SAVE_ROOT=${SAVE_ROOT:-checkpoints/$PAIR$SUFFIX}
-RUN=${RUN:-$CS}
-SAVE=$SAVE_ROOT/$RUN
 mkdir -p "$DATA_BIN" "$WORK" "$SAVE"
 
 # The binarised data and the intermediate text depend on these options; refuse to mix builds.
@@ -458,8 +465,6 @@ fi
 [ "$PREP_ONLY" = 1 ] && { echo; echo "== [$PAIR] --prep-only: data ready in $DATA_BIN (${T_PREP}s)"; exit 0; }
 
 step "7/7 pretraining ($CS, $ARCH, $MAX_UPDATE updates) -> $SAVE"
-if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
-[ -n "$TB" ] && CS_ARGS+=(--tensorboard-logdir "$TB/$RUN")
 if [ "$CS" != none ] && [ -f "$SAVE/.done" ] && ! cmp -s "$DATA_BIN/tables/config.txt" "$SAVE/tables.config.txt"; then
   echo "$SAVE was trained with other tables ($(cat "$SAVE/tables.config.txt" 2>/dev/null || echo "from before csfair issue 20")) than $DATA_BIN/tables ($TABLE_CONFIG): delete $SAVE or use another --run" >&2
   exit 1
@@ -483,15 +488,7 @@ if [ -f "$SAVE/.done" ] && [ "$st" -eq 0 ]; then skip "$SAVE ($state; remove $SA
   echo "   $ATTEMPT"
   echo "# ==== $(date '+%F %T') $CMDLINE: $ATTEMPT" >> "$SAVE/train.log"  # every attempt's log is kept
   set +e  # the exit status of fairseq-train, not of the console filter, decides
-  fairseq-train "$DATA_BIN" --user-dir user_dir --task codeswitch_masked_lm --langs "$SRC,$TGT" "${CS_ARGS[@]}" \
-    --arch "$ARCH" --criterion cs_masked_lm --tokens-per-sample "$TPS" --sample-break-mode complete \
-    --optimizer adam --adam-betas '(0.9,0.98)' --adam-eps 1e-6 --weight-decay 0.01 --clip-norm 1.0 \
-    --lr "$LR" --lr-scheduler polynomial_decay --warmup-updates "$WARMUP" --total-num-update "$MAX_UPDATE" \
-    --max-update "$MAX_UPDATE" --batch-size "$BSZ" --update-freq "$UPDATE_FREQ" \
-    --dropout 0.1 --attention-dropout 0.1 --seed "$SEED" --num-workers "$NUM_WORKERS" \
-    --log-format simple --log-interval 50 --save-dir "$SAVE" --no-epoch-checkpoints \
-    --save-interval-updates 1000 --keep-interval-updates 1 --validate-interval-updates 1000 \
-    --skip-invalid-size-inputs-valid-test "${EXTRA[@]}" 2>&1 | tee -a "$SAVE/train.log" \
+  "${TRAIN[@]}" 2>&1 | tee -a "$SAVE/train.log" \
     | grep -E --line-buffered "train_inner|valid on|\| train \||done training|invalid sizes|longer than max_positions|Error|error"
   codes=("${PIPESTATUS[@]}")
   set -e
