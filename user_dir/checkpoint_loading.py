@@ -17,7 +17,6 @@ installed in fairseq's command-line tools by :mod:`user_dir.command_hooks` (not 
   is set for the process: a ``torch.load`` elsewhere keeps PyTorch's defaults, and csfair never sets
   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``. A file that pickles any other class is refused with a
   :class:`CheckpointError` naming the class;
-
 * a truncated, empty or garbage file raises :class:`CheckpointError` naming the path and saying
   what is wrong with it (PyTorch alone says ``PytorchStreamReader failed reading zip archive``,
   ``Ran out of input`` or ``invalid load key`` without the path);
