@@ -92,7 +92,8 @@ TINY_ARCH = ["--encoder-layers", "1", "--encoder-embed-dim", "32", "--encoder-ff
 
 def slice_data(dest, n_parallel=1500, n_mono=2500, empty_parallel=False):
     """A small real $CSFAIR_DATA for en-fr: the first Multi30k pairs and monolingual lines, and the
-    MUSE dictionaries restricted to the slice's words (no evaluation sets: the held-out split skips them)."""
+    MUSE dictionaries restricted to the slice's words, and the UD treebanks (linked; the default stopwords
+    read them). No evaluation sets: the held-out split skips them."""
     for lang in ("en", "fr"):
         out = dest / "parallel" / "multi30k" / f"train.{lang}.gz"
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -111,6 +112,7 @@ def slice_data(dest, n_parallel=1500, n_mono=2500, empty_parallel=False):
         with open(data_path(f"dict/muse/{d}.txt"), encoding="utf-8") as fh, \
                 open(dest / "dict" / "muse" / f"{d}.txt", "w", encoding="utf-8") as w:
             w.writelines(line for line in fh if line.split(" ", 1)[0] in words)
+    (dest / "ud").symlink_to(data_path("ud"))  # the treebanks of the default --stopwords function
     return dest
 
 
