@@ -355,7 +355,8 @@ def test_empty_parallel_input_stops_the_recipe_at_the_lexicon(tmp_path):
     p = recipe(data, tmp_path, "--prep-only", "--test-lines", "100", "--valid-lines", "50")
     assert p.returncode != 0
     assert "no usable sentence pairs in " + str(tmp_path / "work" / "parallel" / "train.en") in p.stderr
-    assert not (tmp_path / "bin" / "tables").exists() and not (tmp_path / "work" / ".prep-done").exists()
+    # no table was built (the recipe writes bin/tables/config.txt, the table options, before step 1)
+    assert not list((tmp_path / "bin" / "tables").glob("*/meta.json")) and not (tmp_path / "work" / ".prep-done").exists()
 
 
 def test_empty_lexicons_tables_and_monolingual_text_are_errors(tiny_pair, tmp_path):
