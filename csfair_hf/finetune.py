@@ -65,9 +65,11 @@ def resolve_model(name_or_path: str) -> str:
     try:
         return snapshot_download(repo, revision=revision or None, local_files_only=True)
     except Exception as err:  # LocalEntryNotFoundError, HFValidationError, ...: all mean "not here"
+        from csfair_hf.mlm_data import download_command
+
         raise ValueError(f"{name_or_path}: neither a directory nor a model in the local Hugging Face cache "
                          f"({type(err).__name__}); nothing is downloaded here: fetch it first, e.g. "
-                         f"`huggingface-cli download {repo}`") from None
+                         f"`{download_command(name_or_path)}`") from None
 
 
 def _sha256(path: str) -> str:

@@ -5,8 +5,8 @@ word ids csfair's collator needs.
   ``json`` builder, ``.csv`` -> ``csv``, anything else, e.g. Moses-tokenised ``.tok``, -> ``text``: one
   example per line) or ``--dataset_name`` (hub id or local directory, ``cache_dir``); without a
   validation split, the first ``validation_split_percentage`` % of the training rows become it (as
-  run_mlm.py), minus the rows whose text also occurs among the remaining training rows (case and
-  whitespace ignored): held out means held out of the training text, copies included.
+  run_mlm.py), minus the rows that have a near-copy among the remaining training rows
+  (:func:`held_out_rows`): held out means held out of the training text, near-copies included.
 * :func:`tokenize_datasets`: ``Dataset.map`` with the map functions of :mod:`csfair_hf.tokenization`
   (``--line_by_line``: one example per line, truncated; else run_mlm.py's ``group_texts`` blocks),
   ``num_proc`` workers, the ``datasets`` cache. Every example carries ``word_ids``.
@@ -14,7 +14,6 @@ word ids csfair's collator needs.
   that fetches an id that is neither a directory nor in the local cache (offline runs).
 """
 import os
-import re
 from typing import Dict, Optional, Tuple
 
 #: file extension -> ``datasets`` builder (everything else: ``text``)
@@ -65,8 +64,26 @@ def builder_for(path: str) -> str:
     return BUILDERS.get(ext, "text")
 
 
-def _norm(text) -> str:
-    return re.sub(r"\s+", " ", str(text)).strip().lower()
+def _text(t) -> str:
+    return "" if t is None else str(t).replace("\n", " ")
+
+
+def held_out_rows(valid_texts, train_texts):
+    """Indices of the validation texts that have no near-copy among the training texts.
+
+    A near-copy is any hit of :class:`csfair.evaluation.nearcopy.NearCopyIndex` (the held-out audit's
+    rule: an exact or tokenisation-insensitive copy, containment in a training line, or >= 70% of the
+    item's word 8-grams in one training line).
+
+    Returns:
+        sorted list of int.
+    """
+    from csfair.evaluation.nearcopy import NearCopyIndex, TextTable
+
+    index = NearCopyIndex(valid_texts)
+    hits = index.match(TextTable.build(train_texts, index.n))
+    leaked = set(hits.item.tolist())
+    return [i for i in range(len(valid_texts)) if i not in leaked]
 
 
 def load_raw_datasets(train_file: Optional[str] = None, validation_file: Optional[str] = None,
@@ -125,8 +142,7 @@ def load_raw_datasets(train_file: Optional[str] = None, validation_file: Optiona
         n = len(raw["train"])
         k = n * p // 100  # datasets' train[:p%] slice rounds the same way
         valid, train = raw["train"].select(range(k)), raw["train"].select(range(k, n))
-        seen = {_norm(t) for t in train[column]}
-        keep = [i for i, t in enumerate(valid[column]) if _norm(t) not in seen]
+        keep = held_out_rows([_text(t) for t in valid[column]], [_text(t) for t in train[column]])
         info.update(validation_split_percentage=p, validation_copies_dropped=len(valid) - len(keep))
         raw = datasets.DatasetDict(train=train, validation=valid.select(keep))
     if "train" in raw and len(raw["train"]) == 0:

@@ -7,7 +7,9 @@ byte-level BPE (``Ġ`` word starts). The substitution tables (``csfair-lexicon t
 --hf-tokenizer``) encode each word *in context* with the same tokenizer (:func:`word_encoder`), so a
 table key is exactly the token ids the word has in running text.
 
-Examples for :class:`csfair_hf.collator.DataCollatorForCodeSwitchedLM` are dicts with
+Examples for :class:`csfair_hf.collator.DataCollatorForCodeSwitchedLM` (from :func:`tokenize_lines`,
+:func:`group_lines`, or ``datasets.Dataset.map`` with :func:`map_line_by_line` / :func:`map_tokenize_lines`
+then :func:`map_group_texts`, as run_mlm.py maps) are dicts with
 ``input_ids``, ``attention_mask``, ``special_tokens_mask`` (lists of int, as the tokenizer returns
 them) and ``word_ids``: int per token, the word index in the line, :data:`NO_WORD` for special
 tokens and :data:`CUT_WORD` for the tokens of a word cut by truncation or by a block boundary

@@ -8,7 +8,7 @@ fairseq path's guarantees (docs/transformers.md). Options are ``HfArgumentParser
 * Data through ``datasets`` (:mod:`csfair_hf.mlm_data`): ``--train_file``/``--validation_file``
   (text, one example per line, e.g. Moses-tokenised ``.tok``; ``.json``/``.jsonl``; ``.csv``) or
   ``--dataset_name`` (``--cache_dir``), ``--validation_split_percentage`` when there is no validation
-  set (its copies in the training rows dropped), ``map`` with ``--preprocessing_num_workers``,
+  set (its near-copies in the training rows dropped), ``map`` with ``--preprocessing_num_workers``,
   ``--line_by_line`` or run_mlm.py's blocks, ``--max_train_samples``/``--max_eval_samples`` counting
   examples (lines or blocks). ``--max_seq_length`` defaults to the model's limit.
 * Batches from :class:`csfair_hf.collator.DataCollatorForCodeSwitchedLM`: the stock
@@ -70,8 +70,8 @@ class DataTrainingArguments:
     validation_file: Optional[str] = field(default=None, metadata={"help": "held-out text (same format) for --do_eval"})
     text_column_name: Optional[str] = field(default=None, metadata={"help": "default: 'text' if present, else the first column"})
     validation_split_percentage: int = field(default=5, metadata={
-        "help": "without a validation set: the first N%% of the training rows become it (their copies in the "
-                "training rows dropped)"})
+        "help": "without a validation set: the first N%% of the training rows become it (those with a near-copy "
+                "among the training rows dropped: csfair.evaluation.nearcopy)"})
     line_by_line: bool = field(default=False, metadata={"help": "one example per line (else lines are concatenated "
                                                                   "and cut into max_seq_length blocks, as run_mlm.py)"})
     max_seq_length: Optional[int] = field(default=None, metadata={
@@ -161,6 +161,19 @@ def main(argv=None, callbacks=None) -> dict:
         raise SystemExit("--cs_table: one table (the training text is one language)")
     if not (targs.do_train or targs.do_eval):
         raise SystemExit("nothing to do: give --do_train and/or --do_eval (as run_mlm.py)")
+    checkpoint = None
+    if targs.do_train:  # which checkpoint to resume from (before any work: a wrong one fails at once)
+        checkpoint = targs.resume_from_checkpoint
+        last = get_last_checkpoint(targs.output_dir) if os.path.isdir(targs.output_dir) else None
+        if checkpoint is not None and checkpoint.lower() in ("true", "last"):
+            if last is None:
+                raise SystemExit(f"--resume_from_checkpoint {checkpoint}: no checkpoint in {targs.output_dir}")
+            checkpoint = last
+        elif checkpoint is not None and not os.path.isdir(checkpoint):
+            raise SystemExit(f"--resume_from_checkpoint {checkpoint}: no such checkpoint directory")
+        elif checkpoint is None and last is not None:
+            raise SystemExit(f"{targs.output_dir} holds {os.path.basename(last)}: give --resume_from_checkpoint true "
+                             "to continue that run, or another --output_dir")
     set_seed(targs.seed)
     t0 = time.time()
 
@@ -192,7 +205,7 @@ def main(argv=None, callbacks=None) -> dict:
         raise SystemExit(str(err)) from None
     if split_info["validation_split_percentage"]:
         print(f"validation: the first {split_info['validation_split_percentage']}% of the training rows "
-              f"({split_info['validation_copies_dropped']} copies of training rows dropped)", flush=True)
+              f"({split_info['validation_copies_dropped']} near-copies of training rows dropped)", flush=True)
     ds = tokenize_datasets(raw, tokenizer, text_column, dargs.max_seq_length, dargs.line_by_line,
                            dargs.preprocessing_num_workers, dargs.overwrite_cache)
     train = valid = None
@@ -246,16 +259,6 @@ def main(argv=None, callbacks=None) -> dict:
         processing_class=tokenizer, callbacks=callbacks, held_out_eval=held_out if valid is not None else None,
         draw_log=os.path.join(targs.output_dir, "draws.tsv") if dargs.record_draws else None)
     if train is not None:
-        checkpoint = targs.resume_from_checkpoint
-        if checkpoint is not None and checkpoint.lower() in ("true", "last"):
-            checkpoint = get_last_checkpoint(targs.output_dir) if os.path.isdir(targs.output_dir) else None
-            if checkpoint is None:
-                raise SystemExit(f"--resume_from_checkpoint {targs.resume_from_checkpoint}: no checkpoint in {targs.output_dir}")
-        elif checkpoint is not None and not os.path.isdir(checkpoint):
-            raise SystemExit(f"--resume_from_checkpoint {checkpoint}: no such checkpoint directory")
-        elif checkpoint is None and os.path.isdir(targs.output_dir) and get_last_checkpoint(targs.output_dir):
-            raise SystemExit(f"{targs.output_dir} holds {os.path.basename(get_last_checkpoint(targs.output_dir))}: "
-                             "give --resume_from_checkpoint true to continue that run, or another --output_dir")
         os.makedirs(targs.output_dir, exist_ok=True)
         result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()  # model + tokenizer, loadable with from_pretrained
@@ -266,6 +269,11 @@ def main(argv=None, callbacks=None) -> dict:
         report["train"] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         report["resumed_from"] = checkpoint
         report["cs_rates"] = trainer.cs_rates.rates() if collator.code_switching else None
+        if report["cs_rates"]:
+            r = report["cs_rates"]
+            print(f"code-switching over the run ({r['instances']:,} {unit}): cs_inst {r['cs_inst']:.4f}, cs_word "
+                  f"{r['cs_word']:.4f} ({r['replaced']:,} of {r['eligible']:,} eligible words), cs_same {r['cs_same']:.4f}, "
+                  f"cs_tok {r['cs_tok']:.4f}, cs_cut {r['cs_cut']:.4f}", flush=True)
         report["loss_log"] = [dict(step=h["step"], loss=h["loss"]) for h in trainer.state.log_history if "loss" in h]
     if valid is not None:
         metrics = dict(trainer.evaluate(), eval_samples=len(valid))
