@@ -35,12 +35,13 @@ When code-switching is off (``cs_mode="none"`` or no table) the collator *is* th
 * unkeyed examples: the batch equals ``DataCollatorForLanguageModeling(tokenizer, seed=S)``'s on the
   same examples, exactly (same generator, same calls, same order);
 * keyed examples: row ``r`` equals the stock collator's batch of that one example under the seed of
-  its key, ``DataCollatorForLanguageModeling(tokenizer, seed=mask_seed(S, epoch, index))([example])``,
-  right-padded to the batch's length (with ``pad_to_multiple_of`` unset: padding a one-example batch
-  further would change its draws).
+  its key, ``DataCollatorForLanguageModeling(tokenizer, seed=mask_seed(S, epoch, index))([example])``
+  (that collator without ``pad_to_multiple_of``: padding a one-example batch would change its draws),
+  right-padded to the batch's length.
 
 With code-switching on, the masks are exactly those with it off (the code-switching draws use their
-own generator), and the batch also differs only where words were replaced.
+own generator), and a row differs only where words were replaced (and, with ``cs_overflow="truncate"``,
+in the tail cut to keep ``max_seq_length``).
 
 Counts. With ``stats_in_batch`` (set by :class:`csfair_hf.trainer.CodeSwitchMLMTrainer`) every batch
 carries ``cs_stats``, int64 ``[NUM_STATS + 1]`` (the sampler's ``STAT_*`` sums and the number of

@@ -90,7 +90,7 @@ if [ -n "$HF_MODEL" ]; then
   echo "== 3/3 frozen-encoder heads ($HF_TASKS), before/after, and UMAP"
   python -m csfair_hf.probe --model "before=$HF_MODEL" --model "after=$HF_OUT/continued" --tasks "$HF_TASKS" \
     --seeds "$SEEDS" --max-train "$MAX_TRAIN" --max-eval "$MAX_EVAL" --umap --out "$HF_OUT" 2>&1 \
-    | grep --line-buffered -v -E "UserWarning|warn\(|^Loading weights" | tee "$HF_OUT/probe.log"
+    | grep --line-buffered -v -E "UserWarning|warn\(|Loading weights" | tee "$HF_OUT/probe.log"
   echo "wall time: $(( $(date +%s) - T0 )) s; results in $HF_OUT/ (hf_probe.json, continued/csfair_mlm.json, umap_sent_mean.png)"
   exit 0
 fi
