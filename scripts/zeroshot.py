@@ -773,7 +773,8 @@ def main(argv=None, plan=None):
                 written["tables"] = [base + ext for ext in (".md", ".csv", ".json")]
                 if reference:
                     try:
-                        forest_plot(table, headers[reference], base + ".forest.png", title, spec.metric)
+                        forest_plot(table, headers[reference], base + ".forest.png", title.split("; mean")[0],
+                                    spec.metric)
                         written["forest_plot"] = base + ".forest.png"
                     except ValueError as e:
                         log(f"{spec.name}: no forest plot ({e})")

@@ -52,7 +52,8 @@ def forest_plot(table: Dict[str, Dict[str, object]], reference: str, path: PathL
     columns = list(dict.fromkeys(name for _, name, _ in rows))
     colours = {c: f"C{i % 10}" for i, c in enumerate(columns)}
     langs = list(dict.fromkeys(lang for lang, _, _ in rows))
-    fig = Figure(figsize=(8.0, 1.2 + 0.32 * (len(rows) + len(langs))))
+    title_lines = textwrap.wrap(title, 90) if title else []
+    fig = Figure(figsize=(8.0, 1.3 + 0.32 * (len(rows) + len(langs)) + 0.18 * len(title_lines)))
     ax = fig.add_subplot(1, 1, 1)
     y, ticks, labels, drawn, missing = 0.0, [], [], 0, []
     for lang in langs:
@@ -76,9 +77,9 @@ def forest_plot(table: Dict[str, Dict[str, object]], reference: str, path: PathL
     ax.set_xlabel(f"difference to {reference} ({metric}), 95% interval")
     handles = [Line2D([], [], color="0.2", marker="o", ls="", markerfacecolor="0.2", label="interval excludes 0"),
                Line2D([], [], color="0.2", marker="o", ls="", markerfacecolor="white", label="interval includes 0")]
-    ax.legend(handles=handles, fontsize=7, loc="lower right")
-    if title:
-        ax.set_title("\n".join(textwrap.wrap(title, 95)), fontsize=8)
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    if title_lines:
+        ax.set_title("\n".join(title_lines), fontsize=8)
     if missing:
         fig.text(0.01, 0.005, "not computed (see the table's notes): " + ", ".join(missing), fontsize=6, color="0.4")
     fig.tight_layout()

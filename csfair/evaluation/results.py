@@ -221,8 +221,8 @@ class Cell:
         n: runs in the mean (fine-tuning seeds; several checkpoints: all their runs).
         failed: runs excluded on dev, left out of the mean.
         values: the kept runs' scores, in (checkpoint, seed) order.
-        flags: the excluded runs' dev reasons, ``{run: [flag, ...]}`` (run: the seed; ``"k:seed"``
-            for the k-th checkpoint of a column with several).
+        flags: the excluded runs' dev reasons, ``{run: [flag, ...]}`` (run: the seed; ``"ckptK/seedS"``
+            for the K-th checkpoint of a column with several).
         notes: test-time flags of kept runs, ``{run: [flag, ...]}`` (shown, never excluding).
         protocol: the protocol key of the column's records (the first checkpoint's).
         unk_rate: share of ``<unk>`` input pieces of the language (max over the records), if known.
@@ -330,7 +330,7 @@ def aggregate(
             for k, (m, proto) in enumerate(mem):
                 runs += [(k, r) for (m2, p2, lg, _), r in sorted(latest.items(), key=lambda x: x[0][3])
                          if m2 == m and p2 == proto and lg == lang]
-            run_id = (lambda k, r: f"{k + 1}:{r['seed']}") if multi else (lambda k, r: r["seed"])
+            run_id = (lambda k, r: f"ckpt{k + 1}/seed{r['seed']}") if multi else (lambda k, r: r["seed"])
             good = [(k, r) for k, r in runs if not r.get("flags")]
             values = [float(r["metrics"][metric]) for _, r in good]
             mean, std, n = mean_std(values)

@@ -197,10 +197,10 @@ def hierarchical_bootstrap(
     percentile interval of the naive two-level resample, which is anti-conservative at the seed
     counts of fine-tuning studies:
 
-    1. **Runs (top level).** With-replacement resampling of ``m`` runs gives the mean a variance of
-       ``(m-1)/m`` times the unbiased estimate (Davison & Hinkley 1997, Sec. 3.8, for the two-stage
-       bootstrap; 2/3 of it at 3 seeds), and its distribution has about ``m - 1`` degrees of
-       freedom, not a normal shape. The run level is therefore resampled exactly, in closed form:
+    1. **Runs (top level).** With-replacement resampling of ``m`` runs gives their mean a variance
+       of ``(m-1)/m`` times the unbiased estimate (the plug-in variance over ``m``; 2/3 of it at 3
+       seeds; Davison & Hinkley 1997, Sec. 3.8, discuss this bias of two-stage resampling), and the
+       studentised mean has about ``m - 1`` degrees of freedom, not a normal shape. The run level is therefore resampled exactly, in closed form:
        its bootstrap variance corrected by ``m/(m-1)``, i.e. ``var(run scores, ddof=1) / m`` per
        column (with groups: the variance of the checkpoint means over the number of checkpoints,
        which holds the fine-tuning variance within checkpoints; Field & Welsh 2007, "Bootstrapping
