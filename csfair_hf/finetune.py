@@ -144,7 +144,8 @@ class Encoded:
         labels: tagging: per example, per kept word, the gold label; classification: per example.
         stats: ``examples``, ``words``/``pieces``/``words_truncated`` (tagging) or
             ``texts_truncated``/``labels`` (classification), ``unk_rate`` (share of the non-special
-            tokens that are the unknown token).
+            tokens that are the unknown token), ``unk_word_rate`` (share of the words that are nothing
+            but the unknown token).
     """
 
     input_ids: List[List[int]]
@@ -163,6 +164,29 @@ def _unk_share(tokenizer, rows: Sequence[Sequence[int]]) -> float:
             if t not in specials or t == unk:
                 total += 1
                 bad += t == unk
+    return bad / total if total else 0.0
+
+
+def _unk_word_share(tokenizer, enc, n: int) -> float:
+    """Share of the words of ``enc`` (a fast tokenizer's batch encoding of ``n`` examples) whose tokens are
+    all the unknown token, or bare word-boundary markers (``▁``, ``Ġ``) beside one: the word-level rate of
+    :func:`csfair.evaluation.tasks.unk_word_rates` (a script the vocabulary lacks is ``▁`` + ``<unk>`` per word
+    under sentencepiece, half ``<unk>`` by pieces but entirely unknown by words)."""
+    unk = tokenizer.unk_token_id
+    if unk is None or n == 0:
+        return 0.0
+    boundary = {i for t, i in tokenizer.get_vocab().items() if not t.strip("\u2581\u0120 ")}
+    total = bad = 0
+    for i in range(n):
+        words = {}
+        for t, w, sq in zip(enc["input_ids"][i], enc.word_ids(i), enc.sequence_ids(i)):
+            if w is None:
+                continue
+            st = words.setdefault((sq, w), [False, True])
+            st[0] |= t == unk
+            st[1] &= t == unk or t in boundary
+        total += len(words)
+        bad += sum(a and b for a, b in words.values())
     return bad / total if total else 0.0
 
 
@@ -213,7 +237,8 @@ def encode_tagging(tokenizer, sentences: Sequence[Tuple[Sequence[str], Sequence[
         labels.append(list(sentences[i][1][: len(ws)]))
     stats = dict(examples=len(sentences), words=sum(len(w) for w in kept_words),
                  pieces=sum(len(x) - tokenizer.num_special_tokens_to_add(pair=False) for x in input_ids),
-                 words_truncated=dropped, unk_rate=_unk_share(tokenizer, input_ids))
+                 words_truncated=dropped, unk_rate=_unk_share(tokenizer, input_ids),
+                 unk_word_rate=_unk_word_share(tokenizer, enc, len(kept_words)) if enc is not None else 0.0)
     return Encoded(input_ids=input_ids, labels=labels, first=first, stats=stats)
 
 
@@ -226,7 +251,7 @@ def encode_classification(tokenizer, texts_a: Sequence[str], texts_b: Optional[S
     """
     args = (list(texts_a),) + ((list(texts_b),) if texts_b is not None else ())
     if not texts_a:
-        return Encoded([], [], stats=dict(examples=0, texts_truncated=0, labels={}, unk_rate=0.0))
+        return Encoded([], [], stats=dict(examples=0, texts_truncated=0, labels={}, unk_rate=0.0, unk_word_rate=0.0))
     with _quiet():  # "sequence length is longer than the maximum": counted here, then truncated
         full = tokenizer(*args, truncation=False)["input_ids"]
     enc = tokenizer(*args, truncation=True, max_length=max_length)
@@ -234,7 +259,8 @@ def encode_classification(tokenizer, texts_a: Sequence[str], texts_b: Optional[S
     for lab in labels:
         counts[lab] = counts.get(lab, 0) + 1
     stats = dict(examples=len(texts_a), texts_truncated=sum(len(x) > max_length for x in full), labels=counts,
-                 unk_rate=_unk_share(tokenizer, enc["input_ids"]))
+                 unk_rate=_unk_share(tokenizer, enc["input_ids"]),
+                 unk_word_rate=_unk_word_share(tokenizer, enc, len(texts_a)))
     return Encoded(input_ids=enc["input_ids"], labels=list(labels), token_type_ids=enc.get("token_type_ids"),
                    stats=stats)
 

@@ -76,19 +76,20 @@ def test_hf_column_recorded_like_fairseq_columns(hf_models, tmp_path, capsys):
 
     out = tmp_path / "zs"
     argv = ["--checkpoint", f"a=hf:{bert}", "--checkpoint", f"b=hf:{other}", "--tasks", "pos", "--langs", "fr",
-            "--seeds", "1", "--max-train", "160", "--max-eval", "24", "--epochs", "2", "--lr", "2e-3",
+            "--seeds", "1,2", "--max-train", "160", "--max-eval", "24", "--epochs", "2", "--lr", "2e-3",
             "--batch-size", "16", "--reference", "a", "--out", str(out)]
     zs = _zeroshot()
     zs.main(argv)
     recs = load_results(out / "results.jsonl")
-    assert sorted((r["model"], r["lang"], r["split"]) for r in recs) == [
-        ("a", "en", "valid"), ("a", "fr", "test"), ("b", "en", "valid"), ("b", "fr", "test")]
+    assert sorted((r["model"], r["lang"], r["split"], r["seed"]) for r in recs) == [
+        (m, lg, sp, s) for m in "ab" for lg, sp in (("en", "valid"), ("fr", "test")) for s in (1, 2)]
     items = load_items(out / "items.jsonl")
     for r in recs:
         assert r["checkpoint"] == f"hf:{bert if r['model'] == 'a' else other}"
         dev = r["dev_by_epoch"]
         assert len(dev) == 2 and r["best_epoch"] == dev.index(max(dev)) + 1 and r["updates"] == 2 * 10
         assert isinstance(r["flags"], list) and 0 <= r["unk_rate"] < 0.5 and r["n"] == 24
+        assert 0 <= r["unk_word_rate"] < 0.5  # counted by words on the transformers path too
         num, den = items[r["items"]]  # per-sentence scores of exactly this evaluation
         assert len(num) == r["n"] and sum(den) == r["metrics"]["n_words"]
         assert sum(num) / sum(den) == pytest.approx(r["metrics"]["accuracy"])
@@ -101,15 +102,18 @@ def test_hf_column_recorded_like_fairseq_columns(hf_models, tmp_path, capsys):
     cols = table["fr"]
     assert set(cols) == {f"a ({mb:.1f}M)", f"b ({mb:.1f}M)"}
     for name, cell in cols.items():  # 20 updates at 2e-3 beat the majority class: unflagged, in the mean
-        assert cell["protocol"] == by[name[0], "test"]["protocol"] and cell["n"] == 1 and not by[name[0], "test"]["flags"]
-    sig = cols[f"b ({mb:.1f}M)"]["sig"]  # paired bootstrap over the same 24 test sentences
-    assert sig["lo"] <= sig["diff"] <= sig["hi"]
-    assert sig["diff"] == pytest.approx(by["b", "test"]["metrics"]["accuracy"] - by["a", "test"]["metrics"]["accuracy"])
+        assert cell["protocol"] == by[name[0], "test"]["protocol"] and cell["n"] == 2 and cell["n_items"] == 24
+        assert not any(r["flags"] for r in recs if r["model"] == name[0])
+    sig = cols[f"b ({mb:.1f}M)"]["sig"]  # the tables' test: 2 seeds per column, the same 24 test sentences
+    assert sig["lo"] <= sig["diff"] <= sig["hi"] and sig["runs_a"] == sig["runs_b"] == 2 and sig["n_items"] == 24
+    acc = {m: [r["metrics"]["accuracy"] for r in recs if r["model"] == m and r["split"] == "test"] for m in "ab"}
+    assert sig["diff"] == pytest.approx(sum(acc["b"]) / 2 - sum(acc["a"]) / 2)
+    assert (out / "tables" / "pos.forest.png").exists() and (out / "tables" / "pos.manifest.json").exists()
     # the same command again: every run is found by its protocol key and skipped
     capsys.readouterr()
     zs.main(argv)
     assert len(load_results(out / "results.jsonl")) == len(recs)
-    assert capsys.readouterr().out.count("done before") == 2
+    assert capsys.readouterr().out.count("done before") == 4
     with pytest.raises(SystemExit, match="--crf"):
         zs.main(argv[:2] + ["--tasks", "pos", "--crf", "--out", str(tmp_path / "crf")])
 
@@ -125,3 +129,17 @@ def test_head_initialised_by_seed_and_frozen_encoder(hf_models):
     frozen = load_model(str(hf_models["bert"]), "classification", labels, 1, freeze_encoder=True)
     trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in frozen.named_parameters() if p.requires_grad}
     assert trainable == {"bert.pooler", "classifier.weight", "classifier.bias"}
+
+
+def test_unk_word_rate_on_the_transformers_path(hf_models):
+    """Words of a script the en+es vocabularies lack are nothing but the unknown token (with a bare ``▁``
+    under sentencepiece): counted per word, as the fairseq path counts them (csfair issue 19)."""
+    from csfair_hf.finetune import encode_classification, encode_tagging, load_tokenizer
+
+    for fam in ("xlmr", "bert"):
+        tok = load_tokenizer(str(hf_models[fam]))
+        enc = encode_tagging(tok, [(["नमस्ते", "दुनिया", "hello"], ["X", "X", "X"])], 64)
+        assert enc.stats["unk_word_rate"] == pytest.approx(2 / 3), fam
+        assert enc.stats["unk_rate"] <= enc.stats["unk_word_rate"], fam
+        pair = encode_classification(tok, ["नमस्ते hello"], ["दुनिया"], ["x"], 64)
+        assert pair.stats["unk_word_rate"] == pytest.approx(2 / 3), fam
