@@ -800,7 +800,7 @@ def main(argv=None, plan=None):
     items = load_items(items_path) if args.reference else {}
     params_of = {}
     for r in records:  # counted by this code (count_parameters: tied weights once): older records may count twice
-        if "params" in r and r.get("protocol") in current.get(r.get("task"), ()):
+        if "params" in r and (r.get("model"), r.get("protocol")) in current.get(r.get("task"), {}):
             params_of[r["model"]] = r["params"]
     os.makedirs(os.path.join(args.out, "tables"), exist_ok=True)
     for spec in tasks:
