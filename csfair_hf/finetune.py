@@ -332,11 +332,9 @@ def features(data: Encoded, kind: str, label2id: Optional[Dict[str, int]] = None
     Args:
         data: an encoded split.
         kind: ``tagging`` or ``classification``.
-        label2id: the head's label ids; with it each example gets ``labels``: tagging, one id per
-            token, the word's label on its first piece and ``-100`` elsewhere (special tokens,
-            continuation pieces); classification, one id. A label the head lacks (an evaluation
-            label never seen in training) is ``-100``: it adds nothing to the loss; metrics are
-            computed from ``data.labels`` (:func:`predict`, the dev metric of :func:`train_and_select`).
+        label2id: with it, ``labels``: tagging, per token the word's label on its first piece and
+            ``-100`` elsewhere; classification, one id. A label the head lacks (an evaluation label
+            unseen in training) is ``-100``; metrics read ``data.labels``, not these ids.
 
     Returns:
         One dict per example: ``input_ids`` (``token_type_ids`` for pairs of models that use them), ``labels``.
@@ -436,14 +434,11 @@ def train_and_select(model, kind: str, train: Encoded, dev: Encoded, labels: Seq
                      log: Callable[[str], None] = print, callbacks: Sequence = ()) -> Tuple[int, List[float], int]:
     """Fine-tune with ``transformers.Trainer``, score dev after each epoch, leave the best epoch's weights in ``model``.
 
-    ``Trainer`` runs AdamW (betas 0.9/0.999, eps 1e-8, decay on every parameter), the linear
-    schedule with ``ceil(warmup_ratio * updates)`` warm-up updates, no gradient clipping, fp32,
-    one evaluation per epoch (``eval_strategy="epoch"``) and keeps the best epoch
-    (``load_best_model_at_end`` with ``save_strategy="best"``: a checkpoint is written only when the
-    dev score strictly improves, so ties keep the earliest epoch). Shuffling is accelerate's
-    ``SeedableRandomSampler`` (epoch ``e`` permuted under ``data_seed + e``) with ``data_seed =
-    seed * 2**20``, so that no two (seed, epoch) pairs share an order; dropout and the head
-    follow ``seed`` (``transformers.set_seed``).
+    The settings are the fairseq columns' (module docstring); fp32. The best epoch is
+    ``load_best_model_at_end`` with ``save_strategy="best"`` (a checkpoint only on a strict
+    improvement: ties keep the earliest epoch). Epoch ``e`` is shuffled under ``data_seed + e``
+    (accelerate's ``SeedableRandomSampler``) with ``data_seed = seed * 2**20``: no two (seed, epoch)
+    share an order; dropout follows ``seed`` (``Trainer`` calls ``set_seed``).
 
     Args:
         model: from :func:`load_model`.
@@ -470,7 +465,7 @@ def train_and_select(model, kind: str, train: Encoded, dev: Encoded, labels: Seq
     """
     import shutil
 
-    from transformers import PrinterCallback, TrainerCallback, TrainingArguments
+    from transformers import PrinterCallback, TrainingArguments
 
     if epochs < 1 or not train.input_ids:
         raise ValueError(f"nothing to train: {epochs} epochs, {len(train.input_ids)} training examples")
@@ -484,11 +479,8 @@ def train_and_select(model, kind: str, train: Encoded, dev: Encoded, labels: Seq
         if not math.isfinite(value):
             raise ValueError(f"dev score {value} after epoch {len(by_epoch) + 1}: the best epoch is undefined")
         by_epoch.append(value)
+        log(f"epoch {len(by_epoch)}: dev {value:.4f}")
         return {"dev": value}
-
-    class EpochLog(TrainerCallback):
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            log(f"epoch {round(state.epoch)}: dev {metrics['eval_dev']:.4f}")
 
     cuda = torch.cuda.device_count()
     if cuda > 1 and batch_size % cuda:  # Trainer splits a batch over the visible GPUs (DataParallel)
@@ -511,8 +503,8 @@ def train_and_select(model, kind: str, train: Encoded, dev: Encoded, labels: Seq
         train_dataset=features(train, kind, label2id), eval_dataset=features(dev, kind, label2id),
         compute_loss_func=loss_function(kind, class_weights, focal_gamma if kind == "tagging" else 0.0),
         compute_metrics=compute_metrics, preprocess_logits_for_metrics=lambda logits, _: logits.argmax(-1),
-        callbacks=[EpochLog(), *callbacks])
-    trainer.remove_callback(PrinterCallback)  # the epoch lines above are the log
+        callbacks=list(callbacks))
+    trainer.remove_callback(PrinterCallback)  # compute_metrics' epoch lines are the log
     try:
         with _quiet(warnings=True):  # a "Writing model shards" bar per checkpoint
             trainer.train()
