@@ -74,6 +74,7 @@ from csfair.pretraining.substitution_table import SubstitutionTable
 from ..bf16_support import Bf16AutocastMixin
 from ..data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset
 from ..models.checkpoint_provenance import CheckpointProvenance
+from ..user_errors import DataNotFoundError, TaskConfigError
 from .fresh_epoch_draws import FreshEpochDrawsMixin
 
 logger = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
     def __init__(self, cfg: CodeSwitchMaskedLMConfig, dictionary: Optional[Dictionary] = None):
         for unsupported in ("d2v2_multi", "skip_masking", "include_target_tokens"):
             if getattr(cfg, unsupported, False):
-                raise ValueError(f"codeswitch_masked_lm does not support --{unsupported.replace('_', '-')}")
+                raise TaskConfigError(f"codeswitch_masked_lm does not support --{unsupported.replace('_', '-')}")
         super().__init__(cfg, dictionary)
         self.langs: List[Optional[str]] = [x for x in cfg.langs.split(",") if x] or [None]
         self.tables: Dict[Optional[str], SubstitutionTable] = self._load_tables()
@@ -210,7 +211,37 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         for path in candidates:
             if os.path.exists(path):
                 return path
-        raise FileNotFoundError(f"no dictionary found: looked for {', '.join(candidates)}")
+        which = f" for --langs {','.join(langs)}" if langs else ""
+        raise DataNotFoundError(f"no dictionary found{which}: looked for {', '.join(candidates)}; "
+                                f"{root} has data for {', '.join(cls.data_langs(root)) or 'no language'}")
+
+    @staticmethod
+    def data_langs(root: str) -> List[str]:
+        """The languages binarised under ``root``: subdirectories holding a ``dict.txt`` or an ``.idx`` file."""
+        if not os.path.isdir(root):
+            return []
+        out = []
+        for name in sorted(os.listdir(root)):
+            sub = os.path.join(root, name)
+            if os.path.isdir(sub) and any(f == "dict.txt" or f.endswith(".idx") for f in os.listdir(sub)):
+                out.append(name)
+        return out
+
+    def check_langs(self, root: str) -> None:
+        """Every ``--langs`` language has a directory under ``root``, checked before its tables or splits are read.
+
+        Raises:
+            DataNotFoundError: names the missing languages, the directory and the languages it has.
+        """
+        missing = [lang for lang in self.langs if lang is not None and not os.path.isdir(os.path.join(root, lang))]
+        if missing:
+            have = self.data_langs(root)
+            raise DataNotFoundError(
+                f"--langs {self.cfg.langs}: no data for {', '.join(missing)} in {root} (no directory "
+                f"{os.path.join(root, missing[0])}); it has data for {', '.join(have) or 'no language'}: choose "
+                f"--langs among those, or binarise the missing language there (fairseq-preprocess --only-source "
+                f"--srcdict ... --destdir {os.path.join(root, missing[0])})"
+            )
 
     @classmethod
     def load_dict(cls, cfg):
@@ -220,7 +251,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         for lang in [x for x in getattr(cfg, "langs", "").split(",") if x]:
             other = os.path.join(root, lang, "dict.txt")
             if os.path.exists(other) and sha256_file(other) != sha256_file(path):
-                raise ValueError(f"{other} differs from {path}: all languages must share one dictionary")
+                raise TaskConfigError(f"{other} differs from {path}: all languages must share one dictionary")
         logger.info("dictionary: {} types ({})".format(len(dictionary), path))
         return dictionary
 
@@ -229,7 +260,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         root = utils.split_paths(cfg.data)[0]
         if cfg.cs_table_name:
             if len(self.langs) != 2 or None in self.langs:
-                raise ValueError("--cs-table-name needs exactly two --langs (e.g. en,fr)")
+                raise TaskConfigError("--cs-table-name needs exactly two --langs (e.g. en,fr)")
             a, b = self.langs
             return {
                 a: os.path.join(root, "tables", f"{cfg.cs_table_name}.{a}-{b}"),
@@ -243,19 +274,20 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
                 lang, path = part.split(":", 1)
             else:
                 if len(self.langs) != 1:
-                    raise ValueError("--cs-tables without LANG: prefixes needs a single language")
+                    raise TaskConfigError("--cs-tables without LANG: prefixes needs a single language")
                 lang, path = self.langs[0], part
             if lang not in self.langs:
-                raise ValueError(f"--cs-tables names language {lang!r} which is not in --langs {cfg.langs!r}")
+                raise TaskConfigError(f"--cs-tables names language {lang!r} which is not in --langs {cfg.langs!r}")
             out[lang] = path if os.path.isabs(path) else os.path.join(root, path)
         return out
 
     def _load_tables(self) -> Dict[Optional[str], SubstitutionTable]:
         if self.cfg.cs_mode == "none":
             return {}
+        self.check_langs(utils.split_paths(self.cfg.data)[0])  # "no data for de" before "table ibm1.en-de not found"
         paths = self._table_paths()
         if not paths:
-            raise ValueError(
+            raise TaskConfigError(
                 f"--cs-mode {self.cfg.cs_mode} needs substitution tables (--cs-tables or --cs-table-name); "
                 "use --cs-mode none for a model without code-switching"
             )
@@ -267,23 +299,23 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
             table = SubstitutionTable.load(path)
             want = table.meta.get("dict_sha256")
             if want is not None and want != dict_sha:
-                raise ValueError(
+                raise TaskConfigError(
                     f"substitution table {path} was built for another dictionary "
                     f"({table.meta.get('dict_path', '?')}, sha256 {want[:12]}, {table.meta.get('dict_size', '?')} "
                     f"symbols) than the task's {dict_path} (sha256 {dict_sha[:12]}, "
                     f"{len(self.dictionary) - 1} symbols): rebuild it with `csfair-lexicon table --dict {dict_path}`"
                 )
             if table.max_token_id >= len(self.dictionary):
-                raise ValueError(f"substitution table {path} uses token ids beyond the dictionary ({len(self.dictionary)})")
+                raise TaskConfigError(f"substitution table {path} uses token ids beyond the dictionary ({len(self.dictionary)})")
             if lang is not None and table.meta.get("src_lang") not in (None, lang):
-                raise ValueError(
+                raise TaskConfigError(
                     f"substitution table {path} translates from {table.meta.get('src_lang')!r} "
                     f"but is applied to {lang!r} text"
                 )
             self.table_record[lang or ""] = {"path": os.path.abspath(path), "checksum": table.meta.get("checksum")}
             table = table.with_sampling(self.cfg.cs_temperature, self.cfg.cs_min_prob)
             if len(table) == 0:  # a run without code-switching that would look like one with it
-                raise ValueError(f"substitution table {path} has no entries (min_prob {self.cfg.cs_min_prob}): "
+                raise TaskConfigError(f"substitution table {path} has no entries (min_prob {self.cfg.cs_min_prob}): "
                                  f"--cs-mode {self.cfg.cs_mode} would code-switch nothing; rebuild it from a "
                                  "non-empty lexicon, or train with --cs-mode none")
             logger.info(
@@ -326,6 +358,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         """
         paths = utils.split_paths(self.cfg.data)
         data_path = paths[(epoch - 1) % len(paths)]
+        self.check_langs(data_path)
         datasets = []
         for lang in self.langs:
             root = data_path if lang is None else os.path.join(data_path, lang)
@@ -410,7 +443,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         ``IndexError``).
 
         Raises:
-            ValueError: every sample is too long, or more than ``--max-invalid-size-share`` of them
+            TaskConfigError (a ValueError): every sample is too long, or more than ``--max-invalid-size-share`` of them
                 (one line: the count, the share, the longest sample and the options to change).
         """
         total = len(indices)
@@ -424,9 +457,9 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         what = (f"{skipped:,} of {total:,} {split} samples ({share:.1%}) are longer than max_positions={max_positions} "
                 f"(--tokens-per-sample {self.cfg.tokens_per_sample}; the longest has {longest} tokens)")
         if skipped == total:
-            raise ValueError(f"{what}: no sample is left to train on; raise --tokens-per-sample")
+            raise TaskConfigError(f"{what}: no sample is left to train on; raise --tokens-per-sample")
         if share > self.cfg.max_invalid_size_share:
-            raise ValueError(f"{what} and would be skipped: more than --max-invalid-size-share "
+            raise TaskConfigError(f"{what} and would be skipped: more than --max-invalid-size-share "
                              f"{self.cfg.max_invalid_size_share:g}; raise --tokens-per-sample, or accept the loss "
                              f"with --max-invalid-size-share {math.ceil(share * 100) / 100:g}")
         logger.warning(f"{what}: skipped (at most --max-invalid-size-share {self.cfg.max_invalid_size_share:g})")
