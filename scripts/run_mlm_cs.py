@@ -97,7 +97,7 @@ class DataTrainingArguments:
     eval_draws: int = field(default=5, metadata={"help": "mask draws of the held-out MLM accuracy"})
     eval_seed: int = field(default=1, metadata={"help": "masking seed of the evaluation (not the training seed)"})
     eval_batch_size: int = field(default=64, metadata={"help": "batch size of the evaluation (fixed: the masks depend on it)"})
-    eval_before: bool = field(default=True, metadata={"help": "with --do_eval: also score the model before training"})
+    eval_before: bool = field(default=True, metadata={"help": "with --do_train and --do_eval: also score the model before training"})
     record_draws: bool = field(default=False, metadata={
         "help": "append every trained example's draw (step, epoch, index, CRC-32 of input and labels) to "
                 "OUTPUT_DIR/draws.tsv"})
@@ -251,7 +251,7 @@ def main(argv=None, callbacks=None) -> dict:
         r = last_eval["result"]
         return dict(r, loss=r["loss_bits"] * 0.6931471805599453)  # nats, Trainer's eval_loss
 
-    if valid is not None and dargs.eval_before:
+    if valid is not None and train is not None and dargs.eval_before:
         report["mlm_before"] = evaluate(model, tokenizer, valid, dargs)
         _print_acc("before", report["mlm_before"], unit)
     trainer = CodeSwitchMLMTrainer(
