@@ -206,6 +206,17 @@ class CodeSwitchMLMTrainer(Trainer):
         """The :class:`CodeSwitchRates` callback (looked up: ``restore_callback_states_from_checkpoint`` replaces it)."""
         return next(cb for cb in self.callback_handler.callbacks if isinstance(cb, CodeSwitchRates))
 
+    def get_train_dataloader(self):
+        dl = super().get_train_dataloader()
+        # torch's DataLoader draws every new iterator's worker base seed from its `generator`, else from
+        # torch's global generator; persistent workers reuse the iterator (no draw in later epochs), so
+        # the global stream, i.e. dropout, would depend on the worker settings. A generator of its own
+        # keeps the global stream the model's alone (the keyed draws never use the base seed).
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        base = getattr(dl, "base_dataloader", dl)  # accelerate's DataLoaderShard wraps the torch DataLoader
+        base.generator = torch.Generator().manual_seed(int(seed))
+        return dl
+
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed

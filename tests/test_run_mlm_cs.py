@@ -132,12 +132,12 @@ def test_trains_saves_and_scores(mlm_runs, capsys):
 
 
 def test_killed_run_resumes_exactly(mlm_runs, tmp_path):
-    """SIGKILL right after the checkpoint of step 8 (2 batches into epoch 2, 2 workers), then
-    --resume_from_checkpoint: steps 9-12 have the reference's losses and draws, and the final rates
-    count the whole run (restored from the checkpoint)."""
+    """SIGKILL right after the checkpoint of step 8 (2 batches into epoch 2; 2 persistent workers, which
+    keep their dataset copy across epochs), then --resume_from_checkpoint: steps 9-12 have the
+    reference's losses and draws, and the final rates count the whole run (restored from the checkpoint)."""
     data, ref = mlm_runs["data"], mlm_runs["ref"]
     out = tmp_path / "killed"
-    argv = _argv(data, out, 2, "--save_steps", "4")
+    argv = _argv(data, out, 2, "--save_steps", "4", "--dataloader_persistent_workers", "true")
     killer = tmp_path / "kill_after_save.py"
     killer.write_text(
         "import os, signal, sys\n"
