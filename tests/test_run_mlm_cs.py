@@ -209,3 +209,33 @@ def test_help_options_and_offline_error(hf_models, tmp_path, capsys, monkeypatch
                   "--do_train", "--output_dir", str(tmp_path / "o")])
     with pytest.raises(SystemExit, match="nothing to do"):
         run.main(["--model_name_or_path", str(hf_models["bert"]), "--output_dir", str(tmp_path / "o")])
+
+
+def test_dataset_name_local_directory_and_loading_errors(hf_models, tmp_path, monkeypatch):
+    """--dataset_name reads a local dataset directory (train/validation splits from its files); an empty
+    or missing file and, offline, an uncached dataset id are clear errors (the last with the download
+    command of the installed huggingface_hub)."""
+    import datasets
+    import huggingface_hub.constants
+
+    from csfair_hf.mlm_data import load_raw_datasets
+    from csfair_hf.tokenization import read_lines
+
+    lines = read_lines(hf_models["text_en"], limit=30)
+    d = tmp_path / "ds"
+    d.mkdir()
+    (d / "train.txt").write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
+    (d / "validation.txt").write_text("\n".join(lines[20:]) + "\n", encoding="utf-8")
+    raw, column, info = load_raw_datasets(dataset_name=str(d), cache_dir=str(tmp_path / "cache"))
+    assert column == "text" and raw["train"]["text"] == lines[:20] and raw["validation"]["text"] == lines[20:]
+    assert info["validation_split_percentage"] == 0  # the dataset's own validation split is used
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(ValueError, match="empty.txt: empty file"):
+        load_raw_datasets(train_file=str(tmp_path / "empty.txt"))
+    with pytest.raises(FileNotFoundError, match="nope.txt: no such file"):
+        load_raw_datasets(train_file=str(tmp_path / "nope.txt"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ValueError, match="`hf download csfair-test/no-such-dataset --repo-type dataset`"):
+        load_raw_datasets(dataset_name="csfair-test/no-such-dataset", cache_dir=str(tmp_path / "cache"))
