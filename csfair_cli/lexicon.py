@@ -53,13 +53,18 @@ def cmd_ibm1(args) -> None:
 def cmd_muse(args) -> None:
     from csfair.lexicons.lexicon import Lexicon
 
-    issues = LineIssues(args.dict, strict=args.strict)
-    lex = Lexicon.read_muse(args.dict, args.src_lang, args.tgt_lang, lowercase=not args.no_lowercase, issues=issues)
+    path = args.muse_dict
+    if args.dict_deprecated is not None:
+        print("csfair-lexicon muse: --dict is deprecated, use --muse-dict (table --dict is the fairseq dict.txt)",
+              file=sys.stderr)
+        path = args.dict_deprecated
+    issues = LineIssues(path, strict=args.strict)
+    lex = Lexicon.read_muse(path, args.src_lang, args.tgt_lang, lowercase=not args.no_lowercase, issues=issues)
     issues.report()
     if not len(lex):
-        raise ValueError(f"{args.dict}: no dictionary entries (the file is empty, or all {issues.total} lines were skipped)")
+        raise ValueError(f"{path}: no dictionary entries (the file is empty, or all {issues.total} lines were skipped)")
     lex.save_tsv(args.out)
-    print(json.dumps({"input": args.dict, "output": args.out, "words": len(lex), "pairs": lex.num_pairs,
+    print(json.dumps({"input": path, "output": args.out, "words": len(lex), "pairs": lex.num_pairs,
                       "skipped": issues.total}))
 
 
@@ -188,7 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_ibm1)
 
     s = sub.add_parser("muse", help="a MUSE dictionary ('src tgt' per line) as a lexicon")
-    s.add_argument("--dict", required=True)
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--muse-dict", default=None, help="the MUSE bilingual dictionary file ('src tgt' per line)")
+    which.add_argument("--dict", dest="dict_deprecated", default=None,
+                       help="deprecated spelling of --muse-dict (a warning is printed; `table --dict` is fairseq's dict.txt)")
     s.add_argument("--src-lang", required=True)
     s.add_argument("--tgt-lang", required=True)
     s.add_argument("--out", required=True, help="lexicon TSV")

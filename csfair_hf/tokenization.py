@@ -7,7 +7,9 @@ byte-level BPE (``Ġ`` word starts). The substitution tables (``csfair-lexicon t
 --hf-tokenizer``) encode each word *in context* with the same tokenizer (:func:`word_encoder`), so a
 table key is exactly the token ids the word has in running text.
 
-Examples for :class:`csfair_hf.collator.DataCollatorForCodeSwitchedLM` are dicts with
+Examples for :class:`csfair_hf.collator.DataCollatorForCodeSwitchedLM` (from :func:`tokenize_lines`,
+:func:`group_lines`, or ``datasets.Dataset.map`` with :func:`map_line_by_line` / :func:`map_tokenize_lines`
+then :func:`map_group_texts`, as run_mlm.py maps) are dicts with
 ``input_ids``, ``attention_mask``, ``special_tokens_mask`` (lists of int, as the tokenizer returns
 them) and ``word_ids``: int per token, the word index in the line, :data:`NO_WORD` for special
 tokens and :data:`CUT_WORD` for the tokens of a word cut by truncation or by a block boundary
@@ -74,25 +76,46 @@ def tokenize_lines(tokenizer, lines: Sequence[str], max_length: int, batch_size:
     return out
 
 
-def group_lines(tokenizer, lines: Sequence[str], block_size: int, batch_size: int = 1000) -> List[Dict[str, List[int]]]:
-    """run_mlm.py's default: every line tokenised with its special tokens, concatenated, cut into
-    blocks of ``block_size`` tokens (the remainder dropped, as ``group_texts``). Word ids are made
-    unique across lines; a word cut by a block boundary is :data:`CUT_WORD` in both blocks."""
+def _lines(texts: Sequence[Optional[str]]) -> List[str]:
+    return [t for t in texts if t is not None and t.strip()]
+
+
+def tokenize_for_grouping(tokenizer, lines: Sequence[str], batch_size: int = 1000) -> Dict[str, List[List[int]]]:
+    """Every non-empty line tokenised whole, with its special tokens (run_mlm.py's first step before
+    ``group_texts``): columns ``input_ids``, ``attention_mask``, ``special_tokens_mask``, ``word_ids``
+    (per line; :data:`NO_WORD` on specials)."""
+    cols: Dict[str, List[List[int]]] = dict(input_ids=[], attention_mask=[], special_tokens_mask=[], word_ids=[])
+    lines = _lines(lines)
+    for a in range(0, len(lines), batch_size):
+        enc = tokenizer(list(lines[a:a + batch_size]), return_special_tokens_mask=True)
+        for r in range(len(enc["input_ids"])):
+            cols["input_ids"].append(list(enc["input_ids"][r]))
+            cols["attention_mask"].append(list(enc["attention_mask"][r]))
+            cols["special_tokens_mask"].append(list(enc["special_tokens_mask"][r]))
+            cols["word_ids"].append(_word_ids(enc, r))
+    return cols
+
+
+def group_texts(columns: Dict[str, Sequence[Sequence[int]]], block_size: int) -> Dict[str, List[List[int]]]:
+    """run_mlm.py's ``group_texts`` with word ids: the rows of ``columns`` (from
+    :func:`tokenize_for_grouping`) concatenated and cut into blocks of ``block_size`` tokens, the
+    remainder dropped. Word ids are made unique across rows; a word cut by a block boundary is
+    :data:`CUT_WORD` in both blocks (never substituted).
+
+    Returns:
+        columns ``input_ids``, ``attention_mask``, ``special_tokens_mask``, ``word_ids``, one row per block.
+    """
     ids: List[int] = []
     special: List[int] = []
     wids: List[int] = []
     base = 0
-    lines = [ln for ln in lines if ln.strip()]
-    for a in range(0, len(lines), batch_size):
-        enc = tokenizer(list(lines[a:a + batch_size]), return_special_tokens_mask=True)
-        for r in range(len(enc["input_ids"])):
-            w = _word_ids(enc, r)
-            ids += enc["input_ids"][r]
-            special += enc["special_tokens_mask"][r]
-            wids += [x + base if x >= 0 else x for x in w]
-            base += max(w) + 1 if any(x >= 0 for x in w) else 0
+    for row_ids, row_special, w in zip(columns["input_ids"], columns["special_tokens_mask"], columns["word_ids"]):
+        ids += row_ids
+        special += row_special
+        wids += [x + base if x >= 0 else x for x in w]
+        base += max(w) + 1 if any(x >= 0 for x in w) else 0
     n = (len(ids) // block_size) * block_size
-    out = []
+    out: Dict[str, List[List[int]]] = dict(input_ids=[], attention_mask=[], special_tokens_mask=[], word_ids=[])
     for s in range(0, n, block_size):
         w = wids[s:s + block_size]
         cut = set()
@@ -100,10 +123,42 @@ def group_lines(tokenizer, lines: Sequence[str], block_size: int, batch_size: in
             cut.add(w[0])
         if s + block_size < len(wids) and w[-1] >= 0 and wids[s + block_size] == w[-1]:
             cut.add(w[-1])
-        out.append(dict(input_ids=ids[s:s + block_size], attention_mask=[1] * block_size,
-                        special_tokens_mask=special[s:s + block_size],
-                        word_ids=[CUT_WORD if x in cut else x for x in w]))
+        out["input_ids"].append(ids[s:s + block_size])
+        out["attention_mask"].append([1] * block_size)
+        out["special_tokens_mask"].append(special[s:s + block_size])
+        out["word_ids"].append([CUT_WORD if x in cut else x for x in w])
     return out
+
+
+def group_lines(tokenizer, lines: Sequence[str], block_size: int, batch_size: int = 1000) -> List[Dict[str, List[int]]]:
+    """run_mlm.py's default: every line tokenised with its special tokens, concatenated, cut into
+    blocks of ``block_size`` tokens (the remainder dropped, as ``group_texts``). Word ids are made
+    unique across lines; a word cut by a block boundary is :data:`CUT_WORD` in both blocks."""
+    cols = group_texts(tokenize_for_grouping(tokenizer, lines, batch_size), block_size)
+    return [dict(zip(cols, row)) for row in zip(*cols.values())]
+
+
+# ---------------------------------------------------------------- datasets.Dataset.map functions
+# Module-level functions with keyword arguments (``fn_kwargs``), so that ``map`` can pickle them for
+# ``num_proc`` workers and fingerprint them for its cache.
+
+def map_line_by_line(batch: Dict[str, list], tokenizer, text_column: str, max_length: int) -> Dict[str, list]:
+    """``Dataset.map(batched=True)`` function of ``--line_by_line``: :func:`tokenize_lines` of the
+    batch's ``text_column`` (empty lines dropped: map with ``remove_columns`` = every input column)."""
+    rows = tokenize_lines(tokenizer, _lines(batch[text_column]), max_length)
+    keys = ("input_ids", "attention_mask", "special_tokens_mask", "word_ids")
+    return {k: [r[k] for r in rows] for k in keys}
+
+
+def map_tokenize_lines(batch: Dict[str, list], tokenizer, text_column: str) -> Dict[str, list]:
+    """``Dataset.map(batched=True)`` function of the first grouping step: :func:`tokenize_for_grouping`."""
+    return tokenize_for_grouping(tokenizer, batch[text_column])
+
+
+def map_group_texts(batch: Dict[str, list], block_size: int) -> Dict[str, list]:
+    """``Dataset.map(batched=True)`` function of the second grouping step: :func:`group_texts` of the
+    map batch (as run_mlm.py, each map batch drops its own remainder)."""
+    return group_texts(batch, block_size)
 
 
 def word_encoder(tokenizer, context: str = CONTEXT_WORD) -> Callable[[str], List[int]]:

@@ -136,7 +136,7 @@ def hf_tables(hf_models, tmp_path_factory):
     muse = d / "muse.en-es.txt"
     with open(data_path("dict/muse/en-es.txt"), encoding="utf-8") as fh, open(muse, "w", encoding="utf-8") as out:
         out.writelines(line for line in fh if line.split(" ", 1)[0].lower() in words)
-    lexicon_main(["muse", "--dict", str(muse), "--src-lang", "en", "--tgt-lang", "es", "--out", str(d / "muse.en-es.tsv")])
+    lexicon_main(["muse", "--muse-dict", str(muse), "--src-lang", "en", "--tgt-lang", "es", "--out", str(d / "muse.en-es.tsv")])
     out = {}
     for fam in ("bert", "xlmr", "roberta"):
         out[fam] = d / f"{fam}.en-es"

@@ -53,11 +53,13 @@ def test_muse_malformed_and_duplicate_lines(tmp_path):
         Lexicon.read_muse(f, "en", "fr", issues=LineIssues("muse", strict=True))
     # the CLI reports the skips and still writes the lexicon; --strict fails naming file and line
     out = tmp_path / "lex.tsv"
-    p = cli("csfair-lexicon", "muse", "--dict", f, "--src-lang", "en", "--tgt-lang", "fr", "--out", out)
-    assert p.returncode == 0 and "skipped 3 line(s)" in p.stderr and out.exists()
+    p = cli("csfair-lexicon", "muse", "--muse-dict", f, "--src-lang", "en", "--tgt-lang", "fr", "--out", out)
+    assert p.returncode == 0 and "skipped 3 line(s)" in p.stderr and out.exists() and "deprecated" not in p.stderr
     out2 = tmp_path / "lex2.tsv"
+    # the old spelling --dict still works, with a deprecation warning (`table --dict` is fairseq's dict.txt)
     p = cli("csfair-lexicon", "muse", "--dict", f, "--src-lang", "en", "--tgt-lang", "fr", "--out", out2, "--strict")
     assert p.returncode == 2 and "muse.txt:2" in p.stderr and not out2.exists()
+    assert "--dict is deprecated, use --muse-dict" in p.stderr
 
 
 def test_atomic_write_leaves_nothing_partial(tmp_path):

@@ -373,7 +373,7 @@ def test_empty_lexicons_tables_and_monolingual_text_are_errors(tiny_pair, tmp_pa
 
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    p = cli("muse", "--dict", empty, "--src-lang", "en", "--tgt-lang", "fr", "--out", tmp_path / "lex.tsv")
+    p = cli("muse", "--muse-dict", empty, "--src-lang", "en", "--tgt-lang", "fr", "--out", tmp_path / "lex.tsv")
     assert p.returncode == 2 and "empty.txt: no dictionary entries" in p.stderr and not (tmp_path / "lex.tsv").exists()
     # a lexicon without entries, and one whose entries all fall to the filters (every word a stopword)
     lex = tmp_path / "lex.tsv"

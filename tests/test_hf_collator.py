@@ -59,6 +59,50 @@ def test_off_is_stock_collator_and_on_keeps_the_masks(hf_models, hf_tables, fam)
 
 
 @pytest.mark.parametrize("fam", FAMILIES)
+def test_keyed_examples_draw_as_the_stock_collator_on_their_own_key(hf_models, hf_tables, fam):
+    """Examples with a draw_key (epoch, index): code-switching off, each row is exactly the stock
+    collator's batch of that one example seeded by mask_seed(seed, epoch, index); on, the same masks.
+    A row depends on its example and key only (not on the batch, its order or its size), and another
+    epoch draws anew; unkeyed and keyed rows never mix in a batch."""
+    from transformers import DataCollatorForLanguageModeling
+
+    from csfair.pretraining.sampler import STAT_REPLACED
+    from csfair_hf.collator import DataCollatorForCodeSwitchedLM, mask_seed
+
+    tok, ex, table = _setup(hf_models, hf_tables, fam, n=64)
+    off = DataCollatorForCodeSwitchedLM(tok, seed=7, cs_mode="none", cs_tables=[table])
+    on = DataCollatorForCodeSwitchedLM(tok, seed=7, cs_tables=[table], cs_instance_prob=1.0, cs_word_prob=0.3,
+                                       stats_in_batch=True)
+
+    def keyed(batch, epoch, start):
+        return [dict(e, draw_key=(epoch, start + k)) for k, e in enumerate(batch)]
+
+    b = keyed(ex[:16], 1, 0)
+    o, c = off(b), on(b)
+    for r, e in enumerate(b):
+        one = DataCollatorForLanguageModeling(tok, seed=mask_seed(7, 1, r))(_strip([{k: v for k, v in e.items()
+                                                                                     if k != "draw_key"}]))
+        L = len(e["input_ids"])
+        for k in ("input_ids", "labels", "attention_mask"):
+            assert torch.equal(o[k][r, :L], one[k][0]), (fam, k, r)
+        assert (o["labels"][r, L:] == -100).all() and (o["input_ids"][r, L:] == tok.pad_token_id).all()
+        cl = c["labels"][r]
+        assert torch.equal(cl[cl != -100], one["labels"][0][one["labels"][0] != -100])  # the same masks
+    assert c["cs_stats"][-1] == 16 and c["cs_stats"][STAT_REPLACED] > 0 and c["draw_key"].tolist() == [[1, r] for r in range(16)]
+    # the same keys in another batch (reversed, split in two): the same rows
+    rev = on(list(reversed(b[:8])))
+    for r in range(8):
+        L = int(c["attention_mask"][r].sum())
+        assert torch.equal(rev["input_ids"][7 - r, :L], c["input_ids"][r, :L])
+        assert torch.equal(rev["labels"][7 - r, :L], c["labels"][r, :L])
+    # another epoch: new masks for (nearly) every example
+    o2 = off(keyed(ex[:16], 2, 0))
+    assert sum(torch.equal(o2["labels"][r], o["labels"][r]) for r in range(16)) <= 2
+    with pytest.raises(ValueError, match="mixes"):
+        off(b[:2] + ex[2:4])
+
+
+@pytest.mark.parametrize("fam", FAMILIES)
 def test_substitutions_are_whole_unmasked_table_words(hf_models, hf_tables, fam):
     """Every substituted span replaces one whole word (the tokenizer's word_ids) that is a table key,
     holds no masked token, with one of its candidates; the rest of the row is unchanged."""

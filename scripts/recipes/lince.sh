@@ -12,7 +12,7 @@
 #   --checkpoint  the model to start from (default: the demo's checkpoints/en-fr/ibm1/checkpoint_last.pt)
 #   --updates     continued-pretraining updates (default 300)
 #   --tasks       lid-calcs,lid-sentimix,sentiment-sentimix,pos-sagt,pos-arabizi (default: all)
-#   --out         results/lince
+#   --out         runs/lince (git-ignored)
 #
 # Transformers models (the Spanglish protocol on any Hugging Face masked LM, e.g. mBERT):
 #   bash scripts/recipes/lince.sh --hf-model NAME_OR_PATH [--hf-lines N] [--hf-epochs 3] [--hf-batch 32]
@@ -30,7 +30,7 @@ cd "$ROOT"
 [ -x "$ROOT/.venv/bin/python" ] && export PATH="$ROOT/.venv/bin:$PATH"
 export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
 
-CKPT=checkpoints/en-fr/ibm1/checkpoint_last.pt UPDATES=300 SEEDS=1,2,3 OUT=results/lince EXTRA=()
+CKPT=checkpoints/en-fr/ibm1/checkpoint_last.pt UPDATES=300 SEEDS=1,2,3 OUT=runs/lince EXTRA=()
 HF_MODEL="" HF_LINES="" HF_EPOCHS=3 HF_BATCH=32 HF_LR=5e-5 CS_TABLE="" MAX_TRAIN=3000 MAX_EVAL=500
 TASKS=lid-calcs,lid-sentimix,sentiment-sentimix,pos-sagt,pos-arabizi
 while [ $# -gt 0 ]; do
@@ -78,10 +78,10 @@ if [ -n "$HF_MODEL" ]; then
     set +e
     python scripts/run_mlm_cs.py --model_name_or_path "$HF_MODEL" --train_file "$TRAIN" \
       --validation_file "$TEXT.valid.tok" --line_by_line --max_seq_length 128 --mlm_probability 0.15 \
-      "${CS_ARGS[@]}" --do_train --num_train_epochs "$HF_EPOCHS" --per_device_train_batch_size "$HF_BATCH" \
+      "${CS_ARGS[@]}" --do_train --do_eval --num_train_epochs "$HF_EPOCHS" --per_device_train_batch_size "$HF_BATCH" \
       --learning_rate "$HF_LR" --warmup_steps 0.1 --weight_decay 0.01 --seed 1 --save_strategy no \
       --logging_steps 50 --report_to none --disable_tqdm true --output_dir "$HF_OUT/continued" "${EXTRA[@]}" 2>&1 \
-      | tee "$HF_OUT/continued.log" | grep -E --line-buffered "MLM accuracy|'loss'|train_runtime|Error|error"
+      | tee "$HF_OUT/continued.log" | grep -E --line-buffered "^examples:|MLM accuracy|'loss'|^code-switching over|'train_runtime'|Error|error"
     codes=("${PIPESTATUS[@]}"); set -e  # the trainer's exit status decides, not the console filter's (issue 21)
     { [ "${codes[0]}" -eq 0 ] && [ -f "$HF_OUT/continued/config.json" ]; } \
       || { echo "continued pretraining failed (exit status ${codes[0]}): no .done; see $HF_OUT/continued.log" >&2; exit 1; }
@@ -90,7 +90,7 @@ if [ -n "$HF_MODEL" ]; then
   echo "== 3/3 frozen-encoder heads ($HF_TASKS), before/after, and UMAP"
   python -m csfair_hf.probe --model "before=$HF_MODEL" --model "after=$HF_OUT/continued" --tasks "$HF_TASKS" \
     --seeds "$SEEDS" --max-train "$MAX_TRAIN" --max-eval "$MAX_EVAL" --umap --out "$HF_OUT" 2>&1 \
-    | grep --line-buffered -v -E "UserWarning|warn\(" | tee "$HF_OUT/probe.log"
+    | grep --line-buffered -v -E "UserWarning|warn\(|Loading weights" | tee "$HF_OUT/probe.log"
   echo "wall time: $(( $(date +%s) - T0 )) s; results in $HF_OUT/ (hf_probe.json, continued/csfair_mlm.json, umap_sent_mean.png)"
   exit 0
 fi

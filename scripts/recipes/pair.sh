@@ -386,7 +386,7 @@ for d in $MUSE_DIRS; do
   f=dict/muse/$d.txt
   out="$WORK/lexicons/muse.$d.tsv"
   if [ -f "$out" ]; then skip "$out"; else
-    csfair-lexicon muse --dict "$DATA/$f" --src-lang "${d%-*}" --tgt-lang "${d#*-}" --out "$out"
+    csfair-lexicon muse --muse-dict "$DATA/$f" --src-lang "${d%-*}" --tgt-lang "${d#*-}" --out "$out"
   fi
 done
 
