@@ -31,10 +31,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-for p in (ROOT, os.path.join(ROOT, "scripts")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
 
 logger = logging.getLogger("run_mlm_cs")
 
@@ -104,8 +100,7 @@ def make_examples(tokenizer, path: str, args: DataTrainingArguments, limit: Opti
 
 
 def evaluate(model, tokenizer, examples, args: DataTrainingArguments) -> dict:
-    from eval_mlm import summarize
-
+    from csfair.evaluation.mlm import summarize
     from csfair_hf.mlm_eval import score_mlm
 
     raw = score_mlm(model, tokenizer, examples, draws=args.eval_draws, seed=args.eval_seed,
