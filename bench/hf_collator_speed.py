@@ -10,7 +10,8 @@ and with ``multiview`` at the paper's defaults (50% of instances, 3% of words), 
 Modes alternate over ``--rounds`` rounds; tokens/s counts the non-padding input tokens of the
 produced batches; the median over rounds is reported.
 
-Usage: python bench/hf_collator_speed.py [--families bert,xlmr,roberta] [--lines 20000] [--rounds 3]
+Usage: PYTHONPATH=tests python bench/hf_collator_speed.py [--families bert,xlmr,roberta] [--lines 20000] [--rounds 3]
+(``PYTHONPATH=tests``: the models are built by tests/hf_models.py)
 Writes bench/results/hf_collator_speed.json and prints a Markdown table.
 """
 import argparse
@@ -18,14 +19,11 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 
 def main():
@@ -40,7 +38,11 @@ def main():
     import torch
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling
 
-    import hf_models
+    try:
+        import hf_models  # tests/hf_models.py
+    except ModuleNotFoundError:
+        raise SystemExit("hf_collator_speed.py builds its models with tests/hf_models.py: run it as "
+                         "PYTHONPATH=tests python bench/hf_collator_speed.py")
     from csfair.cli.lexicon import main as lexicon_main
     from csfair.paths import data_file
     from csfair.pretraining.substitution_table import SubstitutionTable
