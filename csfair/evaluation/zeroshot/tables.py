@@ -24,8 +24,9 @@ def write_all_tables(runner, argv):
     records = load_results(runner.results_path)
     items = load_items(runner.items_path) if args.reference else {}
     params_of = {}
+    protocols = {task: {proto for _, proto in cols} for task, cols in runner.current.items()}
     for r in records:  # counted by this code (count_parameters: tied weights once): older records may count twice
-        if "params" in r and r.get("protocol") in runner.current.get(r.get("task"), ()):
+        if "params" in r and r.get("protocol") in protocols.get(r.get("task"), ()):
             params_of[r["model"]] = r["params"]
     os.makedirs(os.path.join(args.out, "tables"), exist_ok=True)
     for spec in runner.tasks:
