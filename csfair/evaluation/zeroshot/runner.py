@@ -50,6 +50,9 @@ class Runner:
     """
 
     def __init__(self, args, backends, plan=None):
+        if not backends:
+            raise ValueError("the runner needs its backends: {\"fairseq\": factory, \"hf\": factory} "
+                             "(csfair.evaluation.zeroshot.backend; scripts/zeroshot.py passes them)")
         self.args, self.plan = args, plan
         self.unit = json.loads(args.sweep_unit) if args.sweep_unit else None  # a launcher's job: one run of the grid
         self._backends, self._built = backends, {}
@@ -255,6 +258,7 @@ class Runner:
         kept = {(spec.source_lang, "valid"): ft.dev_pairs}
         for lang in langs:
             kept[(lang, "test")] = be.predict(spec, ft.handle, prepared, lang, "test")
+        os.makedirs(run_dir, exist_ok=True)
         with open(pred_file, "w") as fh:  # for ensembles and error analysis
             json.dump({f"{lg}|{sp}": v for (lg, sp), v in kept.items()}, fh)
         run_info = dict(base, protocol=proto, seed=seed, lr=lr, epochs=epochs, best_epoch=ft.best_epoch,
