@@ -38,6 +38,10 @@ The bootstrap is over sentences only: each column is one fixed checkpoint and th
 the evaluation; checkpoints of several pretraining seeds per method are compared by fine-tuning
 tables (scripts/zeroshot.py, where a column may hold several checkpoints).
 
+This module is the fairseq front end (checkpoint loading, the task's masks, the command line of
+scripts/eval_mlm.py); the counts, the metric and the comparisons are csfair.evaluation.mlm's, shared
+with the transformers front end (csfair_hf/mlm_eval.py).
+
 Usage:
     python scripts/eval_mlm.py --checkpoint checkpoints/en-fr/ibm1/checkpoint_last.pt \\
         --data data-bin/en-fr --lang fr --split test [--draws 5] [--seed 1] [--json results.json]
