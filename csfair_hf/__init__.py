@@ -5,7 +5,7 @@ Like ``user_dir/`` for fairseq, this package may import transformers; ``csfair/`
 tokenizer's word ids, the word encoder that builds substitution tables for a transformers
 tokenizer), :mod:`csfair_hf.collator` (the code-switching MLM data collator for ``Trainer``),
 :mod:`csfair_hf.probe` (token/sentence classification heads on a frozen transformers encoder),
-:mod:`csfair_hf.mlm_eval` (held-out MLM accuracy, the metric of scripts/eval_mlm.py),
+:mod:`csfair_hf.mlm_eval` (held-out MLM accuracy: the transformers front end of csfair.evaluation.mlm),
 :mod:`csfair_hf.finetune` and :mod:`csfair_hf.zeroshot` (``NAME=hf:PATH`` columns of
-scripts/zeroshot.py), :mod:`csfair_hf.model_card` (the card written by scripts/hf_convert.py export).
+scripts/zeroshot.py: the runner's TransformersBackend), :mod:`csfair_hf.model_card` (the card written by scripts/hf_convert.py export).
 """
