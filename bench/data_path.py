@@ -22,11 +22,9 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def build(data, langs, mode, tokens_per_sample=128, seed=1):

@@ -55,7 +55,6 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 #: Dense (no sparsity) bf16/fp16 tensor-core peak FLOP/s by GPU model (vendor data sheets).
 PEAK_FLOPS = [
@@ -324,8 +323,7 @@ def hf_worker(spec):
 
 
 def main():
-    if len(sys.argv) > 2 and sys.argv[1] == "--_hf-worker":
-        sys.path.insert(0, os.path.join(ROOT, "bench"))
+    if len(sys.argv) > 2 and sys.argv[1] == "--_hf-worker":  # run as bench/gpu_throughput.py: bench/ is sys.path[0]
         return hf_worker(json.loads(sys.argv[2]))
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=os.path.join(ROOT, "data-bin", "en-fr"),

@@ -15,17 +15,11 @@ every epoch, ``Trainer``'s default) and 2 persistent workers:
 Prints, per setting, the batches whose labels (the masks) are identical in epochs 1 and 2, and the
 epoch-1 batches identical to those of 0 workers.
 
-Usage: python bench/hf_epoch_draws.py [--lines 32]
+Usage: PYTHONPATH=tests python bench/hf_epoch_draws.py [--lines 32]
 """
 import argparse
-import os
-import sys
 import tempfile
 from pathlib import Path
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 
 def main():
@@ -36,7 +30,11 @@ def main():
     import torch
     from transformers import AutoTokenizer, DataCollatorForLanguageModeling
 
-    import hf_models
+    try:
+        import hf_models  # tests/hf_models.py
+    except ModuleNotFoundError:
+        raise SystemExit("hf_epoch_draws.py builds its models with tests/hf_models.py: run it as "
+                         "PYTHONPATH=tests python bench/hf_epoch_draws.py")
     from csfair.paths import data_file
     from csfair_hf.collator import DataCollatorForCodeSwitchedLM
     from csfair_hf.tokenization import read_lines, tokenize_lines

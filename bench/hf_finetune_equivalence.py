@@ -13,7 +13,7 @@ sentences, dev: sentences 200-247); tagging with plain cross-entropy and with ba
 loss (gamma 2), and sentence-pair classification (the two halves of a sentence, its first tag as label).
 3 epochs, batch 16, lr 2e-3, weight decay 0.01, warm-up ratio 0.25, one CPU thread.
 
-Usage: python bench/hf_finetune_equivalence.py [--old COMMIT] [--families bert,xlmr,roberta]
+Usage: PYTHONPATH=tests python bench/hf_finetune_equivalence.py [--old COMMIT] [--families bert,xlmr,roberta]
 Prints one line per case: best epoch, dev scores, max |weight difference|, dev predictions equal.
 """
 import argparse
@@ -25,8 +25,6 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 SHUFFLE = "        order = torch.randperm(n, generator=gen).tolist()\n"
 
@@ -61,7 +59,11 @@ def main():
     from csfair.evaluation import metrics as M
     from csfair.evaluation.corpora import read_udpos_tsv
     from csfair.paths import data_file
-    from hf_models import build_all
+    try:
+        from hf_models import build_all  # tests/hf_models.py
+    except ModuleNotFoundError:
+        raise SystemExit("hf_finetune_equivalence.py builds its models with tests/hf_models.py: run it as "
+                         "PYTHONPATH=tests python bench/hf_finetune_equivalence.py")
 
     rev = args.old
     if rev is None:  # the newest commit that took the loop's optimiser line out, and its parent

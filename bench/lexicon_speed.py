@@ -13,12 +13,10 @@ import gzip
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 
 def run(src, tgt, n):

@@ -21,14 +21,11 @@ Prints a Markdown table; ``--json PATH`` also writes the numbers.
 import argparse
 import json
 import math
-import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from csfair.evaluation.stats import hierarchical_bootstrap, item_weights, simulate_scores  # noqa: E402
+from csfair.evaluation.stats import hierarchical_bootstrap, item_weights, simulate_scores
 
 
 def items_only(a, b, rng, n_boot):

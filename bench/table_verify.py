@@ -7,14 +7,10 @@ Prints the best of ``--repeat`` loads without the check, with the check (first l
 and again (the check is cached by path, size, mtime and inode of each file).
 """
 import argparse
-import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from csfair.pretraining import table_format as tf  # noqa: E402
-from csfair.pretraining.substitution_table import SubstitutionTable  # noqa: E402
+from csfair.pretraining import table_format as tf
+from csfair.pretraining.substitution_table import SubstitutionTable
 
 
 def best(fn, repeat):

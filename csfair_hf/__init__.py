@@ -8,7 +8,7 @@ tokenizer), :mod:`csfair_hf.collator` (the code-switching MLM data collator for 
 of DataLoader workers and across resumes, rates counted from the batches, the held-out MLM metric),
 :mod:`csfair_hf.mlm_data` (run_mlm.py's ``datasets`` loading and map functions, hub download hints),
 :mod:`csfair_hf.probe` (token/sentence classification heads on a frozen transformers encoder),
-:mod:`csfair_hf.mlm_eval` (held-out MLM accuracy, the metric of scripts/eval_mlm.py),
+:mod:`csfair_hf.mlm_eval` (held-out MLM accuracy: the transformers front end of csfair.evaluation.mlm),
 :mod:`csfair_hf.finetune` and :mod:`csfair_hf.zeroshot` (``NAME=hf:PATH`` columns of
-scripts/zeroshot.py), :mod:`csfair_hf.model_card` (the card written by scripts/hf_convert.py export).
+scripts/zeroshot.py: the runner's TransformersBackend), :mod:`csfair_hf.model_card` (the card written by scripts/hf_convert.py export).
 """

@@ -1,16 +1,17 @@
 """The zero-shot runner's backend for transformers columns (``scripts/zeroshot.py --checkpoint NAME=hf:PATH_OR_ID``).
 
-The same five functions as the runner's fairseq path, with the same signatures and return values, so
-that the runner records an ``hf:`` column exactly as it records a fairseq one (results.jsonl
-fields, items for the paired bootstrap, failure flags, parameter counts, tables):
+:class:`TransformersBackend` implements :class:`csfair.evaluation.zeroshot.backend.ZeroShotBackend`, as
+``user_dir.zeroshot_backend.FairseqBackend`` does for fairseq, so that the runner records an ``hf:``
+column exactly as it records a fairseq one (results.jsonl fields, items for the significance test,
+failure flags, parameter counts, tables):
 
 * :func:`prepare`: the task's data (the same ``TaskSpec`` loader, seed-1 subsets of the same sizes
   as ``csfair.evaluation.tasks.write_task_data``) encoded with the model's tokenizer, in memory;
   counts, ``<unk>`` rates and unseen test labels per ``<lang>.<split>``;
 * :func:`finetune_and_select`: ``AutoModelFor{Token,Sequence}Classification`` fine-tuned by
-  ``transformers.Trainer`` for the runner's epochs, the best epoch on the training language's dev set kept, the dev pairs, flags
-  and the majority-class baseline;
-* :func:`evaluate`, :func:`count_parameters`, :func:`discard`.
+  ``transformers.Trainer`` for the runner's epochs (:func:`csfair_hf.finetune.train_and_select`), the best epoch on the training
+  language's dev set kept (scored by the runner's ``dev_score``), with its dev pairs;
+* :func:`count_parameters`, :func:`discard`, and ``predict`` (:func:`csfair_hf.finetune.predict`).
 
 :func:`column_digest` replaces the checkpoint SHA-256 of the protocol key: the digest of the
 model's weights, config and tokenizer files (:func:`csfair_hf.finetune.model_digest`).
@@ -27,9 +28,8 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from csfair.evaluation import metrics as M
 from csfair.evaluation.corpora import subsample
-from csfair.evaluation.results import failure_flags, majority_predictions
+from csfair.evaluation.zeroshot.backend import Finetuned, Prepared
 from csfair.text import moses_tokenize_lines
 from csfair_hf.finetune import (
     Encoded,
@@ -70,11 +70,6 @@ def column_digest(name_or_path: str) -> str:
     return "hf:" + model_digest(resolve_model(name_or_path))["sha256"]
 
 
-def _score(spec, pairs):
-    """The task's metrics dict (the runner's ``score``: csfair.evaluation.metrics by ``spec.metric_fn``)."""
-    return getattr(M, spec.metric_fn)([g for g, _ in pairs], [p for _, p in pairs])
-
-
 _TASK_DATA: Dict[tuple, dict] = {}
 
 
@@ -95,7 +90,7 @@ def _max_length(config, tokenizer) -> int:
 
 
 def prepare(spec, model, args, out):
-    """Encode a task for the column's model; ``(data, protocol arch entries, max length, stats)``.
+    """Encode a task for the column's model (:class:`~csfair.evaluation.zeroshot.backend.Prepared`).
 
     Raises:
         SystemExit: an option the transformers heads do not have (``--crf``).
@@ -146,7 +141,7 @@ def prepare(spec, model, args, out):
     kind = "TokenClassification" if spec.kind == "tagging" else "SequenceClassification"
     arch = ["hf", config.model_type, f"AutoModelFor{kind}", f"transformers={transformers.__version__}",
             f"moses={moses}", "first-piece labels", "pair truncation longest_first"]
-    return task, arch, max_length, stats
+    return Prepared(task, arch, max_length, stats)
 
 
 _LIVE: Dict[str, tuple] = {}  # handle -> (model, task data): the fine-tuned model stays in memory until discarded
@@ -156,13 +151,13 @@ def _device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def finetune_and_select(spec, model, arch_args, max_pos, stats, data_root, run_dir, seed, lr, epochs, args):
-    """Fine-tune, keep the best epoch on dev.
+def finetune_and_select(spec, model, data_root, run_dir, seed, lr, epochs, args, dev_score):
+    """Fine-tune, keep the best epoch on dev (``dev_score`` of the dev pairs after each epoch).
 
     Returns:
-        (handle, updates, best epoch, dev per epoch, dev pairs, run flags, majority-class dev score);
-        the handle names ``run_dir/hf-best`` (written with ``--keep-checkpoints``: a transformers
-        directory of the fine-tuned model and its tokenizer).
+        :class:`~csfair.evaluation.zeroshot.backend.Finetuned`; its handle names ``run_dir/hf-best``
+        (written with ``--keep-checkpoints``: a transformers directory of the fine-tuned model and its
+        tokenizer).
     """
     _LIVE.clear()
     os.makedirs(run_dir, exist_ok=True)
@@ -174,15 +169,11 @@ def finetune_and_select(spec, model, arch_args, max_pos, stats, data_root, run_d
     if spec.kind == "tagging" and args.class_weighting == "balanced":
         weights = balanced_weights(task.train_labels, task.labels)
     best_epoch, by_epoch, updates = train_and_select(
-        net, spec.kind, task.splits[(spec.source_lang, "train")], dev, task.labels, tok,
-        lambda pairs: _score(spec, pairs)[spec.metric],
+        net, spec.kind, task.splits[(spec.source_lang, "train")], dev, task.labels, tok, dev_score,
         seed, lr, epochs, args.batch_size, args.weight_decay, args.warmup_ratio, os.path.join(run_dir, "hf-trainer"),
         class_weights=weights, focal_gamma=args.focal_gamma if spec.kind == "tagging" else 0.0,
         log=lambda m: log(f"{model.name} {spec.name} seed {seed} {m}"))
     pairs = predict(net, dev, spec.kind, tok)
-    gold = [g for g, _ in pairs]
-    majority = _score(spec, list(zip(gold, majority_predictions(task.train_labels, gold))))[spec.metric]
-    flags = failure_flags(by_epoch[best_epoch - 1], majority, gold, [p for _, p in pairs])
     handle = os.path.join(run_dir, "hf-best")
     if os.path.isdir(handle):
         shutil.rmtree(handle)
@@ -190,7 +181,7 @@ def finetune_and_select(spec, model, arch_args, max_pos, stats, data_root, run_d
         net.save_pretrained(handle)
         tok.save_pretrained(handle)
     _LIVE[handle] = (net, task)
-    return handle, updates, best_epoch, by_epoch, pairs, flags, majority
+    return Finetuned(handle, updates, best_epoch, by_epoch, pairs)
 
 
 def _model(handle):
@@ -204,20 +195,46 @@ def count_parameters(handle) -> int:
     return int(sum(p.numel() for p in _model(handle).parameters()))
 
 
-def evaluate(spec, handle, data_root, langs, keep=None):
-    """``{(lang, "test"): (metrics, n)}``; ``keep`` (a dict) receives the (gold, pred) pairs."""
-    net = _model(handle)
-    out = {}
-    for lang in langs:
-        pairs = predict(net, data_root.splits[(lang, "test")], spec.kind, data_root.tokenizer)
-        out[(lang, "test")] = (_score(spec, pairs), len(pairs))
-        if keep is not None:
-            keep[(lang, "test")] = pairs
-    return out
-
-
 def discard(handle) -> None:
     """Free the fine-tuned model and remove its directory, if written."""
     _LIVE.pop(handle, None)
     if os.path.isdir(handle):
         shutil.rmtree(handle)
+
+
+class TransformersBackend:
+    """:class:`csfair.evaluation.zeroshot.backend.ZeroShotBackend` for ``hf:`` columns (see the module
+    docstring); a fine-tuned model's handle is the name of its ``hf-best`` directory, the model stays in
+    memory until discarded."""
+
+    def resolve(self, column):
+        """The model must resolve offline (a directory, or a Hub id in the local cache).
+
+        Raises:
+            SystemExit: naming the ``--checkpoint`` and why.
+        """
+        try:
+            resolve_model(column.hf)
+        except ValueError as err:
+            raise SystemExit(f"--checkpoint {column.spec!r}: {err}")
+
+    def column_digest(self, column, args):
+        return column_digest(column.hf)
+
+    def prepare(self, spec, column, args, out):
+        return prepare(spec, column, args, out)
+
+    def finetune(self, spec, column, prepared, run_dir, seed, lr, epochs, args, dev_score):
+        return finetune_and_select(spec, column, prepared.data, run_dir, seed, lr, epochs, args, dev_score)
+
+    def train_labels(self, spec, prepared):
+        return prepared.data.train_labels
+
+    def predict(self, spec, handle, prepared, lang, split):
+        return predict(_model(handle), prepared.data.splits[(lang, split)], spec.kind, prepared.data.tokenizer)
+
+    def count_parameters(self, handle):
+        return count_parameters(handle)
+
+    def discard(self, handle):
+        discard(handle)

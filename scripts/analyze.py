@@ -15,17 +15,15 @@ Usage:
 import argparse
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
-from csfair.evaluation import analysis as A  # noqa: E402
-from csfair.evaluation.corpora import read_xnli  # noqa: E402
-from csfair.paths import data_file  # noqa: E402
+from csfair.evaluation import analysis as A
+from csfair.evaluation.corpora import read_xnli
+from csfair.paths import data_file
 
 
 def read_lines(rel, n):

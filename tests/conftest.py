@@ -31,6 +31,31 @@ def run(cmd, **kw):
     return p
 
 
+def _fairseq_backend():
+    from user_dir.zeroshot_backend import FairseqBackend
+
+    return FairseqBackend()
+
+
+def _transformers_backend():
+    from csfair_hf.zeroshot import TransformersBackend
+
+    return TransformersBackend()
+
+
+#: the zero-shot runner's backends, as scripts/zeroshot.py passes them (imported when a column needs one)
+ZEROSHOT_BACKENDS = {"fairseq": _fairseq_backend, "hf": _transformers_backend}
+#: the command a launcher's job runs (the runner restricted to one unit)
+ZEROSHOT_COMMAND = [sys.executable, str(ROOT / "scripts" / "zeroshot.py")]
+
+
+def zeroshot_main(argv, **kw):
+    """The zero-shot runner in this process, with the backends and job command of scripts/zeroshot.py."""
+    from csfair.evaluation.zeroshot import main
+
+    return main(argv, backends=ZEROSHOT_BACKENDS, command=ZEROSHOT_COMMAND, **kw)
+
+
 def head_lines(src: Path, dst: Path, n: int, skip: int = 0) -> Path:
     import gzip
 

@@ -5,7 +5,6 @@ another task, ``--langs`` naming a language without data, a resume with another 
 architecture, and a full disk (the atomic writers and fairseq's checkpoint saving).
 """
 import gzip
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -16,17 +15,8 @@ import pytest
 import torch
 
 from conftest import ROOT, VENV_BIN, data_path, head_lines
-
-
-def script(name):
-    """A script of scripts/ as a module (its ``main(argv)`` is the command line, run in-process)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-eval_mlm, hf_convert = script("eval_mlm"), script("hf_convert")
+from user_dir import hf_convert  # scripts/hf_convert.py's command (main(argv), run in-process)
+from user_dir import mlm_eval as eval_mlm  # scripts/eval_mlm.py's command
 
 #: tiny_mlm's training options (tests/conftest.py), to resume it for two more updates
 TINY_MLM_ARGS = ["--user-dir", str(ROOT / "user_dir"), "--task", "codeswitch_masked_lm", "--langs", "en,fr",

@@ -412,14 +412,11 @@ def test_identical_candidates_are_drawn_at_the_papers_rate_on_real_tables(tiny_p
 
 def test_cs_rates_script_reports_the_items_stats_per_direction(tiny_pair, tmp_path):
     """scripts/cs_rates.py (the dose a run would log, per direction, without training) sums the items' own stats."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("cs_rates", Path(__file__).resolve().parents[1] / "scripts" / "cs_rates.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    rows = mod.main([str(tiny_pair["bin"]), "--cs-table-name", "ibm1", "--break-modes", "none",
+    from user_dir import cs_rates  # scripts/cs_rates.py's command
+
+    rows = cs_rates.main([str(tiny_pair["bin"]), "--cs-table-name", "ibm1", "--break-modes", "none",
                      "--overflows", "truncate,drop", "--json", str(tmp_path / "r.json")])
     assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(rows))
     assert [(r["direction"], r["overflow"]) for r in rows] == [("en-fr", "truncate"), ("fr-en", "truncate"),

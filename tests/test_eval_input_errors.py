@@ -5,7 +5,6 @@ a PAN-X file of another language, malformed CoNLL-U lines, header-less TSV, labe
 and trailing tabs, placeholder rows in a row-aligned set, empty files; and the zero-shot runner's
 errors (one line naming the file, exit status 2), checkpoint positions and vocabulary.
 """
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -321,11 +320,11 @@ def test_empty_data_and_empty_tasks_files_are_refused_before_training(data_root,
 # --- the zero-shot runner: one-line errors, positions, vocabulary --------------------------------
 
 @pytest.fixture(scope="module")
-def zeroshot():
-    spec = importlib.util.spec_from_file_location("zeroshot_b", ROOT / "scripts" / "zeroshot.py")
-    zs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(zs)
-    return zs
+def fairseq_backend():
+    """The zero-shot runner's fairseq backend (user_dir/zeroshot_backend.py)."""
+    from user_dir.zeroshot_backend import FairseqBackend
+
+    return FairseqBackend()
 
 
 def _pos_task(data_root, damage=None):
@@ -337,7 +336,10 @@ def _pos_task(data_root, damage=None):
     return _write(data_root / "own.toml", '[pos-own]\ninherit = "pos"\nlangs = ["fr"]\n')
 
 
-def test_runner_user_errors_are_one_line_without_traceback(tiny_pair, root, data_root, tmp_path, zeroshot, capsys):
+def test_runner_user_errors_are_one_line_without_traceback(tiny_pair, root, data_root, tmp_path, capsys):
+    from conftest import ZEROSHOT_BACKENDS
+    from csfair.evaluation.zeroshot import cli
+
     common = ["--checkpoint", "x=scratch:1", "--spm", str(tiny_pair["spm"]), "--dict", str(tiny_pair["dict"]),
               "--tasks", "pos-own", "--seeds", "1", "--out", str(tmp_path / "out")]
     saved = dict(TASKS)
@@ -358,7 +360,7 @@ def test_runner_user_errors_are_one_line_without_traceback(tiny_pair, root, data
             if damage is None:
                 (data_root / "pos" / "udpos-xtreme" / "dev-fr.tsv").write_text("")
             with pytest.raises(SystemExit) as e:
-                zeroshot.cli([*common, "--tasks-file", str(toml)])
+                cli([*common, "--tasks-file", str(toml)], backends=ZEROSHOT_BACKENDS)
             assert e.value.code == 2
             err = capsys.readouterr().err.strip()
             assert err.startswith("[zeroshot] error: ") and "\n" not in err
@@ -392,20 +394,22 @@ def _short_checkpoint(tiny_mlm, dst: Path, positions: int) -> Path:
 
 
 def test_runner_data_fits_the_checkpoint_and_a_copied_checkpoint_finds_its_vocabulary(
-        tiny_pair, tiny_mlm, data_root, tmp_path, zeroshot):
+        tiny_pair, tiny_mlm, data_root, tmp_path, fairseq_backend):
     import argparse
+
+    from csfair.evaluation.zeroshot import Column
 
     ckpt = _short_checkpoint(tiny_mlm, tmp_path / "copied" / "run" / "checkpoint_last.pt", 64)
     args = argparse.Namespace(spm=None, dict=None, max_train=40, max_eval=20, unseen_labels="never-predicted")
     spec = load_tasks_file(_pos_task(data_root), TASKS)["pos-own"]
-    model = zeroshot.Model(f"c64={ckpt}")
+    model = Column(f"c64={ckpt}")
     with pytest.raises(SystemExit, match=r"--checkpoint c64 .*: sentencepiece model spm.model not found \(looked in "
                                          r".*nowhere, then .*run and its parents\); pass the checkpoint's vocabulary with "
                                          r"--spm PATH/spm.model --dict PATH/dict.txt, or copy both next to the checkpoint .*records the dictionary's sha256"):
-        zeroshot.prepare(spec, model, args, str(tmp_path / "out"))
+        fairseq_backend.prepare(spec, model, args, str(tmp_path / "out"))
     shutil.copyfile(tiny_pair["spm"], tmp_path / "copied" / "spm.model")  # copied next to it (one folder up)
     shutil.copyfile(tiny_pair["dict"], tmp_path / "copied" / "dict.txt")
-    root, arch, max_pos, stats = zeroshot.prepare(spec, model, args, str(tmp_path / "out"))
+    root, arch, max_pos, stats = fairseq_backend.prepare(spec, model, args, str(tmp_path / "out"))
     assert max_pos == 64 and root.endswith("-len64")
     longest = max(len(ln.split()) for f in Path(root, "raw").glob("*.input0") for ln in f.read_text().splitlines())
     assert 30 < longest <= 62  # <s> + 62 pieces + </s>: the encoder's 64 positions (long sentences were cut)
@@ -415,7 +419,7 @@ def test_runner_data_fits_the_checkpoint_and_a_copied_checkpoint_finds_its_vocab
     other.write_text(Path(tiny_pair["dict"]).read_text(encoding="utf-8") + "zzzextra 1\n", encoding="utf-8")
     args.dict = str(other)
     with pytest.raises(SystemExit, match=r"other.dict.txt is not the dictionary this checkpoint was trained with"):
-        zeroshot.prepare(spec, model, args, str(tmp_path / "out"))
+        fairseq_backend.prepare(spec, model, args, str(tmp_path / "out"))
 
 
 def test_the_documented_example_loads(data_root):

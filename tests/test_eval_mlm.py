@@ -1,9 +1,9 @@
-"""scripts/eval_mlm.py: real tokens only, the evaluation's masks for every checkpoint, --compare.
+"""scripts/eval_mlm.py (user_dir/mlm_eval.py over csfair.evaluation.mlm): real tokens only, the evaluation's
+masks for every checkpoint, --compare.
 
 Two tiny real checkpoints: ``tiny_mlm`` (IBM-1 multiview, 60 updates, seed 1) and one trained here
 without code-switching (15 updates, seed 7), both on the ``tiny_pair`` data.
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,9 +14,8 @@ import torch
 
 from conftest import ROOT, VENV_BIN, run
 
-spec = importlib.util.spec_from_file_location("eval_mlm", ROOT / "scripts" / "eval_mlm.py")
-eval_mlm = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(eval_mlm)
+from csfair.evaluation import mlm
+from user_dir import mlm_eval as eval_mlm
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +103,7 @@ def test_compare_prints_and_writes_a_reproducible_paired_table(tiny_pair, tiny_m
     # the per-sentence arrays saved next to the JSON recompute the comparison without the checkpoints
     npz = tmp_path / "cmp.sentences.npz"
     assert npz.exists() and f"per-sentence arrays: {npz}" in p.stdout
-    redo = eval_mlm.recompare(str(npz), n_boot=300)
+    redo = mlm.recompare(str(npz), n_boot=300)
     assert json.loads(json.dumps(redo)) == {k: v for k, v in res.items()}
     assert other["lo"] <= other["diff"] <= other["hi"] and 0.0 <= other["p_value"] <= 1.0
     assert sum(res["masked_tokens_per_draw"]) == ref["masked_tokens"] == other["masked_tokens"]
@@ -134,8 +133,8 @@ def test_compare_refuses_checkpoints_of_another_dictionary_or_other_masks(tiny_p
     state["cfg"]["task"]["mask_prob"] = 0.3
     other_masks = tmp_path / "other_masks.pt"
     torch.save(state, other_masks)
-    with pytest.raises(eval_mlm.EvalError, match=r"different masks.*mask_prob"):
+    with pytest.raises(mlm.EvalError, match=r"different masks.*mask_prob"):
         eval_mlm.compare([("a", str(tiny_mlm)), ("b", str(other_masks))], str(tiny_pair["bin"]), "fr", draws=1,
                          cpu=True)
-    with pytest.raises(eval_mlm.EvalError, match="NAME=PATH"):
-        eval_mlm.parse_named([f"a={tiny_mlm}", str(tiny_mlm)])
+    with pytest.raises(mlm.EvalError, match="NAME=PATH"):
+        mlm.parse_named([f"a={tiny_mlm}", str(tiny_mlm)])

@@ -3,13 +3,12 @@
 Formats staged in $CSFAIR_DATA are read from real slices of it (WikiANN as PAN-X, SAGT CoNLL-U);
 the others (MNLI, XNLI 1.0, PAWS-X, LinCE) from small files the tests write in the official layouts.
 """
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, data_path, head_lines
+from conftest import data_path, head_lines
 from csfair.evaluation.corpora import XNLI_LABELS, read_ner
 from csfair.evaluation.readers import read_conllu, read_hf, read_mnli, read_panx, read_xnli_official
 from csfair.evaluation.tasks import DEFAULT_TASKS_FILE, TASKS, MissingDataError, load_tasks_file, paper_task, \
@@ -354,9 +353,8 @@ def test_a_new_task_is_a_few_lines_of_a_tasks_file(tmp_path, monkeypatch):
 
 
 def test_zeroshot_tasks_file_option_and_missing_data(tmp_path, monkeypatch, capsys):
-    spec = importlib.util.spec_from_file_location("zeroshot_cli", ROOT / "scripts" / "zeroshot.py")
-    zs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(zs)
+    from conftest import zeroshot_main
+
     root = tmp_path / "data"
     _extra_data(root)
     monkeypatch.setenv("CSFAIR_DATA", str(root))
@@ -367,14 +365,14 @@ def test_zeroshot_tasks_file_option_and_missing_data(tmp_path, monkeypatch, caps
         # the run stops at the check of --reference, right after the tasks are resolved (no training)
         common = ["--checkpoint", "x=scratch:1", "--reference", "nosuch", "--out", str(tmp_path / "o")]
         with pytest.raises(SystemExit, match=r"--reference 'nosuch' is none of the columns"):
-            zs.main([*common, "--tasks-file", str(f), "--tasks", "pawsx,lid-sagt"])
+            zeroshot_main([*common, "--tasks-file", str(f), "--tasks", "pawsx,lid-sagt"])
         assert "tasks from" in capsys.readouterr().out and "lid-lince-spaeng" in TASKS
         with pytest.raises(SystemExit, match=r"(?s)task pawsx-full: data not found.*test \(ja\): pawsx/x-final/ja"):
-            zs.main([*common, "--tasks", "pawsx-full"])
+            zeroshot_main([*common, "--tasks", "pawsx-full"])
         with pytest.raises(SystemExit, match=r"unknown task 'pawsx-ful'"):
-            zs.main([*common, "--tasks", "pawsx-ful"])
+            zeroshot_main([*common, "--tasks", "pawsx-ful"])
         with pytest.raises(SystemExit, match=r"--reference 'nosuch'"):
-            zs.main([*common, "--paper", "--tasks", "pawsx-full"])
+            zeroshot_main([*common, "--paper", "--tasks", "pawsx-full"])
         assert "pawsx-full's data is missing, using PAWS-X" in capsys.readouterr().out
     finally:
         TASKS.clear()

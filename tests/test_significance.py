@@ -131,13 +131,9 @@ def test_aa_check_on_a_results_directory(tmp_path, capsys):
     on 6 simulated seeds of one checkpoint (offsets of sd 0.025) the rate is low where the test of the
     tables before issue 19 flags most splits; a column of 3 seeds cannot be checked, and says so."""
     import json
-    import sys
 
-    from conftest import ROOT
+    from csfair.evaluation import aa_check  # scripts/aa_check.py's command
     from csfair.evaluation.results import append_items, append_result
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import aa_check
 
     rng = np.random.default_rng(8)
     words = rng.integers(5, 25, size=300)

@@ -229,8 +229,7 @@ def test_taggers_and_scratch_baseline_beat_the_majority_class(tiny_pair, tmp_pat
 @pytest.mark.parametrize("task", ["weam_masked_lm", "tlm_masked_lm"])
 def test_weam_and_tlm_draw_anew_every_epoch_with_workers(parallel, task):
     """fairseq-train's own iterator (get_batch_iterator + next_epoch_itr), one persistent worker."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from check_epoch_draws import epoch_digests
+    from user_dir.epoch_draws import epoch_digests  # scripts/check_epoch_draws.py's
 
     arch = "tlm_roberta_tiny" if task == "tlm_masked_lm" else "cs_roberta_tiny"
     seen = epoch_digests([str(parallel), "--user-dir", str(ROOT / "user_dir"), "--task", task, "--arch", arch,

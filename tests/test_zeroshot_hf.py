@@ -1,21 +1,13 @@
 """Transformers models as columns of the zero-shot runner (issue 14, part 3): first-piece labels for the
 three tokenizer families, an hf: column recorded as the fairseq columns are (best epoch, flags, protocol,
 parameters, items for the paired bootstrap, tables), protocol keys that follow the weights."""
-import importlib.util
 import json
 import shutil
 
 import pytest
 import torch
 
-from conftest import ROOT, data_path
-
-
-def _zeroshot():
-    spec = importlib.util.spec_from_file_location("zeroshot_hf_test", ROOT / "scripts" / "zeroshot.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from conftest import data_path, zeroshot_main
 
 
 @pytest.mark.parametrize("family", ["bert", "xlmr", "roberta"])
@@ -79,8 +71,7 @@ def test_hf_column_recorded_like_fairseq_columns(hf_models, tmp_path, capsys):
     argv = ["--checkpoint", f"a=hf:{bert}", "--checkpoint", f"b=hf:{other}", "--tasks", "pos", "--langs", "fr",
             "--seeds", "1,2", "--max-train", "160", "--max-eval", "24", "--epochs", "2", "--lr", "2e-3",
             "--batch-size", "16", "--reference", "a", "--out", str(out)]
-    zs = _zeroshot()
-    zs.main(argv)
+    zeroshot_main(argv)
     recs = load_results(out / "results.jsonl")
     assert sorted((r["model"], r["lang"], r["split"], r["seed"]) for r in recs) == [
         (m, lg, sp, s) for m in "ab" for lg, sp in (("en", "valid"), ("fr", "test")) for s in (1, 2)]
@@ -112,11 +103,11 @@ def test_hf_column_recorded_like_fairseq_columns(hf_models, tmp_path, capsys):
     assert (out / "tables" / "pos.forest.png").exists() and (out / "tables" / "pos.manifest.json").exists()
     # the same command again: every run is found by its protocol key and skipped
     capsys.readouterr()
-    zs.main(argv)
+    zeroshot_main(argv)
     assert len(load_results(out / "results.jsonl")) == len(recs)
     assert capsys.readouterr().out.count("done before") == 4
     with pytest.raises(SystemExit, match="--crf"):
-        zs.main(argv[:2] + ["--tasks", "pos", "--crf", "--out", str(tmp_path / "crf")])
+        zeroshot_main(argv[:2] + ["--tasks", "pos", "--crf", "--out", str(tmp_path / "crf")])
 
 
 def test_head_initialised_by_seed_and_frozen_encoder(hf_models):

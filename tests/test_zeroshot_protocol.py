@@ -20,6 +20,7 @@ from csfair.evaluation.results import (
     majority_predictions,
     protocol_key,
     to_csv,
+    to_frame,
     to_json,
     to_markdown,
 )
@@ -87,6 +88,23 @@ def test_failed_runs_are_out_of_the_mean_and_cells_show_n():
     # only the command's seeds enter a cell
     assert aggregate(recs, "pos", "accuracy", seeds={1, 2})["fr"]["ibm1"].values == [0.5, 0.7]
 
+
+
+def test_table_frame_is_the_csv_in_long_form():
+    """to_frame: one row per language and column with the cells' own values; the CSV is its wide form."""
+    recs = [_rec("ibm1", 1, 0.5, n=500), _rec("ibm1", 2, 0.7, n=400), _rec("none", 1, 0.3, flags=[COLLAPSED]),
+            _rec("ibm1", 1, 0.07, lang="hi", unk=0.49, eval_flags=[COLLAPSED], n=300)]
+    t = aggregate(recs, "pos", "accuracy")
+    f = to_frame(t)
+    assert list(zip(f["lang"], f["column"])) == [("fr", "ibm1"), ("fr", "none"), ("hi", "ibm1"), ("hi", "none")]
+    fr = f.iloc[0]
+    assert math.isclose(fr["mean"], 0.6) and fr["n"] == 2 and fr["items"] == "400-500" and fr["failed"] == 0
+    assert f.iloc[1]["failed"] == 1 and math.isnan(f.iloc[1]["mean"]) and f.iloc[2]["notes"] == 1
+    assert f.iloc[3]["n"] == 0 and f.iloc[3]["failed"] == 0  # no record: an empty cell
+    rows = list(csv.DictReader(io.StringIO(to_csv(t))))
+    assert [r["lang"] for r in rows] == ["fr", "hi"] and rows[0]["ibm1_items"] == "400-500"
+    assert rows[1]["ibm1_unk_rate"] == "0.4900" and rows[0]["none_mean"] == "" and rows[0]["none_failed"] == "1"
+    assert to_csv(t).endswith("\r\n") and to_csv({}) == "lang\r\n"
 
 def test_a_cell_never_mixes_protocols():
     recs = [_rec("ibm1", 1, 0.5, proto="old"), _rec("ibm1", 2, 0.9, proto="old"),

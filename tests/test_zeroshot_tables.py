@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import torch
 
@@ -65,10 +64,9 @@ def test_recipe_tables_forest_plot_and_manifest(tiny_pair, tiny_mlm, tmp_path):
     png = (tables / "pos.forest.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     man = json.loads((tables / "pos.manifest.json").read_text())
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import zeroshot
+    from csfair.evaluation.zeroshot.protocol import code_version
 
-    assert man["commit"] == zeroshot.code_version() and man["command"].startswith("python scripts/zeroshot.py ")
+    assert man["commit"] == code_version() and man["command"].startswith("python scripts/zeroshot.py ")
     assert man["recipe_command"].startswith("bash scripts/recipes/zeroshot.sh --tasks pos")
     cols = {(c["column"], c["checkpoint_number"]): c for c in man["columns"]}
     keys = [("a", 1), ("a", 2), ("b", 1), ("b", 2)]

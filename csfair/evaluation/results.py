@@ -20,12 +20,11 @@ One record per (model, task, seed, language, split)::
   :func:`add_significance` compares every column with a reference column by
   :func:`csfair.evaluation.stats.hierarchical_bootstrap` (fine-tuning seeds, pretrained checkpoints
   and test items), from per-item scores (:func:`item_scores`) stored next to the results by
-  :func:`append_items`.
+  :func:`append_items`; :func:`to_markdown`, :func:`to_csv` and :func:`to_json` write it, and
+  :func:`to_frame` gives it as a ``pandas.DataFrame`` (one row per language and column) for analysis.
 """
 import contextlib
-import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -664,30 +663,61 @@ def to_markdown(table: Dict[str, Dict[str, Cell]], title: str = "", digits: int 
     return "\n".join(lines)
 
 
-def _num(x, fmt="{:.6f}"):
-    return "" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+#: the fields of a cell in :func:`to_frame` and the CSV, after ``lang`` and ``column``
+CELL_FIELDS = ("mean", "std", "n", "failed", "items", "notes", "unk_rate", "unk_word_rate", "diff", "lo", "hi", "p",
+               "welch_p")
+
+
+def _items_text(k):
+    return None if k is None else (k if isinstance(k, int) else f"{k[0]}-{k[1]}")
+
+
+def to_frame(table: Dict[str, Dict[str, Cell]]):
+    """The table as a long ``pandas.DataFrame``: one row per (language, column), in table order.
+
+    Columns: ``lang``, ``column``, then :data:`CELL_FIELDS`: ``mean``, ``std`` (NaN without kept runs),
+    ``n``, ``failed``, ``items`` (test items per run; ``"MIN-MAX"`` when runs differ), ``notes`` (kept
+    runs with a test-time flag), ``unk_rate``, ``unk_word_rate``, and the significance test against the
+    reference (``diff``, ``lo``, ``hi``, ``p``, ``welch_p``; None where not computed). Object dtype: the
+    values are the cells' own (no float conversion of counts).
+    """
+    import pandas as pd
+
+    rows = []
+    for lang, row in table.items():
+        for m, c in row.items():
+            sig = c.sig or {}
+            rows.append((lang, m, c.mean, c.std, c.n, c.failed, _items_text(c.n_items), len(c.notes), c.unk_rate,
+                         c.unk_word_rate, sig.get("diff"), sig.get("lo"), sig.get("hi"), sig.get("p"), sig.get("welch_p")))
+    return pd.DataFrame(rows, columns=["lang", "column", *CELL_FIELDS], dtype=object)
+
+
+def _num(fmt):
+    """A formatter: ``fmt`` of a number; "" for None and NaN."""
+    return lambda x: "" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+#: how the CSV writes each field (mean, std and the interval to 6 decimals, rates and p-values to 4)
+_CSV_FORMAT = dict(mean=_num("{:.6f}"), std=_num("{:.6f}"), unk_rate=_num("{:.4f}"), unk_word_rate=_num("{:.4f}"),
+                   diff=_num("{:.6f}"), lo=_num("{:.6f}"), hi=_num("{:.6f}"), p=_num("{:.4f}"), welch_p=_num("{:.4f}"),
+                   items=_num("{}"))
 
 
 def to_csv(table: Dict[str, Dict[str, Cell]]) -> str:
     """CSV: ``lang`` then per model ``mean, std, n, failed, items, notes, unk_rate, unk_word_rate, diff, lo,
-    hi, p, welch_p`` (the hierarchical test against the reference column; empty where not computed)."""
+    hi, p, welch_p`` (the hierarchical test against the reference column; empty where not computed): the
+    wide form of :func:`to_frame`, one row per language (``\\r\\n`` line ends, as the csv module writes)."""
+    frame = to_frame(table)
     models = list(next(iter(table.values())).keys()) if table else []
-    keys = ("mean", "std", "n", "failed", "items", "notes", "unk_rate", "unk_word_rate", "diff", "lo", "hi", "p",
-            "welch_p")
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["lang"] + [f"{m}_{k}" for m in models for k in keys])
-    for lang, row in table.items():
-        out = [lang]
-        for m in models:
-            c, sig = row[m], row[m].sig or {}
-            k = c.n_items
-            out += [_num(c.mean), _num(c.std), c.n, c.failed, "" if k is None else (k if isinstance(k, int) else f"{k[0]}-{k[1]}"),
-                    len(c.notes), _num(c.unk_rate, "{:.4f}"), _num(c.unk_word_rate, "{:.4f}"),
-                    _num(sig.get("diff")), _num(sig.get("lo")), _num(sig.get("hi")), _num(sig.get("p"), "{:.4f}"),
-                    _num(sig.get("welch_p"), "{:.4f}")]
-        w.writerow(out)
-    return buf.getvalue()
+    for k, fmt in _CSV_FORMAT.items():
+        frame[k] = frame[k].map(fmt)
+    wide = frame.pivot(index="lang", columns="column", values=list(CELL_FIELDS)) if len(frame) else None
+    header = ["lang"] + [f"{m}_{k}" for m in models for k in CELL_FIELDS]
+    if wide is None:
+        return ",".join(header) + "\r\n"
+    wide = wide.reindex(index=list(table), columns=[(k, m) for m in models for k in CELL_FIELDS])
+    wide.columns = header[1:]
+    return wide.reset_index().to_csv(index=False, lineterminator="\r\n")
 
 
 def to_json(table: Dict[str, Dict[str, Cell]]) -> dict:

@@ -100,7 +100,6 @@ fi
 # The checkpoint's vocabulary: its pretraining data directory holds spm.model and dict.txt.
 read -r SPM DICT ARCH_ARGS < <(python - "$CKPT" <<'PY'
 import os, sys
-sys.path.insert(0, ".")
 from user_dir.finetune import pretrained_arch_args
 args, task = pretrained_arch_args(sys.argv[1])
 data = task["data"].split(os.pathsep)[0]
