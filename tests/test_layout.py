@@ -13,7 +13,7 @@ from pathlib import Path
 import csfair
 
 ROOT = Path(csfair.__file__).resolve().parent
-LAYER = {"cli": 4, "pretraining": 3, "baselines": 3, "lexicons": 2, "evaluation": 2, "text": 1,
+LAYER = {"cli": 4, "experiments": 4, "pretraining": 3, "baselines": 3, "lexicons": 2, "evaluation": 2, "text": 1,
          "io": 0, "paths": 0, "locks": 0, "": 0}
 
 
