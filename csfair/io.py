@@ -9,11 +9,14 @@ output is complete, so an interrupted or failed step never leaves a partial file
 (idempotent) step would mistake for a finished one.
 """
 import contextlib
+import errno
 import gzip
 import hashlib
 import os
+import re
 import shutil
 import sys
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import IO, Iterator, Optional, Tuple, Union
@@ -91,6 +94,133 @@ class LineIssues:
             print(self.summary(), file=stream if stream is not None else sys.stderr)
 
 
+class DiskFullError(OSError):
+    """Writing a file failed because its file system is full (``ENOSPC``); names the file.
+
+    numpy's ``tofile`` (used by ``np.save``) reports a full disk only as ``"N requested and M
+    written"`` and Python's ``write`` as ``[Errno 28]`` without a file name; the atomic writers of
+    this module (and csfair's checkpoint saving, ``user_dir/checkpoint_loading.py``) turn both into
+    this error, whose message gives the destination, the cause, the free space left and the fix.
+
+    Args:
+        path: the destination that could not be written (nothing there was replaced).
+        detail: what failed (the original error's text).
+        free: bytes free on the destination's file system after the failure (None: unknown).
+    """
+
+    def __init__(self, path: PathLike, detail: str, free: Optional[int] = None):
+        super().__init__(errno.ENOSPC, "disk full (ENOSPC)", str(path))
+        self.path, self.detail, self.free = str(path), detail, free
+
+    def __str__(self) -> str:
+        free = f"{self.free:,} bytes free" if self.free is not None else "free space unknown"
+        return (f"{self.path}: disk full (ENOSPC) while writing it ({self.detail}; {free} on its file system); "
+                "nothing there was replaced: free some space (or write elsewhere) and rerun")
+
+
+#: numpy's ``ndarray.tofile`` short-write message (no errno): ``"56949 requested and 26096 written"``
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def free_bytes(path: PathLike) -> Optional[int]:
+    """Bytes available on the file system holding ``path`` (or its nearest existing parent); None if unknown."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return None
+
+
+def is_disk_full(exc: BaseException, path: Optional[PathLike] = None, slack: int = 1 << 20) -> bool:
+    """Whether a write error (or one in its ``__cause__``/``__context__`` chain) means a full disk.
+
+    True for ``ENOSPC``/``EDQUOT`` errors, and for short writes that carry no errno (numpy's
+    ``"N requested and M written"``, PyTorch's ``PytorchStreamWriter ... file write failed`` /
+    ``unexpected pos``) when ``path``'s file system has less than ``slack`` bytes free.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            return True
+        text = str(exc)
+        if path is not None and (_SHORT_WRITE.search(text) or "file write failed" in text or "unexpected pos" in text):
+            free = free_bytes(path)
+            if free is not None and free < slack:
+                return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _gzip_reason(exc: BaseException, lines_read: int) -> Optional[str]:
+    """A one-line cause and fix for a failed read of a ``.gz`` file (None: not a gzip problem)."""
+    if isinstance(exc, EOFError):
+        return (f"truncated gzip file: the compressed stream ends after {lines_read} line(s), before its end "
+                "marker (an interrupted download or copy); fetch or copy the file again")
+    if isinstance(exc, gzip.BadGzipFile):
+        return f"not a gzip file although its name ends in .gz ({exc}); decompress or rename it"
+    if isinstance(exc, zlib.error):
+        return f"corrupted gzip data after {lines_read} line(s) ({exc}); fetch or copy the file again"
+    return None
+
+
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+class _CheckedGzip:
+    """A ``.gz`` file read as bytes whose gzip/zlib failures become :class:`InputFormatError`.
+
+    Python says only ``EOFError: Compressed file ended before the end-of-stream marker was
+    reached`` for a truncated file; this reader names the file and the first line it could not
+    read (it counts the lines it has returned). Supports what the readers of this module use:
+    iteration over lines, ``readline``, ``read`` and the context manager protocol.
+    """
+
+    def __init__(self, path: PathLike):
+        self.path = path
+        self.lines = 0
+        self._fh = gzip.open(path, "rb")
+
+    def _fail(self, exc: BaseException):
+        raise InputFormatError(self.path, self.lines + 1, _gzip_reason(exc, self.lines)) from exc
+
+    def readline(self, size: int = -1) -> bytes:
+        try:
+            line = self._fh.readline(size)
+        except _GZIP_ERRORS as e:
+            self._fail(e)
+        self.lines += line.endswith(b"\n")
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            block = self._fh.read(size)
+        except _GZIP_ERRORS as e:
+            self._fail(e)
+        self.lines += block.count(b"\n")
+        return block
+
+    def __iter__(self):
+        # iterate in C (gzip's buffered reader); only a failure costs Python work
+        try:
+            for line in self._fh:
+                self.lines += 1
+                yield line
+        except _GZIP_ERRORS as e:
+            self._fail(e)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def _open_binary(path: PathLike) -> IO[bytes]:
     path = Path(path)
     if not path.exists():
@@ -98,7 +228,7 @@ def _open_binary(path: PathLike) -> IO[bytes]:
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a directory, expected a text file")
     if path.suffix == ".gz":
-        return gzip.open(path, "rb")
+        return _CheckedGzip(path)  # a truncated or corrupted file names itself and the line
     return open(path, "rb")
 
 
@@ -140,7 +270,7 @@ def iter_lines(
 
     Raises:
         FileNotFoundError: the file does not exist.
-        InputFormatError: a bad line when ``issues`` is strict.
+        InputFormatError: a bad line when ``issues`` is strict; a truncated or corrupted ``.gz`` file.
     """
     issues = issues if issues is not None else LineIssues(str(path))
     with _open_binary(path) as fh:
@@ -175,7 +305,8 @@ def iter_parallel(
     Raises:
         FileNotFoundError: a file does not exist.
         InputFormatError: the files have different numbers of lines (names the file that ends
-            first and the first line number missing from it), or a bad line in strict mode.
+            first and the first line number missing from it), a truncated or corrupted ``.gz``
+            file, or a bad line in strict mode.
     """
     issues = issues if issues is not None else LineIssues(f"{src_path} ||| {tgt_path}")
     with _open_binary(src_path) as fs, _open_binary(tgt_path) as ft:
@@ -245,6 +376,16 @@ def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def _raise_if_disk_full(exc: BaseException, dest: Path, tmp: Path) -> None:
+    """Re-raise a write failure that means a full disk as :class:`DiskFullError` naming ``dest``.
+
+    Call it before removing ``tmp``: the free space is measured while the partial file still holds
+    its bytes, so it says how full the disk really was.
+    """
+    if isinstance(exc, OSError | RuntimeError) and not isinstance(exc, DiskFullError) and is_disk_full(exc, tmp):
+        raise DiskFullError(dest, f"{type(exc).__name__}: {exc}", free_bytes(tmp)) from exc
+
+
 @contextlib.contextmanager
 def atomic_write(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf-8"):
     """Open a temporary sibling of ``path`` for writing; rename it onto ``path`` on success.
@@ -255,15 +396,22 @@ def atomic_write(path: PathLike, mode: str = "w", encoding: Optional[str] = "utf
         path: final destination.
         mode: ``"w"`` (text) or ``"wb"`` (binary).
         encoding: text encoding (ignored for binary mode).
+
+    Raises:
+        DiskFullError: the file system filled up while writing (names ``path``; ``path`` is untouched).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
     kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
     try:
-        with open(tmp, mode, **kwargs) as fh:
-            yield fh
-        os.replace(tmp, path)
+        try:
+            with open(tmp, mode, **kwargs) as fh:
+                yield fh
+            os.replace(tmp, path)
+        except BaseException as e:
+            _raise_if_disk_full(e, path, tmp)
+            raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -276,6 +424,10 @@ def atomic_directory(path: PathLike):
 
     An existing ``path`` is replaced only after the new directory is complete. On an exception
     the temporary directory is removed and ``path`` is untouched.
+
+    Raises:
+        DiskFullError: the file system filled up while the block wrote into the directory (names
+            ``path``; ``path`` is untouched).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -284,7 +436,11 @@ def atomic_directory(path: PathLike):
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        yield tmp
+        try:
+            yield tmp
+        except BaseException as e:
+            _raise_if_disk_full(e, path, tmp)
+            raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

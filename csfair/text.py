@@ -209,6 +209,11 @@ class CorpusCounts:
         w = lower(word, self.lang)
         return sum(self._inner.get(w, {}).values()) + sum(self._initial.get(w, {}).values())
 
+    def count_form(self, form: str) -> int:
+        """Occurrences of exactly this surface form, in any position."""
+        w = lower(form, self.lang)
+        return self._inner.get(w, {}).get(form, 0) + self._initial.get(w, {}).get(form, 0)
+
     def truecase(self, word: str) -> Optional[str]:
         """The most frequent surface form of ``word`` outside sentence-initial positions.
 
@@ -240,9 +245,10 @@ class CorpusCounts:
         return dict(lang=self.lang, paths=self.paths, sha256=self.sha256, lines=self.n_lines, tokens=self.n_tokens)
 
 
-#: Default stopwords: the N most frequent words of the language's own corpus, N the same for
-#: every language (see :func:`stopword_list` and the README for why N = 20).
-DEFAULT_STOPWORDS = "top:20"
+#: The frequency rule: the N most frequent words of the language's own corpus, N the same for every
+#: language. csfair's default stopwords are function words (csfair.pretraining.function_words); this
+#: rule is an option and the fallback for a language with neither a UD treebank nor a stopwords-iso list.
+FREQUENCY_STOPWORDS = "top:20"
 
 
 def stopword_sha256(words: Iterable[str]) -> str:
@@ -255,14 +261,16 @@ def stopword_list(spec: Optional[str], lang: str, corpus: Optional[CorpusCounts]
     """A stopword set and how it was made (for table metadata).
 
     Visser et al. (2025), Sec. 3.1, exclude "frequent stop-words such as *a*, *le*, *des*". The
-    default ``"top:N"`` takes that literally and the same way for every language: the ``N``
-    most frequent words (tokens with a letter, lower-cased) of ``corpus``, the language's own
-    pretraining text. It needs no published list, so it works for any language. Named lists
-    (stopwords-iso) vary wildly in size (en 1,298 words, fr 691, sw 74, none for xh) and are
-    kept as an option.
+    substitution tables' default is the function words of a UD treebank
+    (:func:`csfair.pretraining.function_words.table_stopwords`, which calls this function for the
+    other specs). ``"top:N"`` takes "frequent" literally and the same way for every language: the
+    ``N`` most frequent words (tokens with a letter, lower-cased) of ``corpus``, the language's own
+    pretraining text; it needs no published list but also catches frequent content words (*man*,
+    *two*). Named lists (stopwords-iso) vary wildly in size (en 1,298 words, fr 691, sw 74, none for
+    xh) and hold many content words.
 
     Args:
-        spec: ``"top:N"`` (default :data:`DEFAULT_STOPWORDS`); ``"iso"`` (stopwords-iso);
+        spec: ``"top:N"`` (e.g. :data:`FREQUENCY_STOPWORDS`); ``"iso"`` (stopwords-iso);
             ``None``/``"none"``/``""`` (no stopwords); or a ``.json``/``.txt`` list (see
             :func:`load_stopwords`).
         lang: ISO 639-1 code.
@@ -310,7 +318,7 @@ def load_stopwords(spec: Optional[str], lang: str, corpus: Optional[CorpusCounts
 
     Args:
         spec: ``None``/``"none"``/``""``: no stopwords; ``"top:N"``: the ``N`` most frequent
-            words of ``corpus`` (the default of ``csfair-lexicon table``); ``"iso"``: the
+            words of ``corpus``; ``"iso"``: the
             stopwords-iso list for ``lang`` from
             ``$CSFAIR_DATA/stopwords/stopwords-iso/stopwords-iso.json``; a path to
             a ``.json`` file (``{lang: [words]}``) or to a text file with one word per line

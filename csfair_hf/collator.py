@@ -12,8 +12,10 @@ tokenizer (``csfair-lexicon table --hf-tokenizer``):
   eligible when its tokens are a table key and none of them is a prediction target or a special
   token: masked words are never substituted, labels stay the original tokens at masked positions
   (-100 elsewhere and on every substituted token);
-* instances stay within ``max_seq_length`` tokens: a replacement that would overflow is dropped,
-  later shorter ones are still applied (the fairseq sampler's rule);
+* instances stay within ``max_seq_length`` tokens, by the fairseq sampler's rule (``cs_overflow``):
+  ``truncate`` (default) cuts the tokens a longer candidate pushes past the limit from the instance's
+  end, before its final special token, so full (grouped) blocks keep the word rate and the candidate
+  distribution; ``drop`` drops a replacement that would overflow (later shorter ones still apply);
 * the code-switching draws come from their own numpy generator, so the masks are the same with
   code-switching on and off, and with it off (``cs_mode="none"`` or no table) the batches are
   exactly those of ``DataCollatorForLanguageModeling`` under the same seed.
@@ -31,10 +33,12 @@ from transformers import DataCollatorForLanguageModeling
 from csfair.pretraining.sampler import (
     NUM_STATS,
     STAT_CHANGED_TOKENS,
+    STAT_CUT_TOKENS,
     STAT_ELIGIBLE,
     STAT_INSTANCE,
     STAT_REPLACED,
     STAT_TOKENS,
+    STAT_UNCHANGED,
     CodeSwitchConfig,
     code_switch,
 )
@@ -66,6 +70,8 @@ class DataCollatorForCodeSwitchedLM(DataCollatorForLanguageModeling):
         cs_instance_prob: probability that an instance is code-switched (paper 0.5).
         cs_word_prob: probability that an eligible word of such an instance is replaced (paper 0.03).
         max_seq_length: bound on an instance's length after substitution, in tokens.
+        cs_overflow: ``truncate`` (default) or ``drop``: what a replacement that passes
+            ``max_seq_length`` does (:mod:`csfair.pretraining.sampler`).
         cs_seed: seed of the code-switching generator (default: ``seed``, else ``torch.initial_seed()``).
 
     Raises:
@@ -79,12 +85,14 @@ class DataCollatorForCodeSwitchedLM(DataCollatorForLanguageModeling):
     cs_instance_prob: float = 0.5
     cs_word_prob: float = 0.03
     max_seq_length: int = 512
+    cs_overflow: str = "truncate"
     cs_seed: Optional[int] = None
     cs_counts: np.ndarray = field(init=False, repr=False, default_factory=lambda: np.zeros(NUM_STATS + 1, dtype=np.int64))
 
     def __post_init__(self):
         super().__post_init__()
-        self.cs_cfg = CodeSwitchConfig(self.cs_mode, self.cs_instance_prob, self.cs_word_prob, self.max_seq_length)
+        self.cs_cfg = CodeSwitchConfig(self.cs_mode, self.cs_instance_prob, self.cs_word_prob, self.max_seq_length,
+                                       self.cs_overflow)
         self.cs_tables = list(self.cs_tables or [])
         V = len(self.tokenizer)
         for t in self.cs_tables:
@@ -111,14 +119,19 @@ class DataCollatorForCodeSwitchedLM(DataCollatorForLanguageModeling):
     def cs_rates(self) -> Dict[str, float]:
         """Rates since the last :meth:`reset_counts`, as the fairseq task logs them: ``cs_inst``
         (instances code-switched / instances), ``cs_word`` (replaced / eligible words of those
-        instances), ``cs_tok`` (input tokens holding a translation / input tokens), plus the counts."""
+        instances, identical candidates included), ``cs_same`` (replaced words left unchanged: an
+        identical candidate / replaced), ``cs_tok`` (input tokens holding a translation / input
+        tokens), ``cs_cut`` (tokens cut from instance ends / input tokens), plus the counts."""
         c = self.cs_counts
         n = int(c[NUM_STATS])
         out = dict(instances=n, eligible=int(c[STAT_ELIGIBLE]), replaced=int(c[STAT_REPLACED]),
-                   tokens=int(c[STAT_TOKENS]), changed_tokens=int(c[STAT_CHANGED_TOKENS]))
+                   tokens=int(c[STAT_TOKENS]), changed_tokens=int(c[STAT_CHANGED_TOKENS]),
+                   unchanged=int(c[STAT_UNCHANGED]), cut_tokens=int(c[STAT_CUT_TOKENS]))
         out["cs_inst"] = c[STAT_INSTANCE] / n if n else 0.0
         out["cs_word"] = c[STAT_REPLACED] / c[STAT_ELIGIBLE] if c[STAT_ELIGIBLE] else 0.0
+        out["cs_same"] = c[STAT_UNCHANGED] / c[STAT_REPLACED] if c[STAT_REPLACED] else 0.0
         out["cs_tok"] = c[STAT_CHANGED_TOKENS] / c[STAT_TOKENS] if c[STAT_TOKENS] else 0.0
+        out["cs_cut"] = c[STAT_CUT_TOKENS] / c[STAT_TOKENS] if c[STAT_TOKENS] else 0.0
         return out
 
     def reset_counts(self) -> None:

@@ -57,6 +57,10 @@ MASK_OPTIONS = ("tokens_per_sample", "sample_break_mode", "mask_prob", "leave_un
                 "mask_multiple_length", "mask_stdev", "mask_whole_words", "freq_weighted_replacement")
 
 
+#: tasks whose checkpoints are masked LMs over monolingual DATA/<lang> (what eval_mlm scores)
+MLM_TASKS = ("codeswitch_masked_lm", "masked_lm")
+
+
 class EvalError(Exception):
     """A checkpoint, the data or a comparison cannot be evaluated as asked (message says why)."""
 
@@ -82,12 +86,14 @@ def load_checkpoint(checkpoint: str, data: str, lang: str, seed: int, tokens_per
         checksum the checkpoint records (``dict_sha256``, None for a checkpoint without a record).
 
     Raises:
-        EvalError: checkpoint missing, several data paths, or a checkpoint trained with another
+        EvalError: checkpoint missing, unreadable (empty, truncated, not a checkpoint) or of another
+            task than a masked LM, several data paths, or a checkpoint trained with another
             dictionary than DATA's.
     """
-    from fairseq import checkpoint_utils, utils
+    from fairseq import utils
 
     utils.import_user_module(Namespace(user_dir=os.path.join(ROOT, "user_dir")))
+    from user_dir.checkpoint_loading import CheckpointError, load_model_and_task
     from user_dir.models.checkpoint_provenance import CodeSwitchProvenanceError
 
     if not os.path.exists(checkpoint):
@@ -100,7 +106,10 @@ def load_checkpoint(checkpoint: str, data: str, lang: str, seed: int, tokens_per
     if tokens_per_sample is not None:
         overrides["tokens_per_sample"] = tokens_per_sample
     try:
-        models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([checkpoint], arg_overrides=overrides)
+        models, cfg, task, _ = load_model_and_task(checkpoint, overrides, tasks=MLM_TASKS,
+                                                   purpose="eval_mlm (masked-LM accuracy on DATA/<lang>)")
+    except CheckpointError as e:
+        raise EvalError(str(e)) from e
     except CodeSwitchProvenanceError as e:
         raise EvalError(f"{checkpoint}: {e}") from e
     except RuntimeError as e:

@@ -66,6 +66,9 @@ class DataTrainingArguments:
     cs_mode: str = field(default="none", metadata={"help": "none | static | multiview (the paper's method)"})
     cs_instance_prob: float = field(default=0.5, metadata={"help": "probability that an instance is code-switched (paper 0.5)"})
     cs_word_prob: float = field(default=0.03, metadata={"help": "probability that an eligible word is replaced (paper 0.03)"})
+    cs_overflow: str = field(default="truncate", metadata={
+        "help": "truncate | drop: a replacement that passes max_seq_length cuts the instance's tail (default: keeps the "
+                "word rate and candidate distribution in full blocks) or is dropped"})
     cs_temperature: Optional[float] = field(default=None, metadata={"help": "re-normalise the table with this T (default: the table's, paper 3)"})
     cs_min_prob: Optional[float] = field(default=None, metadata={"help": "stricter p threshold than the table's (paper 0.02)"})
     eval_draws: int = field(default=5, metadata={"help": "mask draws of the held-out MLM accuracy"})
@@ -141,7 +144,7 @@ def main(argv=None) -> dict:
     collator = DataCollatorForCodeSwitchedLM(
         tokenizer, mlm_probability=dargs.mlm_probability, cs_tables=tables, cs_mode=dargs.cs_mode,
         cs_instance_prob=dargs.cs_instance_prob, cs_word_prob=dargs.cs_word_prob, max_seq_length=dargs.max_seq_length,
-        pad_to_multiple_of=None,
+        cs_overflow=dargs.cs_overflow, pad_to_multiple_of=None,
     )
     train = make_examples(tokenizer, dargs.train_file, dargs, dargs.max_train_samples) if dargs.train_file else None
     valid = make_examples(tokenizer, dargs.validation_file, dargs, dargs.max_eval_samples) if dargs.validation_file else None

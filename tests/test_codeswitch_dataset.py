@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import user_dir  # noqa: F401  (registers the task, criterion and architectures)
-from csfair.pretraining.sampler import CodeSwitchConfig
+from csfair.pretraining.sampler import NUM_STATS, CodeSwitchConfig
 from csfair.pretraining.masking import MaskConfig
 from csfair.pretraining.substitution_table import SubstitutionTable
 from fairseq.data import MaskTokensDataset
@@ -85,33 +85,46 @@ def wrapper_pair(task, tiny_pair, cs_cfg, lang="en", split="train"):
     return base, cs, plain
 
 
+def kept(a, b, cut):
+    """``a`` equals ``b``, or (a cut item) ``b``'s head, possibly followed by ``b``'s last element (kept last)."""
+    a, b = a.tolist(), b.tolist()
+    if not cut:
+        return a == b
+    return a == b[:len(a)] or (a[:-1] == b[:len(a) - 1] and a[-1:] == b[-1:])
+
+
 def test_invariants_masked_positions_targets_specials_length(tiny_pair):
     task = make_task(tiny_pair)
-    base, cs, plain = wrapper_pair(task, tiny_pair, CodeSwitchConfig("multiview", 1.0, 0.5, max_len=60))
+    # a bound below most sentences' length: their replacements cut tails (a bound above leaves room)
+    base, cs, plain = wrapper_pair(task, tiny_pair, CodeSwitchConfig("multiview", 1.0, 0.5, max_len=30))
     d = task.source_dictionary
     pad = d.pad()
-    replaced = changed = 0
+    replaced = changed = cuts = 0
     for i in range(len(base)):
         orig = base[i]
         a, b = cs[i], plain[i]
         src, tgt, stats = a["source"], a["target"], a["cs_stats"]
-        # targets: the original tokens at the masked positions, in the same order, nothing else
+        # targets: the original tokens at the masked positions, in the same order, nothing else (less the
+        # tail cut to keep the item within the bound: --cs-overflow truncate; a final </s> stays last)
+        cut = int(stats[6])
         assert torch.equal(b["target"][b["target"] != pad], orig[b["target"] != pad])
-        assert torch.equal(tgt[tgt != pad], b["target"][b["target"] != pad])
+        assert kept(tgt[tgt != pad], b["target"][b["target"] != pad], cut)
         # masked positions are never substituted: the masked input there is unchanged
-        assert torch.equal(src[tgt != pad], b["source"][b["target"] != pad])
+        assert kept(src[tgt != pad], b["source"][b["target"] != pad], cut)
         # special tokens (and <mask>) untouched: the same ones, in the same order, first and last kept
         # (fairseq's masking itself may mask <s> or </s>, as stock masked_lm does)
         spec = lambda x: x[(x < d.nspecial) | (x == task.mask_idx)]  # noqa: E731
-        assert torch.equal(spec(src), spec(b["source"]))
+        assert kept(spec(src), spec(b["source"]), cut)
         assert src[0] == b["source"][0] and src[-1] == b["source"][-1]
-        # length bound (blocks longer than the bound are left alone)
-        assert len(src) == len(tgt) and len(src) <= max(60, len(orig))
+        # length bound (blocks longer than the bound are left alone); a cut item fills it exactly
+        assert len(src) == len(tgt) and len(src) <= max(30, len(orig))
+        assert not cut or len(src) == max(30, len(orig))
         replaced += int(stats[2])
+        cuts += cut > 0
         changed += int(not torch.equal(src, b["source"]))
         if stats[2] == 0:
             assert torch.equal(src, b["source"]) and torch.equal(tgt, b["target"])
-    assert replaced > 100 and changed > 50
+    assert replaced > 100 and changed > 50 and cuts > 100
 
 
 def reference_code_switch(source, target, original, pad, word_start, special, table, keys, rng, cfg):
@@ -119,7 +132,7 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
     from csfair.pretraining.substitution_table import MAX_WORD_PIECES
 
     if rng.random() >= cfg.instance_prob:
-        return source, target, [0, 0, 0, 0, len(source)]
+        return source, target, [0, 0, 0, 0, len(source), 0, 0]
     L = len(original)
     starts = [i for i in range(L) if i == 0 or word_start[original[i]]]
     spans = list(zip(starts, starts[1:] + [L]))
@@ -134,15 +147,23 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
     draws = rng.random(len(spans))
     chosen = [k for k in range(len(spans)) if entries[k] >= 0 and draws[k] < cfg.word_prob]
     us = rng.random(len(chosen)) if cfg.mode == "multiview" else [None] * len(chosen)
-    picks, cur = {}, L
+    window = max(cfg.max_len, L)
+    keep_last = bool(special[original[-1]])
+    picks, visible, cur = {}, {}, L
     for k, u in zip(chosen, us):
         ent = entries[k]
         a, b = int(table.cand_offsets[ent]), int(table.cand_offsets[ent + 1])
         c = a if u is None else next(c for c in range(a, b) if table.cand_cdf[c] - ent > u or c == b - 1)
         toks = table.cand_tokens[table.cand_tok_offsets[c]:table.cand_tok_offsets[c + 1]].tolist()
-        if cur + len(toks) - (spans[k][1] - spans[k][0]) > max(cfg.max_len, L):
+        grow = len(toks) - (spans[k][1] - spans[k][0])
+        if cfg.overflow == "truncate":
+            # applied unless pushed wholly past the window (before a final special kept last): cut with the tail
+            if spans[k][0] + (cur - L) >= window - keep_last:
+                continue
+            visible[k] = min(len(toks), window - keep_last - (spans[k][0] + cur - L))
+        elif cur + grow > window:
             continue  # does not fit: dropped, later (shorter) replacements may still fit
-        cur += len(toks) - (spans[k][1] - spans[k][0])
+        cur += grow
         picks[k] = toks
     out_s, out_t = [], []
     for k, (s, e) in enumerate(spans):
@@ -152,17 +173,25 @@ def reference_code_switch(source, target, original, pad, word_start, special, ta
         else:
             out_s += source[s:e].tolist()
             out_t += target[s:e].tolist()
-    changed = sum(len(t) for k, t in picks.items() if t != original[spans[k][0]:spans[k][1]].tolist())
-    return np.array(out_s), np.array(out_t), [1, sum(x >= 0 for x in entries), len(picks), changed, len(out_s)]
+    cut = max(0, len(out_s) - window)
+    if cut:
+        out_s = out_s[:window - 1] + out_s[-1:] if keep_last else out_s[:window]
+        out_t = out_t[:window - 1] + out_t[-1:] if keep_last else out_t[:window]
+    same = [k for k, t in picks.items() if t == original[spans[k][0]:spans[k][1]].tolist()]
+    changed = sum(visible.get(k, len(t)) for k, t in picks.items() if k not in same)
+    return np.array(out_s), np.array(out_t), [1, sum(x >= 0 for x in entries), len(picks), changed, len(out_s),
+                                              len(same), cut]
 
 
-@pytest.mark.parametrize("mode,word_prob,max_len", [("static", 1.0, 512), ("multiview", 0.4, 512), ("multiview", 0.6, 40)])
-def test_vectorised_code_switch_equals_word_by_word_reference(tiny_pair, mode, word_prob, max_len):
+@pytest.mark.parametrize("mode,word_prob,max_len,overflow", [
+    ("static", 1.0, 512, "truncate"), ("multiview", 0.4, 512, "truncate"), ("multiview", 0.6, 40, "truncate"),
+    ("multiview", 0.6, 40, "drop")])
+def test_vectorised_code_switch_equals_word_by_word_reference(tiny_pair, mode, word_prob, max_len, overflow):
     from csfair.pretraining.sampler import code_switch
     from csfair.pretraining.masking import fairseq_item_seed, mask_tokens
 
     task = make_task(tiny_pair)
-    base, cs, _ = wrapper_pair(task, tiny_pair, CodeSwitchConfig(mode, 1.0, word_prob, max_len))
+    base, cs, _ = wrapper_pair(task, tiny_pair, CodeSwitchConfig(mode, 1.0, word_prob, max_len, overflow))
     table = task.tables["en"]
     keys = {tuple(table.key_tokens[table.key_offsets[e]:table.key_offsets[e + 1]].tolist()): e for e in range(len(table))}
     d = task.source_dictionary
@@ -223,7 +252,7 @@ def test_workers_and_batches_identical_across_num_workers(tiny_pair):
     a = batches(task, "train", epoch=2, num_workers=0)
     b = batches(task, "train", epoch=2, num_workers=2)
     assert_same_batches(a, b)
-    assert "cs_stats" in a[0] and a[0]["cs_stats"].shape[1] == 6  # NUM_STATS + the language segment
+    assert "cs_stats" in a[0] and a[0]["cs_stats"].shape[1] == NUM_STATS + 1  # + the language segment
     assert sum(int(x["cs_stats"][:, 2].sum()) for x in a) > 0
 
 
@@ -258,3 +287,144 @@ def test_table_built_for_another_dictionary_is_refused(tiny_pair, tmp_path):
         make_task(tiny_pair, cs_table_name="", cs_tables="en:tables/ibm1.fr-en")
     with pytest.raises(ValueError, match="needs substitution tables"):
         make_task(tiny_pair, cs_table_name="")
+
+
+def summed_stats(task, epochs, num_workers=0, max_len=None):
+    """int64 ``[len(epochs), items, NUM_STATS]``: each item's cs_stats per epoch (through fairseq's batch iterator
+    when ``num_workers``, else the wrapper in-process)."""
+    task.load_dataset("train")
+    w = task._wrappers[-1]
+    if max_len is not None:
+        w.set_max_len(max_len)
+    out = np.zeros((len(epochs), len(w), NUM_STATS), dtype=np.int64)
+    for k, epoch in enumerate(epochs):
+        if num_workers:
+            for b in batches(task, "train", epoch=epoch, num_workers=num_workers, bsz=64):
+                out[k, b["id"].numpy()] = b["cs_stats"][:, :NUM_STATS].numpy()
+        else:
+            w.set_epoch(epoch)
+            for i in range(len(w)):
+                out[k, i] = w[i]["cs_stats"][:NUM_STATS].numpy()
+    return out
+
+
+def test_full_blocks_keep_the_word_rate_and_the_candidate_distribution(tiny_pair):
+    """Full 128-token blocks (--sample-break-mode none): the replaced words are the drawn ones (compared with the same
+    blocks and draws given room for every replacement), so the word rate and the candidates (their length, the
+    identical ones) are the table's, and the rate is that of complete blocks (within 5%). Epoch 1 goes through
+    fairseq's batch iterator with 2 DataLoader workers (the items are those of the in-process wrapper, which gives
+    the other epochs faster). The old rule (--cs-overflow drop) fails the same comparison: in full blocks it keeps
+    only the candidates that fit, the shorter ones."""
+    from csfair.pretraining.sampler import STAT_CHANGED_TOKENS as CHG, STAT_CUT_TOKENS as CUT, STAT_ELIGIBLE as ELIG
+    from csfair.pretraining.sampler import STAT_REPLACED as REPL, STAT_UNCHANGED as SAME
+
+    kw = dict(cs_instance_prob=1.0)  # every instance code-switched: more words per second of test, same word rule
+    task = lambda mode="none", **k: make_task(tiny_pair, sample_break_mode=mode, **kw, **k)  # noqa: E731
+    epochs = (1, 2, 3, 4)
+    full = summed_stats(task(), epochs)
+    assert np.array_equal(summed_stats(task(), epochs[:1], num_workers=2)[0], full[0])
+    complete = summed_stats(task("complete"), epochs)
+    room = summed_stats(task(), epochs[:2], max_len=10**6)
+    drop = summed_stats(task(cs_overflow="drop"), epochs[:2])
+    f, f2, c = full.sum((0, 1)), full[:2].sum((0, 1)), complete.sum((0, 1))
+    r, d = room.sum((0, 1)), drop.sum((0, 1))
+    assert f[ELIG] > 60_000 and f[CUT] > 0
+    # the rate: (nearly) every drawn replacement is applied; within 5% of complete blocks
+    assert (f2[ELIG] == r[ELIG]) and f2[REPL] >= 0.99 * r[REPL], (f2, r)
+    rate_full, rate_complete = f[REPL] / f[ELIG], c[REPL] / c[ELIG]
+    assert abs(rate_full / rate_complete - 1) < 0.05, (rate_full, rate_complete)
+    # the candidates: mean length of the changed ones and the number of identical ones, as drawn
+    mean_len = lambda s: s[CHG] / (s[REPL] - s[SAME])  # noqa: E731
+    assert abs(mean_len(f2) / mean_len(r) - 1) < 0.01 and f2[SAME] >= 0.99 * r[SAME], (f2, r)
+    # power: the drop rule loses >10% of the draws in full blocks, and they are the longer candidates
+    assert d[REPL] < 0.9 * r[REPL] and mean_len(d) < 0.95 * mean_len(r), (d, r)
+
+
+def test_identical_candidates_are_drawn_at_the_papers_rate_on_real_tables(tiny_pair):
+    """Real en-fr IBM-1 tables (the tiny pipeline's, built with the defaults): for the words whose candidates include
+    the word itself, the sampler's draws follow p**(1/3) / sum p**(1/3) over every candidate with p > 0.02 that is not
+    a stopword, the identity included (chi-square against the lexicon's raw p, computed here from its TSV). A drawn
+    identity is a replacement that changes no token: the sampler's counters say so."""
+    from scipy.stats import chi2
+
+    from csfair.lexicons.lexicon import Lexicon
+    from csfair.pretraining.sampler import code_switch
+    from csfair.text import load_stopwords
+
+    task = make_task(tiny_pair)
+    d = task.source_dictionary
+    ws, special = word_start_mask(d), np.zeros(len(d), dtype=bool)
+    special[:d.nspecial] = True
+    checked = rejected = 0
+    for src, tgt, lex_path in (("fr", "en", tiny_pair["lex_fr_en"]), ("en", "fr", tiny_pair["lex_en_fr"])):
+        table, lex = task.tables[src], Lexicon.load_tsv(lex_path)
+        stop = load_stopwords("iso", tgt)  # the fixture's lists
+        words = table.source_words()
+        picked = []
+        for e, w in enumerate(words):
+            key = table.key_tokens[table.key_offsets[e]:table.key_offsets[e + 1]]
+            a, b = int(table.cand_offsets[e]), int(table.cand_offsets[e + 1])
+            cands = [tuple(table.cand_tokens[table.cand_tok_offsets[c]:table.cand_tok_offsets[c + 1]]) for c in range(a, b)]
+            ident = [k for k, c in enumerate(cands) if c == tuple(key)]
+            # lower-case keys with >= 3 candidates, each one word (so that the output splits into candidates)
+            if w != w.lower() or b - a < 3 or len(ident) != 1 or len(set(cands)) != len(cands):
+                continue
+            if any(not ws[c[0]] or ws[list(c[1:])].any() for c in cands):
+                continue
+            # expected, from the lexicon itself: the paper's filters, then p**(1/3) / sum p**(1/3)
+            lc = [(t, p) for t, p in lex.candidates(w) if p > 0.02 and t.lower() not in stop and any(ch.isalnum() for ch in t)]
+            if sorted(t for t, _ in lc) != sorted(table.cand_words()[a:b]):
+                continue  # a candidate outside the vocabulary: not this test's subject
+            q = {t: p ** (1 / 3) for t, p in lc}
+            lp = dict(lc)
+            expected = np.array([q[t] for t in table.cand_words()[a:b]]) / sum(q.values())
+            picked.append((e, key, cands, ident[0], expected, lp))
+        picked = sorted(picked, key=lambda x: -x[4][x[3]])[:4]  # the words that keep themselves most often
+        assert len(picked) == 4, (src, len(picked))
+        for e, key, cands, k_id, expected, lp in picked:
+            # one item: <s>, the word 300 times, </s>; every instance and every eligible word code-switched
+            n_words = 300
+            seq = np.array([d.bos()] + list(key) * n_words + [d.eos()], dtype=np.int64)
+            counts, unchanged = np.zeros(len(cands), dtype=np.int64), 0
+            for it in range(20):
+                out, _, stats = code_switch(seq.copy(), np.full(len(seq), d.pad()), seq, d.pad(), ws, special, table,
+                                            np.random.default_rng([7, checked, it]), CodeSwitchConfig("multiview", 1.0, 1.0, 10**6))
+                body = out[1:-1].tolist()
+                starts = [i for i, t in enumerate(body) if ws[t]] + [len(body)]
+                drawn = [tuple(body[starts[j]:starts[j + 1]]) for j in range(len(starts) - 1)]
+                assert len(drawn) == n_words == stats[2] == stats[1]
+                for c in drawn:
+                    counts[cands.index(c)] += 1
+                assert stats[5] == sum(c == tuple(key) for c in drawn)  # identities: replaced, unchanged
+                assert stats[3] == sum(len(c) for c in drawn if c != tuple(key))  # changed tokens: the others only
+                unchanged += int(stats[5])
+            assert unchanged == counts[k_id] > 0
+            n = counts.sum()
+            stat = ((counts - n * expected) ** 2 / (n * expected)).sum()
+            assert chi2.sf(stat, len(cands) - 1) > 1e-3, (src, table.source_words()[e], counts, n * expected)
+            # power: the same counts reject the raw p (T = 1) and the identity-dropped rule (it is never drawn there)
+            p_raw = np.array([lp[t] for t in table.cand_words()[int(table.cand_offsets[e]):int(table.cand_offsets[e + 1])]])
+            raw = p_raw / p_raw.sum()
+            rejected += chi2.sf(((counts - n * raw) ** 2 / (n * raw)).sum(), len(cands) - 1) < 1e-6
+            checked += 1
+    assert checked == 8 and rejected >= 6, rejected
+
+
+def test_cs_rates_script_reports_the_items_stats_per_direction(tiny_pair, tmp_path):
+    """scripts/cs_rates.py (the dose a run would log, per direction, without training) sums the items' own stats."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("cs_rates", Path(__file__).resolve().parents[1] / "scripts" / "cs_rates.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main([str(tiny_pair["bin"]), "--cs-table-name", "ibm1", "--break-modes", "none",
+                     "--overflows", "truncate,drop", "--json", str(tmp_path / "r.json")])
+    assert json.loads((tmp_path / "r.json").read_text()) == json.loads(json.dumps(rows))
+    assert [(r["direction"], r["overflow"]) for r in rows] == [("en-fr", "truncate"), ("fr-en", "truncate"),
+                                                             ("en-fr", "drop"), ("fr-en", "drop")]
+    want = summed_stats(make_task(tiny_pair, sample_break_mode="none"), (1,))[0]
+    assert rows[0]["replaced"] + rows[1]["replaced"] == int(want[:, 2].sum())
+    assert rows[0]["items"] + rows[1]["items"] == len(want)
+    assert all(0 < r["cs_word"] < 0.1 and r["tokens"] > 0 for r in rows)

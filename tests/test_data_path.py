@@ -85,7 +85,7 @@ def test_compiled_replacement_equals_the_python_one(tiny_pair):
     table = CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(
         data=str(tiny_pair["bin"]), langs="en,fr", cs_table_name="ibm1", tokens_per_sample=64)).tables["en"]
     d = task.source_dictionary
-    replaced = 0
+    replaced = cut = 0
     for i in range(len(w)):
         orig = w._reader[i]
         src, tgt = mask_tokens(orig, np.random.default_rng(i), MaskConfig(), task.mask_idx, d.pad(), w.weights)
@@ -94,12 +94,17 @@ def test_compiled_replacement_equals_the_python_one(tiny_pair):
         chosen = np.flatnonzero(eligible & (r.random(len(starts)) < 0.5))
         u = r.random(len(chosen))
         for multiview in (True, False):
-            for budget in (0, 3, 64):  # tight budgets drop replacements that do not fit
+            # tight budgets drop (drop) or cut (truncate) what does not fit; keep_last keeps a final </s>
+            for budget, truncate, keep_last in ((0, False, False), (3, False, False), (64, False, False),
+                                                (0, True, True), (0, True, False), (3, True, True)):
                 got = word_scan.replace_words(src, tgt, orig, d.pad(), starts, lengths, chosen, entry, u, multiview,
-                                              table, budget)
+                                              table, budget, truncate, keep_last)
                 want = word_scan.replace_words_numpy(src, tgt, orig, d.pad(), starts, lengths, chosen, entry, u,
-                                                     multiview, table, budget)
+                                                     multiview, table, budget, truncate, keep_last)
                 assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]) and got[2:] == want[2:]
                 assert got[0].dtype == want[0].dtype == src.dtype and len(got[0]) <= len(src) + budget
+                if keep_last and got[2]:
+                    assert got[0][-1] == src[-1] and got[1][-1] == tgt[-1]
                 replaced += got[2]
-    assert replaced > 100
+                cut += got[5]
+    assert replaced > 100 and cut > 20

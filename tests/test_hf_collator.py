@@ -137,7 +137,8 @@ def test_table_keys_are_the_words_of_running_text(hf_models, hf_tables, fam):
 @pytest.mark.parametrize("fam", FAMILIES)
 def test_paper_defaults_dose_and_length_bound(hf_models, hf_tables, fam):
     """Paper defaults on real text: ~50% of instances, ~3% of eligible words (within 4 standard
-    errors); with a tight max_seq_length no row is longer and replacements are dropped, not rows."""
+    errors); with a tight max_seq_length no row is longer: replacements are dropped (cs_overflow="drop") or tails
+    cut (default "truncate"), not rows."""
     from csfair_hf.collator import DataCollatorForCodeSwitchedLM
     from csfair_hf.tokenization import CUT_WORD, tokenize_lines, read_lines
 
@@ -167,11 +168,17 @@ def test_paper_defaults_dose_and_length_bound(hf_models, hf_tables, fam):
         n_cut += cut
     assert n_cut > 0
     tight = DataCollatorForCodeSwitchedLM(tok, seed=5, cs_tables=[table], max_seq_length=12, mlm_probability=0.0,
-                                          cs_instance_prob=1.0, cs_word_prob=1.0)
+                                          cs_instance_prob=1.0, cs_word_prob=1.0, cs_overflow="drop")
     b = tight(short)
     assert b["input_ids"].shape[1] <= 12
     r = tight.cs_rates()
-    assert 0 < r["replaced"] < r["eligible"], r  # some fit, the longer ones were dropped
+    assert 0 < r["replaced"] < r["eligible"] and r["cut_tokens"] == 0, r  # some fit, the longer ones were dropped
+    # truncate (default): every row within the bound too, the tails cut instead
+    cut = DataCollatorForCodeSwitchedLM(tok, seed=5, cs_tables=[table], max_seq_length=12, mlm_probability=0.0,
+                                        cs_instance_prob=1.0, cs_word_prob=1.0)
+    assert cut(short)["input_ids"].shape[1] <= 12
+    rc = cut.cs_rates()
+    assert rc["replaced"] > r["replaced"] and rc["cut_tokens"] > 0, rc
 
 
 def test_word_ids_give_the_fairseq_word_starts_for_sentencepiece(hf_models, hf_tables):
@@ -228,3 +235,29 @@ def test_grouped_blocks_mark_cut_words_and_stay_within_the_block(hf_models, hf_t
                                         max_seq_length=32, cs_instance_prob=1.0, cs_word_prob=0.5)
     out = col(blocks)
     assert out["input_ids"].shape[1] <= 32 and col.cs_rates()["replaced"] > 0
+
+
+@pytest.mark.parametrize("fam", ["xlmr"])
+def test_full_grouped_blocks_keep_the_drawn_replacements(hf_models, hf_tables, fam):
+    """run_mlm-style grouped blocks are full: with cs_overflow="truncate" (default) the replaced words are the drawn
+    ones (the same draws given room for everything), as on the fairseq path; "drop" keeps only candidates that fit."""
+    from transformers import AutoTokenizer
+
+    from csfair.pretraining.substitution_table import SubstitutionTable
+    from csfair_hf.collator import DataCollatorForCodeSwitchedLM
+    from csfair_hf.tokenization import group_lines, read_lines
+
+    tok = AutoTokenizer.from_pretrained(hf_models[fam])
+    table = SubstitutionTable.load(hf_tables[fam])
+    blocks = group_lines(tok, read_lines(hf_models["text_en"], limit=3000), 48)
+    kw = dict(seed=3, cs_tables=[table], cs_instance_prob=1.0, cs_word_prob=0.03)
+    cols = {"bounded": DataCollatorForCodeSwitchedLM(tok, max_seq_length=48, **kw),
+            "room": DataCollatorForCodeSwitchedLM(tok, max_seq_length=10**6, **kw),
+            "drop": DataCollatorForCodeSwitchedLM(tok, max_seq_length=48, cs_overflow="drop", **kw)}
+    for a in range(0, len(blocks), 32):
+        for c in cols.values():
+            assert c(blocks[a:a + 32])["input_ids"].shape[1] <= (48 if c is not cols["room"] else 10**6)
+    b, r, d = (cols[k].cs_rates() for k in ("bounded", "room", "drop"))
+    assert b["eligible"] == r["eligible"] == d["eligible"] > 2000 and r["replaced"] > 100
+    assert b["replaced"] >= 0.97 * r["replaced"] and b["cut_tokens"] > 0, (b, r)
+    assert d["replaced"] < 0.9 * r["replaced"], (d, r)

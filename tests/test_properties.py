@@ -51,6 +51,7 @@ def scenario(draw):
         instance_prob=draw(st.sampled_from([1.0, 0.5])),
         word_prob=draw(st.floats(0.0, 1.0)),
         max_len=draw(st.integers(max(1, len(seq) - 5), len(seq) + 15)),
+        overflow=draw(st.sampled_from(["truncate", "drop"])),
     )
     mcfg = MaskConfig(mask_prob=draw(st.floats(0.01, 0.9)), random_token_prob=draw(st.sampled_from([0.0, 0.1])))
     seed = draw(st.integers(0, 2**31 - 1))
@@ -69,18 +70,33 @@ def test_code_switching_invariants(case):
     src, tgt = masked(seq, mcfg, seed)
     out_src, out_tgt, stats = code_switch(src, tgt, seq, PAD, WORD_START, SPECIAL, table,
                                           np.random.default_rng([seed, 1, 7]), cfg)
-    # length bound (an item never grows beyond max_len; it is never cut either)
+    # length bound: an item never grows beyond max_len (blocks already longer are left alone)
     assert len(out_src) == len(out_tgt) <= max(cfg.max_len, len(seq))
-    # targets intact: the same original tokens, in the same order, and nothing else
-    np.testing.assert_array_equal(out_tgt[out_tgt != PAD], tgt[tgt != PAD])
+    cut = int(stats[6])
+    assert cut >= 0 and (cfg.overflow == "truncate" or cut == 0)
+    if cut:  # truncate: the item fills the window exactly, its tail is gone, a final special stays last
+        assert len(out_src) == max(cfg.max_len, len(seq)) and stats[4] == len(out_src)
+    keep_last = bool(SPECIAL[seq[-1]])
+
+    def kept(a, b):
+        """``a`` is ``b``, or ``b``'s head (plus ``b``'s last element when a final special was kept)."""
+        a, b = a.tolist(), b.tolist()
+        if cut == 0:
+            return a == b
+        return a == b[:len(a)] or (keep_last and a[:-1] == b[:len(a) - 1] and a[-1:] == b[-1:])
+
+    # targets intact: the same original tokens, in the same order, and nothing else (less a cut tail)
+    assert kept(out_tgt[out_tgt != PAD], tgt[tgt != PAD])
     # masked positions never substituted: their (masked or randomised) input is unchanged
-    np.testing.assert_array_equal(out_src[out_tgt != PAD], src[tgt != PAD])
-    # special tokens intact, in order
-    np.testing.assert_array_equal(out_src[SPECIAL[out_src]], src[SPECIAL[src]])
+    assert kept(out_src[out_tgt != PAD], src[tgt != PAD])
+    # special tokens intact, in order (less a cut tail; a final one is never cut)
+    assert kept(out_src[SPECIAL[out_src]], src[SPECIAL[src]])
+    if keep_last:
+        assert out_src[-1] == src[-1] and out_tgt[-1] == tgt[-1]
     # counts are consistent; nothing replaced means nothing changed
-    assert 0 <= stats[2] <= stats[1]
+    assert 0 <= stats[2] <= stats[1] and 0 <= stats[5] <= stats[2]
     if stats[2] == 0:
-        assert out_src is src and out_tgt is tgt
+        assert out_src is src and out_tgt is tgt and cut == 0
     # determinism per seed
     again = code_switch(src, tgt, seq, PAD, WORD_START, SPECIAL, table, np.random.default_rng([seed, 1, 7]), cfg)
     np.testing.assert_array_equal(again[0], out_src)
@@ -129,23 +145,42 @@ def toy_table(mapping_tokens):
     return table
 
 
-def switch_all(seq, table, max_len):
+def switch_all(seq, table, max_len, overflow="truncate"):
     """Every eligible word replaced (instance and word probability 1), nothing masked."""
     seq = np.asarray(seq, dtype=np.int64)
     tgt = np.full(len(seq), PAD, dtype=np.int64)
-    cfg = CodeSwitchConfig("static", 1.0, 1.0, max_len=max_len)
+    cfg = CodeSwitchConfig("static", 1.0, 1.0, max_len=max_len, overflow=overflow)
     return code_switch(seq.copy(), tgt, seq, PAD, WORD_START, SPECIAL, table, np.random.default_rng(0), cfg)
 
 
 def test_a_replacement_that_does_not_fit_drops_only_itself():
-    # word (4,) -> 3 pieces (+2 tokens), word (5,) -> 1 piece (+0): with room for 1 more token the
-    # first cannot be applied, the second still is
+    # overflow="drop". Word (4,) -> 3 pieces (+2 tokens), word (5,) -> 1 piece (+0): with room for 1
+    # more token the first cannot be applied, the second still is
     table = toy_table({(4,): [((6, 22, 23), 0.9)], (5,): [((7,), 0.9)]})
     seq = [BOS, 4, 5, EOS]
-    src, _, stats = switch_all(seq, table, max_len=len(seq) + 1)
-    assert src.tolist() == [BOS, 4, 7, EOS] and stats[2] == 1
-    src, _, stats = switch_all(seq, table, max_len=len(seq) + 2)
+    src, _, stats = switch_all(seq, table, max_len=len(seq) + 1, overflow="drop")
+    assert src.tolist() == [BOS, 4, 7, EOS] and stats[2] == 1 and stats[6] == 0
+    src, _, stats = switch_all(seq, table, max_len=len(seq) + 2, overflow="drop")
     assert src.tolist() == [BOS, 6, 22, 23, 7, EOS] and stats[2] == 2
+
+
+def test_truncate_applies_the_draw_and_cuts_the_tail_before_the_final_special():
+    # overflow="truncate" (default), same table: with room for 1 more token the first (longer)
+    # replacement is applied; the item's tail is cut before </s>, which takes the second word with it
+    table = toy_table({(4,): [((6, 22, 23), 0.9)], (5,): [((7,), 0.9)]})
+    src, tgt, stats = switch_all([BOS, 4, 5, EOS], table, max_len=5)
+    assert src.tolist() == [BOS, 6, 22, 23, EOS] and len(tgt) == 5
+    assert stats[2] == 1 and stats[6] == 1 and stats[4] == 5  # replaced, cut tokens, tokens
+    # a replacement straddling the limit is applied and cut with the tail: its visible tokens count as changed
+    src, _, stats = switch_all([BOS, 4, 5, EOS], table, max_len=4)
+    assert src.tolist() == [BOS, 6, 22, EOS] and stats[2] == 1 and stats[3] == 2 and stats[6] == 2
+    # a block that does not end with a special symbol (a full block) loses its last tokens
+    table = toy_table({(5,): [((6, 22, 23), 0.9)]})
+    src, _, stats = switch_all([BOS, 5, 8, 9], table, max_len=5)
+    assert src.tolist() == [BOS, 6, 22, 23, 8] and stats[2] == 1 and stats[6] == 1
+    # room for everything: nothing cut
+    src, _, stats = switch_all([BOS, 5, 8, 9], table, max_len=6)
+    assert src.tolist() == [BOS, 6, 22, 23, 8, 9] and stats[6] == 0
 
 
 def test_words_cut_by_a_block_boundary_never_match_a_shorter_key():
@@ -168,3 +203,4 @@ def test_changed_tokens_count_only_real_changes():
     src, _, stats = switch_all([BOS, 4, 5, EOS], table, max_len=10)
     assert src.tolist() == [BOS, 4, 9, 24, EOS]
     assert stats[2] == 2 and stats[3] == 2 and stats[4] == 5  # replaced words, changed tokens, tokens
+    assert stats[5] == 1  # one replaced word kept its pieces: a logged no-change

@@ -72,7 +72,10 @@ def test_staged_pairs_are_ready_and_the_others_need_the_paper_sources():
 
 @pytest.mark.parametrize("pair", PAIRS)
 def test_csfair_data_layout_satisfies_the_recipe_and_a_missing_file_is_named(pair, tmp_path):
-    kinds = ["parallel", "mono"] + (["muse"] if pair.split("-")[1] in SOURCES["muse"]["langs"] else [])
+    tgt = pair.split("-")[1]
+    # the default stopwords: UD function words (English's treebank for every pair), stopwords-iso for Swahili
+    kinds = ["parallel", "mono", "ud"] + (["muse"] if tgt in SOURCES["muse"]["langs"] else [])
+    kinds += ["stopwords"] if tgt not in SOURCES["ud"]["langs"] and table()[pair]["iso"] == "yes" else []
     jobs, _ = cd.plan(cd.load_sources(), pair, kinds)
     paths = [o.rel for j in jobs for o in j.outputs]
     for rel in paths:
@@ -105,6 +108,44 @@ def test_a_staged_pair_missing_one_file(tmp_path):
     for rel in need:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).symlink_to(data / rel)
+    (tmp_path / "ud").symlink_to(data / "ud")  # the default stopwords' treebanks
     p = recipe("en-fr", "--check", data=tmp_path)
     assert p.returncode == 1
     assert [ln.strip() for ln in p.stderr.splitlines() if ln.startswith("   /")] == [str(tmp_path / "mono/derived/fr.txt")]
+
+
+def test_the_default_stopwords_need_each_languages_treebank(tmp_path):
+    jobs, _ = cd.plan(cd.load_sources(), "en-pt", ["parallel", "mono", "muse"])
+    for rel in [o.rel for j in jobs for o in j.outputs]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x\n")
+    p = recipe("en-pt", "--data", "paper", "--check", data=tmp_path)
+    assert p.returncode == 1
+    listed = sorted(ln.strip() for ln in p.stderr.splitlines() if ln.startswith("   /"))
+    assert listed == [str(tmp_path / "ud/UD_English-EWT-v2.5/en_ewt-ud-train.conllu"),
+                      str(tmp_path / "ud/UD_Portuguese-Bosque-v2.5/pt_bosque-ud-train.conllu")]
+    assert "csfair-data get --pair en-pt --what ud --out" in p.stderr
+    # English's treebank is fetched for every pair, also where the other language has none
+    jobs, _ = cd.plan(cd.load_sources(), "en-xh", ["ud"])
+    assert [o.rel for j in jobs for o in j.outputs][0].startswith("ud/UD_English-EWT-v2.5/")
+    assert recipe("en-pt", "--data", "paper", "--stopwords", "top:20", "--check", data=tmp_path).returncode == 0
+
+
+def test_tables_built_with_other_options_are_refused(tmp_path):
+    """A data-bin whose tables were built with other table options (or before they were recorded: top:20
+    stopwords, identical candidates dropped) is refused before anything runs, naming both."""
+    config = "pair=en-fr vocab=8000 max_train=all test=2000 valid=500 split_seed=1 heldout=2"
+    bin_, work = tmp_path / "bin", tmp_path / "work"
+    for d in (bin_, work):
+        d.mkdir()
+        (d / "config.txt").write_text(config + "\n")
+    (bin_ / "tables" / "ibm1.en-fr").mkdir(parents=True)
+    (bin_ / "tables" / "ibm1.en-fr" / "meta.json").write_text("{}")
+    args = ("en-fr", "--data-bin", str(bin_), "--work", str(work), "--save-root", str(tmp_path / "ck"))
+    p = recipe(*args)
+    assert p.returncode == 1 and "was built with: older options (top:20 stopwords" in p.stderr, p.stderr
+    assert "now asked for: tables=2 stopwords=function identical=keep" in p.stderr
+    (bin_ / "tables" / "config.txt").write_text("tables=2 stopwords=function identical=keep\n")
+    p = recipe(*args, "--identical", "drop")
+    assert p.returncode == 1 and "now asked for: tables=2 stopwords=function identical=drop" in p.stderr
+    assert not (work / "heldout.json").exists()  # nothing ran

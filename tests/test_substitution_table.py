@@ -201,7 +201,7 @@ import itertools  # noqa: E402
 from csfair.io import sha256_file  # noqa: E402
 from csfair.paths import data_file  # noqa: E402
 from csfair.text import (  # noqa: E402
-    DEFAULT_STOPWORDS, CorpusCounts, is_capitalised, load_stopwords, lower, moses_tokenize_lines, stopword_list,
+    FREQUENCY_STOPWORDS, CorpusCounts, is_capitalised, load_stopwords, lower, moses_tokenize_lines, stopword_list,
     title, upper,
 )
 
@@ -242,29 +242,42 @@ def all_pairs(table):
             for c in range(int(table.cand_offsets[e]), int(table.cand_offsets[e + 1]))]
 
 
-def test_identical_candidates_dropped_by_default_and_kept_with_the_flag(tmp_path):
+def test_identical_candidates_kept_by_default_and_dropped_with_the_flag(tmp_path):
     lex = muse_slice(tmp_path, "en-fr", 3000)
     ident = [(s, t) for s, t in zip(np.repeat(lex.src_words, np.diff(lex.offsets)), lex.tgt_words)
              if len(s) >= 4 and s == t]
     assert len(ident) > 100  # real MUSE: numbers, names, loan words
-    table, stats = build_with(lex, case_variants=False)
+    kept, kstats = build_with(lex, case_variants=False)
+    assert set(ident) <= set(all_pairs(kept)) and kept.meta["keep_identical"] is True
+    # MUSE (the paper): uniform over every listed translation, the word itself included
+    for s, _ in ident[:50]:
+        (e,) = kept.entries_for(s)
+        rows = kept.rows(e)
+        assert sorted(t for t, _, _ in rows) == sorted(lex.candidates(s)[k][0] for k in range(len(rows)))
+        np.testing.assert_allclose([q for _, _, q in rows], 1 / len(lex.candidates(s)))
+    table, stats = build_with(lex, case_variants=False, keep_identical=False)
     assert not any(s.lower() == c.lower() for s, c in all_pairs(table))
-    kept, kstats = build_with(lex, case_variants=False, keep_identical=True)
-    assert kstats["cand_identical"] == 0 and stats["cand_identical"] == len(ident)
-    assert set(ident) <= set(all_pairs(kept))
+    assert kstats["cand_identical"] == stats["cand_identical"] == stats["cand_identical_dropped"] == len(ident)
+    assert kstats["cand_identical_dropped"] == 0
     assert kept.num_candidates - table.num_candidates == len(ident)
-    # a word whose only translation is itself leaves the table
+    # a word whose only translation is itself: in the table (never changed) or gone (dropped)
     only_self = {s for s, _ in ident if len(lex.candidates(s)) == 1}
     assert only_self and not only_self & set(table.source_words()) and stats["src_only_identical"] == len(only_self)
-    assert table.meta["keep_identical"] is False and kept.meta["keep_identical"] is True
-    # the same filter for a probabilistic (IBM-1) lexicon, compared case-insensitively
-    ibm = lexicon([("paris", "Paris", 0.5), ("paris", "parisien", 0.5), ("1999", "1999", 1.0)])
-    t, st = build_with(ibm, case_variants=False)
+    assert only_self <= set(kept.source_words()) and kstats["src_only_identical"] == len(only_self)
+    assert table.meta["keep_identical"] is False
+    # the same filter for a probabilistic (IBM-1) lexicon, compared case-insensitively; kept, the identity keeps its
+    # share of p**(1/T) / sum p**(1/T)
+    ibm = lexicon([("paris", "Paris", 0.5), ("paris", "parisien", 0.25), ("1999", "1999", 1.0)])
+    t, st = build_with(ibm, case_variants=False, keep_identical=False)
     assert all_pairs(t) == [("paris", "parisien")] and st["cand_identical"] == 2
+    t, st = build_with(ibm, case_variants=False)
+    q = np.array([0.5, 0.25]) ** (1 / 3)
+    np.testing.assert_allclose([x for _, _, x in t.rows(t.entries_for("paris")[0])], q / q.sum())
+    assert [x for _, _, x in t.rows(t.entries_for("1999")[0])] == [1.0]
 
 
-def test_default_stopwords_are_the_same_rule_for_every_language(tmp_path):
-    n = int(DEFAULT_STOPWORDS.split(":")[1])
+def test_frequency_stopwords_are_the_same_rule_for_every_language(tmp_path):
+    n = int(FREQUENCY_STOPWORDS.split(":")[1])
     # Maghrebi Arabic (Arabizi, "qaf") has no stopwords-iso list
     forms = []
     with open(data_file("ud-cs/UD_Maghrebi_Arabic_French-Arabizi/qaf_arabizi-ud-train.conllu"), encoding="utf-8") as fh:
@@ -283,7 +296,7 @@ def test_default_stopwords_are_the_same_rule_for_every_language(tmp_path):
     sizes = {}
     for lang, lines in texts.items():
         corpus = CorpusCounts.from_lines(lines, lang)
-        words, meta = stopword_list(DEFAULT_STOPWORDS, lang, corpus)
+        words, meta = stopword_list(FREQUENCY_STOPWORDS, lang, corpus)
         # independently: rank the lower-cased tokens that contain a letter
         from collections import Counter
 
@@ -292,11 +305,11 @@ def test_default_stopwords_are_the_same_rule_for_every_language(tmp_path):
         assert words == frozenset(w for w, _ in ranked[:n])
         assert min(totals[w] for w in words) >= ranked[n][1]
         assert meta["sha256"] == hashlib.sha256("\n".join(sorted(words)).encode()).hexdigest()
-        assert meta["spec"] == DEFAULT_STOPWORDS and meta["corpus"]["tokens"] == corpus.n_tokens
+        assert meta["spec"] == FREQUENCY_STOPWORDS and meta["corpus"]["tokens"] == corpus.n_tokens
         sizes[lang] = len(words)
     assert set(sizes.values()) == {n}
     with pytest.raises(ValueError, match="--src-corpus"):
-        stopword_list(DEFAULT_STOPWORDS, "en", None)
+        stopword_list(FREQUENCY_STOPWORDS, "en", None)
 
 
 def test_stopword_checksum_and_provenance_in_table_metadata(tmp_path):
@@ -406,7 +419,7 @@ def test_turkish_and_azerbaijani_casing(tmp_path):
     assert sorted(table.source_words()) == sorted(["ısı", "Isı", "ISI", "istanbul", "İstanbul", "İSTANBUL"])
 
 
-def test_lexicon_cli_table_reports_stopword_fraction_and_records_it(tiny_pair, tmp_path):
+def test_lexicon_cli_table_reports_every_filter_and_records_it(tiny_pair, tmp_path):
     import json
     import subprocess
     import sys
@@ -419,13 +432,33 @@ def test_lexicon_cli_table_reports_stopword_fraction_and_records_it(tiny_pair, t
     p = subprocess.run(cmd, capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     stats = json.loads(p.stdout.strip().splitlines()[-1])
-    assert f"remove {stats['src_stopword_token_fraction']:.2%} of eligible en tokens" in p.stderr
-    assert 0 < stats["src_eligible_tokens"] and stats["cand_identical"] > 0  # IBM-1 has identities too (names, numbers)
-    meta = SubstitutionTable.load(out).meta
+    # every source token of the corpus is accounted for once, by the first filter that removes it
     en = CorpusCounts.from_files(d / "en.train.tok", "en")
-    assert meta["src_stopwords"]["sha256"] == stopword_list(DEFAULT_STOPWORDS, "en", en)[1]["sha256"]
-    assert meta["src_stopwords"]["corpus"]["sha256"] == [sha256_file(d / "en.train.tok")]
-    assert meta["keep_identical"] is False and meta["casing"]["tgt_corpus"]["paths"] == [str(d / "fr.train.tok")]
-    # without a corpus the default cannot be made: a clear error, not a silent empty list
-    p = subprocess.run(cmd[:-4], capture_output=True, text=True)
+    assert sum(stats["src_tokens"].values()) == stats["src_corpus_tokens"] == en.n_tokens
+    assert stats["src_tokens"]["stopword"] == stats["src_stopword_tokens"] > 0 and stats["src_tokens"]["table"] > 0
+    shares = stats["src_token_shares"]
+    assert f"in the table {shares['table']:.2%} | shorter than min_word_len {shares['short']:.2%}" in p.stderr
+    assert f"stopword {shares['stopword']:.2%} | no candidate left {shares['no_candidate']:.2%}" in p.stderr
+    assert f"casing not a key (names) {shares['other_casing']:.2%}" in p.stderr and stats["src_tokens"]["other_casing"] > 0
+    assert f"stopwords remove {stats['src_stopword_token_fraction']:.2%} of the en tokens" in p.stderr
+    # identical candidates kept (the paper): a share of the draws keeps the word
+    assert stats["cand_identical"] > 0 and stats["cand_identical_dropped"] == 0  # IBM-1 has identities (names, numbers)
+    assert 0 < stats["identity_draw_share"] < 0.5 and f"{stats['identity_draw_share']:.2%} of the draws" in p.stderr
+    meta = SubstitutionTable.load(out).meta
+    assert meta["keep_identical"] is True and meta["casing"]["tgt_corpus"]["paths"] == [str(d / "fr.train.tok")]
+    # the default stopwords: UD function words on both sides, measured on held-out UD data and printed
+    for side, lang in (("src", "en"), ("tgt", "fr")):
+        info = meta[f"{side}_stopwords"]
+        h = info["heldout"]
+        assert info["spec"] == "function" and not set(info["ud_build"]) & set(h["files"])
+        assert h["content_share"] <= 0.05 and h["function_token_coverage"] >= 0.95, (lang, h)
+        assert f"{side} stopwords function ({lang}, {info['n_words']} words" in p.stderr
+        assert f"{h['content_share']:.1%} of its {h['words_seen']} words seen there are content words" in p.stderr
+    # --drop-identical: the option, recorded and printed
+    p = subprocess.run(cmd[:-4] + ["--out", str(tmp_path / "drop"), "--drop-identical"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert SubstitutionTable.load(tmp_path / "drop").meta["keep_identical"] is False
+    assert "identical candidates dropped (--drop-identical)" in p.stderr
+    # without a corpus the frequency rule cannot be made: a clear error, not a silent empty list
+    p = subprocess.run(cmd[:-4] + ["--src-stopwords", "top:20"], capture_output=True, text=True)
     assert p.returncode != 0 and "--src-corpus" in p.stderr

@@ -26,3 +26,10 @@ from . import bf16_support  # noqa: E402
 bf16_support.install()
 
 from . import criterions, data, models, optim, tasks  # noqa: E402,F401
+
+# clear errors naming the file for unreadable checkpoints, a resume with other tables or another
+# architecture, a full disk while saving; one-line user errors in fairseq-* commands (csfair issue 21)
+from . import checkpoint_loading, user_errors  # noqa: E402
+
+checkpoint_loading.install()
+user_errors.install()

@@ -15,6 +15,8 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from .checkpoint_loading import read_checkpoint
+
 
 def finish_finetune_model(model, data_dir: str, freeze_encoder: bool):
     """Attach the provenance record (the fine-tuning dictionary's checksum) and optionally freeze the encoder.
@@ -150,7 +152,7 @@ def pretrained_arch_args(checkpoint: str) -> Tuple[List[str], dict]:
     trained with; ``{}`` for a checkpoint without one), with which a copied checkpoint's vocabulary
     is checked.
     """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = read_checkpoint(checkpoint)
     cfg = state["cfg"]
     model = cfg["model"]
     get = (lambda k, d=None: getattr(model, k, d)) if not isinstance(model, dict) else (lambda k, d=None: model.get(k, d))

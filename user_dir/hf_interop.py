@@ -154,17 +154,29 @@ def export_checkpoint(checkpoint: str, out_dir: str, spm_model: Optional[str] = 
         summary dict (parameter count, max logit difference, paths).
 
     Raises:
-        ValueError: not convertible, or logits differ by more than ``atol``.
+        ValueError: not convertible (names the checkpoint's task and architecture when it is not
+            a RoBERTa encoder), logits differ by more than ``atol``, or the file is empty,
+            truncated or not a checkpoint (:class:`~user_dir.checkpoint_loading.CheckpointError`).
+        FileNotFoundError: checkpoint, vocabulary or data directory missing.
     """
+    from fairseq.models.roberta import RobertaModel
     from transformers import RobertaForMaskedLM, XLMRobertaForMaskedLM
 
+    from .checkpoint_loading import what_is
     from .hub_interface import from_pretrained
 
     hub = from_pretrained(os.path.dirname(os.path.abspath(checkpoint)), os.path.basename(checkpoint),
                           bpe_model=spm_model)
     fs_model = hub.model
     get = _model_args(hub.cfg.model)
+    if not isinstance(fs_model, RobertaModel):
+        desc = {"task": hub.saved_task_cfg.get("_name"), "arch": get("arch") or get("_name"),
+                "layers": get("encoder_layers"), "dim": get("encoder_embed_dim")}
+        raise ValueError(f"{checkpoint}: {what_is(desc)}, a {type(fs_model).__name__}; hf_convert exports "
+                         "RoBERTa encoders (cs_roberta_*, tlm_roberta_*, csfair_roberta_fast_* and their "
+                         "fine-tuned checkpoints)")
     check_convertible(get)
+    tok_dict = dict_path or hub.dict_path  # before anything is written: a missing vocabulary fails first
     num_layers = get("encoder_layers")
     vocab_size = fs_model.encoder.sentence_encoder.embed_tokens.num_embeddings
     config = _hf_config(get, vocab_size, model_type)
@@ -184,7 +196,6 @@ def export_checkpoint(checkpoint: str, out_dir: str, spm_model: Optional[str] = 
         raise ValueError(f"exported logits differ by {diff:.2e} > {atol}")
     os.makedirs(out_dir, exist_ok=True)
     hf.save_pretrained(out_dir)
-    tok_dict = dict_path or hub.dict_path
     tok_spm = spm_model or hub.bpe_model
     tokenizer = build_hf_tokenizer(tok_spm, tok_dict)
     _save_tokenizer(tokenizer, tok_spm, out_dir)
@@ -385,7 +396,9 @@ def pretraining_record(hub, checkpoint: str) -> Dict:
     """
     saved = dict(hub.saved_task_cfg)
     get = _model_args(hub.cfg.model)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False, mmap=True)
+    from .checkpoint_loading import read_checkpoint
+
+    state = read_checkpoint(checkpoint, mmap=True)
     history = state.get("optimizer_history") or [{}]
     provenance = getattr(getattr(hub.model, "csfair_provenance", None), "loaded", None)
     if provenance is None:

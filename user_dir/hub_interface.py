@@ -62,14 +62,15 @@ def from_pretrained(model_dir: str, checkpoint_file: str = "checkpoint_last.pt",
         CodeSwitchHubInterface
 
     Raises:
-        FileNotFoundError: checkpoint, data directory or sentencepiece model not found.
+        FileNotFoundError: checkpoint, data directory or sentencepiece model not found (a missing
+            data file names the checkpoint's task and architecture).
+        user_dir.checkpoint_loading.CheckpointError: an empty, truncated or corrupted file, or not a
+            fairseq checkpoint (names the file).
     """
-    from fairseq import checkpoint_utils
+    from .checkpoint_loading import load_model_and_task, read_checkpoint
 
     path = os.path.join(model_dir, checkpoint_file)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_checkpoint(path)
     task_cfg = state["cfg"]["task"]
     saved_data = (task_cfg.get("data") or "").split(os.pathsep)[0]
     data = _resolve(data_name_or_path or saved_data, os.path.abspath(model_dir), _REPO)
@@ -79,7 +80,8 @@ def from_pretrained(model_dir: str, checkpoint_file: str = "checkpoint_last.pt",
     overrides = {"data": data}
     if task_cfg.get("_name") == "codeswitch_masked_lm":
         overrides.update(cs_mode="none", cs_tables="", cs_table_name="")  # tables are loaded on demand
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+    del state  # fairseq reads it again, applying the overrides
+    models, cfg, task, _ = load_model_and_task(path, overrides)
     bpe = bpe_model or _find_upwards(data, "spm.model") or _find_upwards(model_dir, "spm.model")
     if bpe is None or not os.path.exists(bpe):
         raise FileNotFoundError(f"no sentencepiece model (spm.model) near {data} or {model_dir}; pass bpe_model")
@@ -117,7 +119,13 @@ class CodeSwitchHubInterface(nn.Module):
             if os.path.exists(p):
                 return p
         langs = [x for x in (self.saved_task_cfg.get("langs") or "").split(",") if x]
-        return os.path.join(self.data_dir, langs[0], "dict.txt")
+        # per-language layouts: codeswitch_masked_lm (DATA/<lang>/), tlm and weam (DATA/src/)
+        tried = [os.path.join(self.data_dir, sub, "dict.txt") for sub in langs[:1] + ["src"]]
+        for p in tried:
+            if os.path.exists(p):
+                return p
+        raise FileNotFoundError(f"no dict.txt of this model's vocabulary under {self.data_dir}: looked for "
+                                f"dict.txt, input0/dict.txt, {', '.join(os.path.relpath(p, self.data_dir) for p in tried)}")
 
     # ------------------------------------------------------------------ text <-> ids
     def tokenize(self, text: str, lang: Optional[str] = "en") -> List[str]:

@@ -5,10 +5,10 @@ Top layer: may import every other csfair package; nothing in csfair imports it.
 import argparse
 import sys
 
-from csfair.io import InputFormatError
+from csfair.io import DiskFullError, InputFormatError
 
-#: Errors a user can fix (bad or missing input): printed as one line, exit status 2.
-USER_ERRORS = (InputFormatError, FileNotFoundError, KeyError, ValueError)
+#: Errors a user can fix (bad or missing input, a full disk): printed as one line, exit status 2.
+USER_ERRORS = (InputFormatError, FileNotFoundError, KeyError, ValueError, DiskFullError)
 
 
 def run_cli(parser: argparse.ArgumentParser, argv=None) -> None:

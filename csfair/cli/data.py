@@ -113,9 +113,10 @@ class Job:
 
 
 def kind_langs(spec: Dict, tgt: str) -> Optional[List[str]]:
-    """Languages a kind fetches for pair en-``tgt`` (None when the kind has nothing for ``tgt``)."""
+    """Languages a kind fetches for pair en-``tgt`` (None when the kind has nothing for ``tgt``; English alone
+    when the kind has nothing for ``tgt`` but ``en_always``: the English UD treebank, for English's function words)."""
     if tgt not in spec.get("langs", []):
-        return None
+        return ["en"] if spec.get("en_always") else None
     return (["en"] if spec.get("en") else []) + [tgt]
 
 

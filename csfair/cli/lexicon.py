@@ -17,7 +17,7 @@ from pathlib import Path
 
 from csfair.cli import run_cli
 from csfair.io import LineIssues
-from csfair.text import DEFAULT_STOPWORDS
+from csfair.pretraining.function_words import DEFAULT_SPEC as DEFAULT_STOPWORDS
 
 
 def cmd_ibm1(args) -> None:
@@ -62,8 +62,10 @@ def cmd_muse(args) -> None:
 def cmd_table(args) -> None:
     from csfair.io import sha256_file
     from csfair.lexicons.lexicon import Lexicon
-    from csfair.pretraining.table_build import TableConfig, build_table
-    from csfair.text import CorpusCounts, stopword_list
+    from csfair.io import InputFormatError
+    from csfair.pretraining.function_words import table_stopwords
+    from csfair.pretraining.table_build import TableConfig, build_table, filter_report
+    from csfair.text import CorpusCounts
     from csfair.pretraining.vocab import WordEncoder
 
     lex = Lexicon.load_tsv(args.lexicon)
@@ -77,15 +79,17 @@ def cmd_table(args) -> None:
     src_corpus = CorpusCounts.from_files(args.src_corpus, src_lang) if args.src_corpus else None
     tgt_corpus = CorpusCounts.from_files(args.tgt_corpus, tgt_lang) if args.tgt_corpus else None
     try:
-        src_stop, src_info = stopword_list(args.src_stopwords, src_lang, src_corpus)
-        tgt_stop, tgt_info = stopword_list(args.tgt_stopwords, tgt_lang, tgt_corpus)
-    except ValueError as e:
-        sys.exit(f"csfair-lexicon table: {e}")
+        src_stop, src_info = table_stopwords(args.src_stopwords, src_lang, src_corpus)
+        tgt_stop, tgt_info = table_stopwords(args.tgt_stopwords, tgt_lang, tgt_corpus)
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        if isinstance(e, InputFormatError):
+            raise
+        sys.exit(f"csfair-lexicon table: {e.args[0] if isinstance(e, KeyError) else e}")
     cfg = TableConfig(
         min_prob=args.min_prob, temperature=args.temperature, min_word_len=args.min_word_len,
         src_stopwords=src_stop, tgt_stopwords=tgt_stop, src_stopwords_info=src_info, tgt_stopwords_info=tgt_info,
         case_variants=not args.no_case_variants, drop_punct=not args.keep_punct,
-        keep_identical=args.keep_identical, name_min_capitalised=args.name_min_capitalised,
+        keep_identical=not args.drop_identical, name_min_capitalised=args.name_min_capitalised,
     )
     lex.src_lang, lex.tgt_lang = src_lang, tgt_lang
     if args.hf_tokenizer:
@@ -121,13 +125,8 @@ def cmd_table(args) -> None:
     if args.tsv:
         table.to_tsv(args.tsv, decode=decode)
     size = sum(f.stat().st_size for f in Path(args.out).iterdir())
-    if "src_stopword_token_fraction" in stats:
-        print(f"stopwords {args.src_stopwords} ({src_lang}, {len(src_stop)} words, sha256 {src_info['sha256'][:12]}): "
-              f"remove {stats['src_stopword_token_fraction']:.2%} of eligible {src_lang} tokens "
-              f"({stats['src_stopword_tokens']:,} of {stats['src_eligible_tokens']:,} in {args.src_corpus})",
-              file=sys.stderr)
-    print(f"identical candidates {'kept' if args.keep_identical else 'dropped'}: {stats['cand_identical']:,} "
-          f"({stats['src_only_identical']:,} source words had no other candidate)", file=sys.stderr)
+    for line in filter_report(table.meta):
+        print(f"{src_lang}->{tgt_lang}: {line}", file=sys.stderr)
     print(json.dumps({"output": args.out, "bytes_on_disk": size, **stats}))
 
 
@@ -272,15 +271,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Moses-tokenised target-language text: word counts for the default stopwords and for "
                    "the candidates' surface forms (their most frequent non-sentence-initial casing)")
     s.add_argument("--src-stopwords", default=DEFAULT_STOPWORDS,
-                   help=f"source words never replaced: 'top:N' (the N most frequent words of --src-corpus, same N "
-                   f"for every language; default {DEFAULT_STOPWORDS}), 'iso' (stopwords-iso), a .json/.txt list, "
-                   "or 'none'")
+                   help=f"source words never replaced: '{DEFAULT_STOPWORDS}' (default: the closed-class words of the "
+                   "language's UD treebank under $CSFAIR_DATA/ud/, csfair.pretraining.function_words; Swahili: "
+                   "stopwords-iso, Xhosa: top:20), 'top:N' (the N most frequent words of --src-corpus), 'iso' "
+                   "(stopwords-iso), a .json/.txt list, or 'none'")
     s.add_argument("--tgt-stopwords", default=DEFAULT_STOPWORDS,
-                   help=f"candidates dropped: 'top:N' (of --tgt-corpus; default {DEFAULT_STOPWORDS}), 'iso', a "
-                   "list, or 'none'")
-    s.add_argument("--keep-identical", action="store_true",
-                   help="keep candidates equal to their source word, case-insensitively (MUSE 'paris paris', "
-                   "numbers; dropped by default: they change nothing)")
+                   help=f"candidates dropped: '{DEFAULT_STOPWORDS}' (default, as --src-stopwords), 'top:N' (of "
+                   "--tgt-corpus), 'iso', a list, or 'none'")
+    ident = s.add_mutually_exclusive_group()
+    ident.add_argument("--drop-identical", action="store_true",
+                       help="drop candidates equal to their source word, case-insensitively, before renormalising "
+                       "(not the paper's: cognates, names and numbers are then always replaced by their other, often "
+                       "noise, candidates; by default they stay in p**(1/T) / sum p**(1/T) and a draw of one is a "
+                       "no-change)")
+    ident.add_argument("--keep-identical", action="store_true",
+                       help="keep them (the default since csfair issue 20; accepted for older command lines)")
     s.add_argument("--name-min-capitalised", type=float, default=0.5,
                    help="with --src-corpus: source words capitalised in more than this fraction of their "
                    "non-sentence-initial occurrences are names and get no case variants (1.0: off; not "

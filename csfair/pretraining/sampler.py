@@ -21,9 +21,19 @@ Definitions used here (csfair issue #2):
   the item does not begin at a word start, the last one when the item does not end with a special
   symbol (``</s>``); for blocks that end mid-sentence this also excludes a last word that happens
   to be complete, which costs at most one word per block;
-* replacements are applied left to right, each one only if the instance then still fits within
-  ``max_len`` tokens: a replacement that would overflow is dropped and later, shorter ones are still
-  applied (csfair issue 10: the paper's dose of 3% of the words must not shrink for full blocks);
+* an instance stays within ``max_len`` tokens (``overflow``, csfair issues 10 and 20). Default
+  ``truncate``: replacements are applied left to right, and the tokens that the instance grows past
+  ``max_len`` are cut from its end (before a final special symbol such as ``</s>``, which stays last;
+  a replacement straddling the limit is cut with it, one pushed wholly past it is not counted). This is
+  code-switching the text, then cutting it to the model's length (the paper pretrains on 128-token
+  sequences, Sec. 3.3), so the word rate and the candidate distribution are the table's also in full
+  blocks (``--sample-break-mode none``). ``drop``: a replacement that would make the instance longer than
+  ``max_len`` is dropped and later, shorter ones are still applied; nothing is cut, but in full blocks
+  only candidates no longer than their source word fit (the rate falls from .029 to .023-.025 and the
+  applied candidates lean short);
+* a drawn candidate identical to its source word (a cognate, a name, a number that the lexicon
+  translates by itself; Visser et al. keep it in the normalisation) is a replacement that changes no
+  token: counted in ``STAT_REPLACED`` and ``STAT_UNCHANGED``, not in ``STAT_CHANGED_TOKENS``;
 * the target is carried along: original tokens at masked positions, padding elsewhere, padding
   on every substituted token.
 
@@ -39,13 +49,18 @@ from csfair.pretraining.substitution_table import SubstitutionTable
 from csfair.pretraining.word_scan import replace_words, scan_words
 
 MODES = ("none", "static", "multiview")
+#: What happens when replacements make an instance longer than ``max_len`` (see the module docstring).
+OVERFLOWS = ("truncate", "drop")
 
 #: Index of each statistic in the array returned by :func:`code_switch`: the instance was chosen
-#: for code-switching (0/1), its eligible words, its replaced words, the input tokens that now hold a
-#: translation (tokens of replaced words whose pieces differ from the source word's), and the
-#: instance's input tokens after substitution.
+#: for code-switching (0/1), its eligible words, its replaced words (identical candidates included),
+#: the input tokens that now hold a translation (tokens of replaced words whose pieces differ from the
+#: source word's), the instance's input tokens after substitution, the replaced words whose pieces did
+#: not change (an identical candidate was drawn), and the tokens cut from the instance's end to keep
+#: it within ``max_len`` (``overflow="truncate"``).
 STAT_INSTANCE, STAT_ELIGIBLE, STAT_REPLACED, STAT_CHANGED_TOKENS, STAT_TOKENS = 0, 1, 2, 3, 4
-NUM_STATS = 5
+STAT_UNCHANGED, STAT_CUT_TOKENS = 5, 6
+NUM_STATS = 7
 
 
 @dataclass
@@ -58,12 +73,15 @@ class CodeSwitchConfig:
         instance_prob: probability that an instance is code-switched (0.5).
         word_prob: probability that an eligible word of such an instance is replaced (0.03).
         max_len: upper bound on the instance length after substitution, in tokens.
+        overflow: ``truncate`` (default: cut the tokens past ``max_len`` from the instance's end) or
+            ``drop`` (drop a replacement that would make the instance longer); see the module docstring.
     """
 
     mode: str = "multiview"
     instance_prob: float = 0.5
     word_prob: float = 0.03
     max_len: int = 512
+    overflow: str = "truncate"
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -72,6 +90,8 @@ class CodeSwitchConfig:
             raise ValueError("instance_prob and word_prob must be probabilities")
         if self.max_len < 1:
             raise ValueError("max_len must be >= 1")
+        if self.overflow not in OVERFLOWS:
+            raise ValueError(f"overflow must be one of {OVERFLOWS}, got {self.overflow!r}")
 
 
 def code_switch(
@@ -109,7 +129,7 @@ def code_switch(
         (source, target, stats): the new int64 arrays (length ``<= max(L, cfg.max_len)``;
         the inputs are returned unchanged if nothing is replaced) and int64 ``[NUM_STATS]`` stats
         (see ``STAT_*``: code-switched instance 0/1, eligible words, replaced words, changed input
-        tokens, input tokens).
+        tokens, input tokens, unchanged replaced words, tokens cut).
     """
     stats = np.zeros(NUM_STATS, dtype=np.int64)
     stats[STAT_TOKENS] = len(source)
@@ -129,13 +149,15 @@ def code_switch(
     if len(chosen) == 0:
         return source, target, stats
     u_cand = rng.random(len(chosen)) if cfg.mode == "multiview" else np.zeros(0)
-    new_source, new_target, replaced, changed = replace_words(
+    new_source, new_target, replaced, changed, unchanged, cut = replace_words(
         source, target, original, pad_idx, starts, lengths, chosen, entry, u_cand, cfg.mode == "multiview", table,
-        max(cfg.max_len, L) - L,
+        max(cfg.max_len, L) - L, cfg.overflow == "truncate", bool(special[original[L - 1]]),
     )
     if replaced == 0:
         return source, target, stats
     stats[STAT_REPLACED] = replaced
     stats[STAT_CHANGED_TOKENS] = changed
     stats[STAT_TOKENS] = len(new_source)
+    stats[STAT_UNCHANGED] = unchanged
+    stats[STAT_CUT_TOKENS] = cut
     return new_source, new_target, stats

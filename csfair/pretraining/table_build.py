@@ -13,12 +13,17 @@ paper's default):
 * source words shorter than ``min_word_len = 4`` characters or in the source stopword list are
   never replaced;
 * candidates that are target-language stopwords are dropped. The paper excludes "frequent
-  stop-words such as *a*, *le*, *des*"; ``csfair-lexicon table`` defaults to the same rule for
-  every language, the 20 most frequent words of the language's own corpus
-  (:func:`csfair.text.stopword_list`); the set's SHA-256 and provenance go into ``meta.json``;
-* candidates equal to their source word (case-insensitively: ``paris -> paris``, numbers; 65% of
-  the en-fr MUSE pairs) are dropped unless ``keep_identical``: replacing a word by itself changes
-  nothing but would be counted as a replacement. Not a filter of the paper;
+  stop-words such as *a*, *le*, *des*": function words. ``csfair-lexicon table`` defaults to the
+  closed-class words of each language's Universal Dependencies treebank, on both sides
+  (:mod:`csfair.pretraining.function_words`; ``top:N``, ``iso``, a file or ``none`` are options); the
+  set's SHA-256, provenance and held-out measure go into ``meta.json``;
+* candidates equal to their source word (case-insensitively: cognates, names, numbers; 65% of the
+  en-fr MUSE pairs) stay in the normalisation, as the paper's formula has them (``keep_identical``,
+  default): fr->en *club* over {club .749, hip .0245, inside .0242} keeps *club* in 61% of the draws,
+  a replacement that changes nothing (the sampler counts it as unchanged). ``keep_identical=False``
+  (``--drop-identical``) drops them before renormalising: every draw then changes the word, but
+  cognates, names and numbers are replaced by their leftover candidates at the full rate (*club* ->
+  *hip* .50 / *inside* .50), mostly alignment noise;
 * for probabilistic (IBM-1) lexicons only candidates with raw ``p > min_prob = 0.02`` are kept;
   MUSE candidates are all kept ("we map each token with all its possible MUSE translations");
 * the sampling distribution over the surviving candidates ``x_1..x_k`` of a word is the
@@ -42,6 +47,7 @@ form and its UPPER form as keys, with candidates in their own casing (``Haus -> 
 follows the language (:func:`csfair.text.upper`): Turkish and Azerbaijani ``i -> İ``, ``ı -> I``.
 """
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -75,7 +81,10 @@ class TableConfig:
         case_variants: also add Capitalised and UPPER forms of each source word (not for names:
             see ``name_min_capitalised``).
         keep_identical: keep candidates equal to their source word (compared lower-cased with
-            each language's rules). Dropped by default: they change nothing.
+            each language's rules) in the normalisation, as the paper's formula does (default); a draw
+            of one is a replacement that changes nothing (counted as unchanged by the sampler). False
+            drops them before renormalising: cognates, names and numbers are then always replaced,
+            by their other (often noise) candidates.
         name_min_capitalised: with a source corpus, a source word capitalised in more than this
             fraction of its non-sentence-initial occurrences is a name and gets no case variants
             (1.0: never; ignored in :data:`CAPITALISED_NOUN_LANGS`).
@@ -94,7 +103,7 @@ class TableConfig:
     tgt_stopwords: FrozenSet[str] = field(default_factory=frozenset)
     case_variants: bool = True
     drop_punct: bool = True
-    keep_identical: bool = False
+    keep_identical: bool = True
     name_min_capitalised: float = 0.5
     src_stopwords_info: dict = field(default_factory=dict)
     tgt_stopwords_info: dict = field(default_factory=dict)
@@ -102,6 +111,96 @@ class TableConfig:
 
 def _has_alnum(word: str) -> bool:
     return any(c.isalnum() for c in word)
+
+
+#: The source-word filters in the order they are applied; a word is counted by the first that removes it
+#: (a stopword is a stopword, not a word without candidates), then ``table``: at least one key made. In the
+#: token report a table word's tokens in a casing that is not a key (a name's capitals) are ``other_casing``.
+FILTER_ORDER = ("short", "punct", "stopword", "no_candidate", "not_encodable", "table")
+_FILTER_NAMES = dict(
+    table="in the table", short="shorter than min_word_len", punct="no letter or digit", stopword="stopword",
+    no_candidate="no candidate left", not_encodable="not encodable", other_casing="casing not a key (names)",
+    not_in_lexicon="not in the lexicon",
+)
+
+
+def _token_report(fate: Dict[str, str], forms: Dict[str, List[str]], identity: Dict[str, Tuple[float, bool]],
+                  corpus: CorpusCounts) -> dict:
+    """Token-weighted effect of the filters on the source corpus (see :func:`build_table`'s Returns)."""
+    tokens = dict.fromkeys(FILTER_ORDER + ("other_casing",), 0)
+    keyed: Dict[str, int] = {}
+    for w, what in fate.items():
+        n = corpus.count(w)
+        if what == "table":
+            keyed[w] = min(n, sum(corpus.count_form(f) for f in forms[w]))
+            tokens["table"] += keyed[w]
+            tokens["other_casing"] += n - keyed[w]
+        else:
+            tokens[what] += n
+    tokens["not_in_lexicon"] = max(0, corpus.n_tokens - sum(tokens.values()))
+    total = corpus.n_tokens
+    eligible = sum(n for k, n in tokens.items() if k not in ("short", "punct", "not_in_lexicon"))
+    in_table = tokens["table"]
+    id_draws = id_top = id_tokens = 0.0
+    for w, (share, top) in identity.items():
+        if fate.get(w) == "table":
+            n = keyed[w]
+            id_tokens += n
+            id_draws += n * share
+            id_top += n * top
+    return dict(
+        src_corpus_tokens=total, src_tokens=tokens,
+        src_token_shares={k: n / total if total else 0.0 for k, n in tokens.items()},
+        src_eligible_tokens=eligible, src_stopword_tokens=tokens["stopword"],
+        src_stopword_token_fraction=tokens["stopword"] / eligible if eligible else 0.0,
+        identity_tokens=int(id_tokens),
+        identity_draw_share=id_draws / in_table if in_table else 0.0,
+        identity_top_share=id_top / in_table if in_table else 0.0,
+    )
+
+
+def filter_report(meta: dict) -> List[str]:
+    """The build's printout: every filter's share (tokens of the source corpus, candidates), the
+    identical candidates, and the stopword lists with their held-out UD measure (``table.meta``)."""
+    st, sl, tl = meta["stats"], meta["src_lang"], meta["tgt_lang"]
+    out = []
+    if "src_tokens" in st:
+        shares = st["src_token_shares"]
+        parts = " | ".join(f"{_FILTER_NAMES[k]} {shares[k]:.2%}"
+                           for k in ("table",) + FILTER_ORDER[:-1] + ("other_casing", "not_in_lexicon"))
+        corpus = (meta.get("casing") or {}).get("src_corpus") or {}
+        out.append(f"{sl} tokens of {', '.join(corpus.get('paths', [])) or 'the source corpus'} "
+                   f"({st['src_corpus_tokens']:,}), by the first filter that removes them: {parts}")
+        out.append(f"stopwords remove {st['src_stopword_token_fraction']:.2%} of the {sl} tokens that pass the length "
+                   f"and punctuation filters ({st['src_stopword_tokens']:,} of {st['src_eligible_tokens']:,})")
+    cand = (f"candidates ({st['lexicon_pairs']:,} lexicon pairs): below p {meta['min_prob']} {st['cand_below_min_prob']:,}"
+            if meta.get("probabilistic") else f"candidates ({st['lexicon_pairs']:,} lexicon pairs, all kept: MUSE)")
+    out.append(f"{cand} | {tl} stopwords {st['cand_stopword']:,} | no letter or digit {st['cand_punct']:,} | "
+               f"identical to the source word {st['cand_identical']:,} "
+               f"({'kept' if meta.get('keep_identical') else 'dropped'}) | not encodable {st['cand_oov']:,}; "
+               f"table: {st.get('entries', 0):,} keys, {st.get('candidates', 0):,} candidates")
+    if meta.get("keep_identical") and "identity_draw_share" in st:
+        out.append(f"identical candidates kept (paper): {st['identity_draw_share']:.2%} of the draws for the table's "
+                   f"{sl} tokens keep the word (no change; for {st['identity_top_share']:.2%} of these tokens the "
+                   f"identity is the most probable candidate); {st['src_only_identical']:,} source words have no other")
+    elif not meta.get("keep_identical"):
+        out.append(f"identical candidates dropped (--drop-identical): {st['src_only_identical']:,} source words had "
+                   "no other candidate")
+    for side, lang in (("src", sl), ("tgt", tl)):
+        info = meta.get(f"{side}_stopwords") or {}
+        line = (f"{side} stopwords {info.get('spec', '?')} ({lang}, {info.get('n_words', 0)} words, "
+                f"sha256 {str(info.get('sha256', ''))[:12]}): {info.get('how', '')}")
+        h = info.get("heldout")
+        if h:
+            ex = ", ".join(h["content_words"][:8])
+            line += (f"; held-out UD ({', '.join(Path(f).name for f in h['files'])}): {h['content_share']:.1%} of its "
+                     f"{h['words_seen']} words seen there are content words (majority UPOS NOUN VERB ADJ PROPN NUM"
+                     f"{': ' + ex if ex else ''}), it covers {h['function_token_coverage']:.1%} of the "
+                     f"{h['function_tokens']:,} function-word tokens")
+        elif info.get("spec") not in (None, "none"):
+            line += "; not measured (no UD treebank for the language)"
+        out.append(line)
+    return out
 
 
 def build_table(
@@ -137,10 +236,18 @@ def build_table(
             them as one word.
 
     Returns:
-        (table, stats) with counts of what each filter removed. A source word is *eligible*
-        when it passes every word-level filter but the stopword one (length, punctuation, at
-        least one candidate left); with ``src_corpus``, ``src_stopword_token_fraction`` is
-        the share of the corpus tokens (any casing) of eligible words that are stopwords.
+        (table, stats) with counts of what each filter removed. Source words go through the filters
+        in :data:`FILTER_ORDER` and are counted by the first that removes them (``src_short``,
+        ``src_punct``, ``src_stopword``, ``src_no_candidate``: every candidate removed by the
+        candidate filters ``cand_*``). ``cand_identical`` counts the candidates equal to their source
+        word that passed the other filters (``cand_identical_dropped`` those dropped);
+        ``src_only_identical`` the words whose candidates are all themselves. With ``src_corpus``:
+        ``src_tokens``/``src_token_shares`` weight each word's fate by its corpus tokens (any casing; a
+        table word's tokens in a casing that is not a key, a name's capitals, are ``other_casing``;
+        ``not_in_lexicon`` the rest of the corpus), ``src_stopword_token_fraction`` is the share of
+        the tokens passing the length and punctuation filters that are stopwords, and (identical
+        candidates kept) ``identity_draw_share`` the expected share of draws, over the table words'
+        tokens, that are the word itself (``identity_top_share``: the identity is the top candidate).
     """
     from tqdm import tqdm
 
@@ -149,10 +256,14 @@ def build_table(
         lexicon_words=len(lexicon), lexicon_pairs=lexicon.num_pairs,
         src_short=0, src_stopword=0, src_punct=0, src_oov=0, src_too_long=0, src_no_candidate=0,
         src_only_identical=0, src_names=0, src_capitalised_nouns=0,
-        cand_below_min_prob=0, cand_stopword=0, cand_punct=0, cand_identical=0, cand_oov=0,
-        cand_recased=0, key_collisions=0,
+        cand_below_min_prob=0, cand_stopword=0, cand_punct=0, cand_identical=0, cand_identical_dropped=0,
+        cand_oov=0, cand_recased=0, key_collisions=0,
     )
-    eligible_tokens = stopword_tokens = 0
+    # what became of each lower-cased source word, for the token-weighted report (FILTER_ORDER)
+    fate: Dict[str, str] = {}
+    key_forms: Dict[str, List[str]] = {}  # the surface forms of each table word that are keys
+    # words in the table: (sampling probability of the identical candidate, it is the most probable one)
+    identity: Dict[str, Tuple[float, bool]] = {}
     cache: Dict[str, Tuple[int, ...]] = {}
     key_cache: Dict[str, Tuple[int, ...]] = {}
 
@@ -192,41 +303,54 @@ def build_table(
                unit="word", mininterval=1.0)
     for i in bar:
         src = lexicon.src_words[i]
+        src_low = lower(src, sl)
+        # word-level filters first, in FILTER_ORDER: a word is counted by the first one that removes it
         if len(src) < cfg.min_word_len:
             stats["src_short"] += 1
+            fate[src_low] = "short"
             continue
         if cfg.drop_punct and not _has_alnum(src):
             stats["src_punct"] += 1
+            fate[src_low] = "punct"
             continue
-        src_low = lower(src, sl)
+        if src_low in cfg.src_stopwords:
+            stats["src_stopword"] += 1
+            fate[src_low] = "stopword"
+            continue
         a, b = lexicon.offsets[i], lexicon.offsets[i + 1]
         cands = []
         n_identical = 0
         for t, p in zip(lexicon.tgt_words[a:b], lexicon.probs[a:b]):
+            t_low = lower(t, tl)
             if lexicon.probabilistic and not p > cfg.min_prob:
                 stats["cand_below_min_prob"] += 1
-            elif lower(t, tl) in cfg.tgt_stopwords:
+            elif t_low in cfg.tgt_stopwords:
                 stats["cand_stopword"] += 1
             elif cfg.drop_punct and not _has_alnum(t):
                 stats["cand_punct"] += 1
-            elif not cfg.keep_identical and lower(t, tl) == src_low:
+            elif t_low == src_low:
                 stats["cand_identical"] += 1
                 n_identical += 1
+                if cfg.keep_identical:
+                    cands.append((t, float(p)))
+                else:
+                    stats["cand_identical_dropped"] += 1
             else:
                 cands.append((t, float(p)))
+        # a word whose candidates (after the other filters) are all itself: never changed (kept) or gone (dropped)
+        n_other = len(cands) - (n_identical if cfg.keep_identical else 0)
+        stats["src_only_identical"] += int(n_identical > 0 and n_other == 0)
         if not cands:
             stats["src_no_candidate"] += 1
-            stats["src_only_identical"] += int(n_identical > 0)
+            fate[src_low] = "no_candidate"
             continue
-        # the stopword test comes last so that it counts eligible words only
-        is_stop = src_low in cfg.src_stopwords
-        if src_corpus is not None:
-            n_tok = src_corpus.count(src)
-            eligible_tokens += n_tok
-            stopword_tokens += n_tok if is_stop else 0
-        if is_stop:
-            stats["src_stopword"] += 1
-            continue
+        if n_identical and cfg.keep_identical:
+            # the paper's normalisation p**(1/T) / sum p**(1/T) over every candidate, the identical one included
+            q = np.power([p for _, p in cands], 1.0 / cfg.temperature)
+            is_id = np.array([lower(t, tl) == src_low for t, _ in cands])
+            # "top": more probable than every other candidate (MUSE's uniform ties are not)
+            top = not (~is_id).any() or q[is_id].max() > q[~is_id].max()
+            identity[src_low] = (float(q[is_id].sum() / q.sum()), bool(top))
         if tgt_corpus is not None:
             cased = []
             for t, p in cands:
@@ -249,6 +373,7 @@ def build_table(
             else:
                 stats["src_names"] += 1  # a name: only the lower-case (common-noun) form is a key
         done = set()
+        fate[src_low] = "not_encodable"  # until one of its forms becomes a key
         for src_form, fn in forms:
             if src_form in done:
                 continue  # e.g. "1999": no distinct casing
@@ -274,6 +399,8 @@ def build_table(
                 stats["src_no_candidate"] += 1
                 continue
             e = len(key_toks)
+            fate[src_low] = "table"
+            key_forms.setdefault(src_low, []).append(src_form)
             seen_keys[key] = e
             key_toks.append(key)
             src_strs.append(src_form)
@@ -283,8 +410,7 @@ def build_table(
                 cand_p.append(p)
                 cand_entry.append(e)
     if src_corpus is not None:
-        stats.update(src_eligible_tokens=eligible_tokens, src_stopword_tokens=stopword_tokens,
-                     src_stopword_token_fraction=stopword_tokens / eligible_tokens if eligible_tokens else 0.0)
+        stats.update(_token_report(fate, key_forms, identity, src_corpus))
 
     n = len(key_toks)
     key_len = np.array([len(k) for k in key_toks], dtype=np.int64)

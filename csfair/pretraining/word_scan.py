@@ -146,24 +146,30 @@ def scan_words(original: np.ndarray, target: np.ndarray, pad_idx: int, word_star
                  _POS_MULT, _LEN_MULT, MAX_WORD_PIECES)
 
 
-def replace_words_numpy(source, target, original, pad_idx, starts, lengths, chosen, entry, u, multiview, table, budget):
+def replace_words_numpy(source, target, original, pad_idx, starts, lengths, chosen, entry, u, multiview, table, budget,
+                        truncate=False, keep_last=False):
     """Python/NumPy reference of :func:`replace_words` (same arguments and results)."""
     e = entry[chosen]
     cands = table.sample(e, u) if multiview else table.top(e)
     offs, toks = table.cand_tok_offsets, table.cand_tokens
-    used = changed = 0
+    L = len(source)
+    window = L + budget
+    limit = window - 1 if keep_last else window
+    used = changed = unchanged = 0
     reps = []  # (start, source word length, replacement tokens)
     for c, st, ln in zip(cands.tolist(), starts[chosen].tolist(), lengths[chosen].tolist()):
         rep = toks[offs[c]:offs[c + 1]]
         d = len(rep) - ln
-        if used + d > budget:
+        if (st + used >= limit) if truncate else (used + d > budget):
             continue
-        used += d
         reps.append((st, ln, rep))
         if d != 0 or not np.array_equal(rep, original[st:st + ln]):
-            changed += len(rep)
+            changed += min(len(rep), limit - (st + used)) if truncate else len(rep)
+        else:
+            unchanged += 1
+        used += d
     if not reps:
-        return source, target, 0, 0
+        return source, target, 0, 0, 0, 0
     src_parts, tgt_parts, prev = [], [], 0
     for st, ln, rep in reps:
         src_parts += [source[prev:st], rep]
@@ -171,18 +177,28 @@ def replace_words_numpy(source, target, original, pad_idx, starts, lengths, chos
         prev = st + ln
     src_parts.append(source[prev:])
     tgt_parts.append(target[prev:])
-    return np.concatenate(src_parts).astype(source.dtype, copy=False), np.concatenate(tgt_parts), len(reps), changed
+    new_src = np.concatenate(src_parts).astype(source.dtype, copy=False)
+    new_tgt = np.concatenate(tgt_parts)
+    cut = max(0, len(new_src) - window)
+    if cut:
+        keep = np.r_[0:limit, len(new_src) - 1] if keep_last else np.arange(window)
+        new_src, new_tgt = new_src[keep], new_tgt[keep]
+    return new_src, new_tgt, len(reps), changed, unchanged, cut
 
 
 if numba is not None:
     @numba.njit(cache=True, nogil=True)
     def _replace(source, target, original, pad_idx, starts, lengths, chosen, entry, u, multiview, cand_cdf,
-                 cand_offsets, cand_tok_offsets, cand_tokens, budget):  # pragma: no cover - compiled
+                 cand_offsets, cand_tok_offsets, cand_tokens, budget, truncate, keep_last):  # pragma: no cover - compiled
         k = chosen.shape[0]
         cands = np.empty(k, np.int64)
         fits = np.zeros(k, np.bool_)
+        L = source.shape[0]
+        window = L + budget
+        limit = window - 1 if keep_last else window
         used = 0
         changed = 0
+        unchanged = 0
         n = 0
         for j in range(k):
             e = entry[chosen[j]]
@@ -204,9 +220,11 @@ if numba is not None:
             st = starts[chosen[j]]
             ln = lengths[chosen[j]]
             d = rl - ln
-            if used + d > budget:
+            if truncate:
+                if st + used >= limit:
+                    continue  # pushed past the window by earlier, longer replacements: cut with the tail
+            elif used + d > budget:
                 continue
-            used += d
             fits[j] = True
             n += 1
             same = d == 0
@@ -215,9 +233,13 @@ if numba is not None:
                     if cand_tokens[a + t] != original[st + t]:
                         same = False
                         break
-            if not same:
+            if same:
+                unchanged += 1
+            elif truncate:
+                changed += min(rl, limit - (st + used))  # the tokens left inside the window
+            else:
                 changed += rl
-        L = source.shape[0]
+            used += d
         ns = np.empty(L + used, source.dtype)
         nt = np.empty(L + used, target.dtype)
         i = 0
@@ -242,13 +264,32 @@ if numba is not None:
             nt[o] = target[i]
             i += 1
             o += 1
-        return ns, nt, n, changed
+        cut = L + used - window
+        if cut <= 0:
+            return ns, nt, n, changed, unchanged, 0
+        if keep_last:  # the item's final special symbol stays last
+            ns[limit] = ns[L + used - 1]
+            nt[limit] = nt[L + used - 1]
+        return ns[:window].copy(), nt[:window].copy(), n, changed, unchanged, cut
 
 
 def replace_words(source: np.ndarray, target: np.ndarray, original: np.ndarray, pad_idx: int, starts: np.ndarray,
                   lengths: np.ndarray, chosen: np.ndarray, entry: np.ndarray, u: np.ndarray, multiview: bool,
-                  table: SubstitutionTable, budget: int):
-    """Replace the chosen words, left to right, within a length budget (csfair issue 10).
+                  table: SubstitutionTable, budget: int, truncate: bool = False, keep_last: bool = False):
+    """Replace the chosen words, left to right, within a window of ``L + budget`` tokens.
+
+    Two rules for a replacement that makes the item longer than the window (csfair issues 10, 20):
+
+    * ``truncate`` (the sampler's default, :data:`csfair.pretraining.sampler.OVERFLOWS`): every replacement is
+      applied, then the tokens past the window are cut from the end of the item (before its last token when
+      ``keep_last``: a final ``</s>``/``[SEP]`` stays last). This is "code-switch, then cut to the model's length",
+      as when code-switched text is tokenised into fixed windows (Visser et al. 2025, Sec. 3.1-3.3: 128-token
+      sequences), so the drawn candidates keep the table's distribution in full blocks; the cost is the cut tail
+      (prediction targets included). A replacement that straddles the window's end is cut with it, as any word at a
+      block boundary; one pushed wholly past it by earlier, longer replacements is not counted;
+    * otherwise (``drop``): a replacement that would make the item longer than the window is dropped and later,
+      shorter ones are still applied. Nothing is cut, but in full blocks (``--sample-break-mode none``) only
+      candidates no longer than their source word fit, so the applied candidates lean short.
 
     Args:
         source, target: int64 ``[L]`` masked input and prediction targets.
@@ -260,19 +301,22 @@ def replace_words(source: np.ndarray, target: np.ndarray, original: np.ndarray, 
         u: float64 ``[k]`` uniforms for the candidate draws (``multiview``; ignored otherwise).
         multiview: sample candidates (``SubstitutionTable.sample``) or take the top one (``top``).
         table: the substitution table.
-        budget: tokens the item may grow by; a replacement that would overflow it is dropped and later,
-            shorter ones are still applied.
+        budget: tokens the item may grow by (``>= 0``): the window is ``L + budget`` tokens.
+        truncate: the ``truncate`` rule above (default False: ``drop``, for callers of the earlier signature).
+        keep_last: with ``truncate``, keep the item's last token last when the tail is cut.
 
     Returns:
-        ``(source, target, replaced, changed)``: the new int64 arrays (the inputs when nothing fits), the
-        number of replaced words and of input tokens now holding a translation (replacement tokens of words
-        whose pieces changed).
+        ``(source, target, replaced, changed, unchanged, cut)``: the new int64 arrays (the inputs when nothing is
+        replaced), the number of replaced words, of input tokens now holding a translation (the tokens of replaced
+        words whose pieces changed), of replaced words whose pieces did not change (an identical candidate: a
+        no-op draw), and of tokens cut from the end (``truncate`` only; the changed tokens count those left).
     """
     if numba is None:
         return replace_words_numpy(source, target, original, pad_idx, starts, lengths, chosen, entry, u, multiview,
-                                   table, budget)
-    ns, nt, n, changed = _replace(source, target, original, pad_idx, starts, lengths, chosen, entry, u, multiview,
-                                  table.cand_cdf, table.cand_offsets, table.cand_tok_offsets, table.cand_tokens, budget)
+                                   table, budget, truncate, keep_last)
+    ns, nt, n, changed, unchanged, cut = _replace(
+        source, target, original, pad_idx, starts, lengths, chosen, entry, u, multiview, table.cand_cdf,
+        table.cand_offsets, table.cand_tok_offsets, table.cand_tokens, budget, truncate, keep_last)
     if n == 0:
-        return source, target, 0, 0
-    return ns, nt, n, changed
+        return source, target, 0, 0, 0, 0
+    return ns, nt, n, changed, unchanged, cut

@@ -27,8 +27,12 @@
 #   --pair P              en-fr | en-de | en-pt | en-tr | en-hu | en-fi | en-sw | en-xh (or the first argument)
 #   --data D              staged | paper (see above; default: staged where the pair has it, else paper)
 #   --cs C                ibm1 (multiview IBM-1, default) | muse (uniform MUSE; not for en-sw, en-xh) | none
-#   --stopwords S         top:20 (default: the 20 most frequent words of each language's text) | iso
-#                         (stopwords-iso; no Xhosa list) | none: csfair-lexicon table --src/--tgt-stopwords
+#   --stopwords S         function (default: each language's function words, the closed-class words of its UD
+#                         treebank in $CSFAIR_DATA/ud/; Swahili: stopwords-iso, Xhosa: top:20, as they have no
+#                         treebank) | top:N (the N most frequent words of each language's text) | iso (stopwords-iso;
+#                         no Xhosa list) | none: csfair-lexicon table --src/--tgt-stopwords (docs/pretraining.md)
+#   --identical I         keep (default, the paper: candidates equal to their word stay in p^(1/T)/sum, a draw of
+#                         one changes nothing) | drop (csfair-lexicon table --drop-identical)
 #   --eval-tasks T        zero-shot tasks whose evaluation splits the held-out split removes (default all;
 #                         csfair-prep split-pair --eval-tasks)
 #   --cs-mode M           multiview (default) | static   (ignored with --cs none)
@@ -83,7 +87,7 @@ DATA=$CSFAIR_DATA
 
 PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
 MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS="" SEED=1 RUN=""
-DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PROFILE="" STOPWORDS=top:20 EVAL_TASKS=all MODE=run PREP_ONLY=0
+DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PROFILE="" STOPWORDS=function IDENTICAL=keep EVAL_TASKS=all MODE=run PREP_ONLY=0
 CMDLINE="bash $0 $*"  # recorded in the folder locks (who holds them)
 case "${1:-}" in en-*) PAIR=$1; shift ;; esac
 while [ $# -gt 0 ]; do
@@ -93,6 +97,7 @@ while [ $# -gt 0 ]; do
     --cs) CS=$2; shift 2 ;;
     --cs-mode) CS_MODE=$2; shift 2 ;;
     --stopwords) STOPWORDS=$2; shift 2 ;;
+    --identical) IDENTICAL=$2; shift 2 ;;
     --eval-tasks) EVAL_TASKS=$2; shift 2 ;;
     --arch) ARCH=$2; shift 2 ;;
     --tokens-per-sample) TPS=$2; shift 2 ;;
@@ -129,16 +134,18 @@ PAIRS="en-fr en-de en-pt en-tr en-hu en-fi en-sw en-xh"
 #   EVAL    zero-shot evaluation sets of the paper: XNLI test (trained on MNLI), AfriXNLI for Xhosa,
 #           PAN-X (not for Xhosa)
 #   ISO     whether stopwords-iso has a list for the language (--stopwords iso)
+#   UD      the language's UD treebank (csfair-data get --what ud) for --stopwords function, "-": none
+#           (the fallback: stopwords-iso, else top:20); English: UD_English-EWT:en_ewt
 pair_row() {
   case "$1" in
-    en-fr) TGT=fr NAME=French     STAGED=parallel/multi30k/train:mono/derived LEX="ibm1 muse" EVAL="xnli panx" ISO=yes ;;
-    en-de) TGT=de NAME=German     STAGED=parallel/multi30k/train:mono/derived LEX="ibm1 muse" EVAL="xnli panx" ISO=yes ;;
-    en-pt) TGT=pt NAME=Portuguese STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes ;;
-    en-tr) TGT=tr NAME=Turkish    STAGED=- LEX="ibm1 muse" EVAL="xnli panx"     ISO=yes ;;
-    en-hu) TGT=hu NAME=Hungarian  STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes ;;
-    en-fi) TGT=fi NAME=Finnish    STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes ;;
-    en-sw) TGT=sw NAME=Swahili    STAGED=- LEX="ibm1"      EVAL="xnli panx"     ISO=yes ;;
-    en-xh) TGT=xh NAME=Xhosa      STAGED=- LEX="ibm1"      EVAL="afrixnli"      ISO=no  ;;
+    en-fr) TGT=fr NAME=French     STAGED=parallel/multi30k/train:mono/derived LEX="ibm1 muse" EVAL="xnli panx" ISO=yes UD=UD_French-GSD:fr_gsd ;;
+    en-de) TGT=de NAME=German     STAGED=parallel/multi30k/train:mono/derived LEX="ibm1 muse" EVAL="xnli panx" ISO=yes UD=UD_German-GSD:de_gsd ;;
+    en-pt) TGT=pt NAME=Portuguese STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes UD=UD_Portuguese-Bosque:pt_bosque ;;
+    en-tr) TGT=tr NAME=Turkish    STAGED=- LEX="ibm1 muse" EVAL="xnli panx"     ISO=yes UD=UD_Turkish-IMST:tr_imst ;;
+    en-hu) TGT=hu NAME=Hungarian  STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes UD=UD_Hungarian-Szeged:hu_szeged ;;
+    en-fi) TGT=fi NAME=Finnish    STAGED=- LEX="ibm1 muse" EVAL="panx"          ISO=yes UD=UD_Finnish-TDT:fi_tdt ;;
+    en-sw) TGT=sw NAME=Swahili    STAGED=- LEX="ibm1"      EVAL="xnli panx"     ISO=yes UD=- ;;
+    en-xh) TGT=xh NAME=Xhosa      STAGED=- LEX="ibm1"      EVAL="afrixnli"      ISO=no UD=- ;;
     *) return 1 ;;
   esac
   SRC=en
@@ -155,6 +162,18 @@ pair_files() {
   REQUIRED="$PARALLEL.$SRC.gz $PARALLEL.$TGT.gz $MONO/$SRC.txt $MONO/$TGT.txt"
   case " $LEX " in *" muse "*) REQUIRED="$REQUIRED dict/muse/$SRC-$TGT.txt dict/muse/$TGT-$SRC.txt" ;; esac
   [ "$STOPWORDS" = iso ] && REQUIRED="$REQUIRED stopwords/stopwords-iso/stopwords-iso.json"
+  if [ "$STOPWORDS" = function ]; then
+    # a treebank of each language, any (the staged English GUM, or what csfair-data fetches: the file named here)
+    local tb lang
+    for tb in "en:UD_English-EWT:en_ewt" "$TGT:$UD"; do
+      lang=${tb%%:*} tb=${tb#*:}
+      if [ "$tb" = - ]; then
+        [ "$ISO" = yes ] && REQUIRED="$REQUIRED stopwords/stopwords-iso/stopwords-iso.json"
+      elif ! compgen -G "$DATA/ud/*/${lang}_*-ud-*.conllu" > /dev/null; then
+        REQUIRED="$REQUIRED ud/${tb%%:*}-v2.5/${tb#*:}-ud-train.conllu"
+      fi
+    done
+  fi
   EVAL_FILES=""
   for e in $EVAL; do
     case $e in
@@ -171,7 +190,7 @@ kinds_of() {
   for f in $1; do
     case $f in
       parallel/*) k=parallel ;; mono/*) k=mono ;; dict/muse/*) k=muse ;; stopwords/*) k=stopwords ;;
-      nli/mnli/*) k=mnli ;; nli/xnli-1.0/*) k=xnli ;; nli/afrixnli/*) k=afrixnli ;; ner/panx/*) k=panx ;; *) k=? ;;
+      ud/*) k=ud ;; nli/mnli/*) k=mnli ;; nli/xnli-1.0/*) k=xnli ;; nli/afrixnli/*) k=afrixnli ;; ner/panx/*) k=panx ;; *) k=? ;;
     esac
     case ",$out," in *",$k,"*) ;; *) out="$out,$k" ;; esac
   done
@@ -224,10 +243,11 @@ if [ "$CS" = muse ]; then
   esac
 fi
 case "$STOPWORDS" in
-  top:*|none) ;;
-  iso) [ "$ISO" = yes ] || { echo "--stopwords iso: stopwords-iso has no $NAME ($TGT) list; use --stopwords top:20 (the default) or none" >&2; exit 2; } ;;
-  *) echo "--stopwords must be top:N, iso or none" >&2; exit 2 ;;
+  function|top:*|none) ;;
+  iso) [ "$ISO" = yes ] || { echo "--stopwords iso: stopwords-iso has no $NAME ($TGT) list; use --stopwords function (the default), top:20 or none" >&2; exit 2; } ;;
+  *) echo "--stopwords must be function, top:N, iso or none" >&2; exit 2 ;;
 esac
+case "$IDENTICAL" in keep|drop) ;; *) echo "--identical must be keep or drop" >&2; exit 2 ;; esac
 pair_files "$PROFILE"
 
 # Everything the recipe reads, checked before anything is written.
@@ -273,7 +293,7 @@ mkdir -p "$DATA_BIN" "$WORK" "$SAVE"
 # >= 70% of an item's word 8-grams in one line) and every language's row of an XNLI test item.
 CONFIG="pair=$PAIR vocab=$VOCAB max_train=${MAX_TRAIN:-all} test=$TEST_LINES valid=$VALID_LINES split_seed=1 heldout=3"
 [ "$PROFILE" = paper ] && CONFIG="$CONFIG data=paper"
-[ "$STOPWORDS" != top:20 ] && CONFIG="$CONFIG stopwords=$STOPWORDS"
+[ "$STOPWORDS" != function ] && CONFIG="$CONFIG stopwords=$STOPWORDS"
 [ "$EVAL_TASKS" != all ] && CONFIG="$CONFIG eval_tasks=$EVAL_TASKS"
 # Never two writers (csfair/locks.py, docs/guarantees.md): flock on DIR/.csfair-lock through a descriptor
 # this shell (and every child) keeps open until it exits, killed or not. Data steps hold --data-bin and
@@ -311,7 +331,20 @@ if [ "$LOCK_MODE" = exclusive ]; then
 fi
 
 EVAL_ARGS=(); [ "$EVAL_TASKS" != all ] && EVAL_ARGS=(--eval-tasks "$EVAL_TASKS")
-STOP_ARGS=(); [ "$STOPWORDS" != top:20 ] && STOP_ARGS=(--src-stopwords "$STOPWORDS" --tgt-stopwords "$STOPWORDS")
+STOP_ARGS=(--src-stopwords "$STOPWORDS" --tgt-stopwords "$STOPWORDS")
+[ "$IDENTICAL" = drop ] && STOP_ARGS+=(--drop-identical)
+# The tables depend on the table options: DATA_BIN/tables/config.txt names them, and tables built with others
+# (or before it existed: top:20 stopwords, identical candidates dropped) are refused, as are finished runs
+# trained on other tables (RUN/tables.config.txt).
+TABLE_CONFIG="tables=2 stopwords=$STOPWORDS identical=$IDENTICAL"
+if [ -n "$(ls "$DATA_BIN"/tables/*/meta.json 2>/dev/null)" ] && [ "$(cat "$DATA_BIN/tables/config.txt" 2>/dev/null)" != "$TABLE_CONFIG" ]; then
+  echo "$DATA_BIN/tables was built with: $(cat "$DATA_BIN/tables/config.txt" 2>/dev/null || echo "older options (top:20 stopwords, identical candidates dropped: before csfair issue 20)")" >&2
+  echo "now asked for: $TABLE_CONFIG" >&2
+  echo "delete $DATA_BIN/tables (and the runs trained on them: $SAVE_ROOT/ibm1, $SAVE_ROOT/muse, ...) or use another --data-bin" >&2
+  exit 1
+fi
+mkdir -p "$DATA_BIN/tables"
+echo "$TABLE_CONFIG" | atomic_out "$DATA_BIN/tables/config.txt"
 step() { echo; echo "== [$PAIR] $*"; }
 skip() { echo "   exists, skipped: $1"; }
 T0=$(date +%s)
@@ -396,9 +429,9 @@ for lang in "$SRC" "$TGT"; do
   fi
 done
 
-# Stopwords: the 20 most frequent words of each language's own training text (the same rule for every
-# language); candidates take their usual casing in the target text; identical candidates are dropped.
-step "6/7 substitution tables (p > 0.02, T = 3, ${STOPWORDS/top:/top-} stopwords, words >= 4 characters, no identical candidates)"
+# Stopwords: function words (UD closed-class words) of each language on both sides, by default; candidates take
+# their usual casing in the target text; identical candidates stay in the normalisation (the paper's formula).
+step "6/7 substitution tables (p > 0.02, T = 3, ${STOPWORDS/top:/top-} stopwords, words >= 4 characters, identical candidates: $IDENTICAL)"
 for name in $LEX; do
   for d in "$SRC-$TGT" "$TGT-$SRC"; do
     out="$DATA_BIN/tables/$name.$d"
@@ -427,6 +460,10 @@ fi
 step "7/7 pretraining ($CS, $ARCH, $MAX_UPDATE updates) -> $SAVE"
 if [ "$CS" = none ]; then CS_ARGS=(--cs-mode none); else CS_ARGS=(--cs-mode "$CS_MODE" --cs-table-name "$CS"); fi
 [ -n "$TB" ] && CS_ARGS+=(--tensorboard-logdir "$TB/$RUN")
+if [ "$CS" != none ] && [ -f "$SAVE/.done" ] && ! cmp -s "$DATA_BIN/tables/config.txt" "$SAVE/tables.config.txt"; then
+  echo "$SAVE was trained with other tables ($(cat "$SAVE/tables.config.txt" 2>/dev/null || echo "from before csfair issue 20")) than $DATA_BIN/tables ($TABLE_CONFIG): delete $SAVE or use another --run" >&2
+  exit 1
+fi
 T1=$(date +%s)
 lock_dir 6 "$SAVE" exclusive --clean
 progress() { python scripts/training_progress.py "$SAVE/checkpoint_last.pt" 2>&1; }  # exit 0: target reached
@@ -470,6 +507,7 @@ if [ -f "$SAVE/.done" ] && [ "$st" -eq 0 ]; then skip "$SAVE ($state; remove $SA
   echo "   done: $state"
 fi
 T_TRAIN=$(( $(date +%s) - T1 ))
+if [ "$CS" != none ]; then atomic_out "$SAVE/tables.config.txt" < "$DATA_BIN/tables/config.txt"; fi
 
 echo
 echo "== [$PAIR] MLM accuracy on held-out $TGT text ($TEST_LINES lines)"

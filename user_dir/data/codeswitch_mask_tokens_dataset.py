@@ -3,6 +3,7 @@
 The method lives in :mod:`csfair.pretraining.masking` and :mod:`csfair.pretraining.sampler`; this file only adapts
 it to fairseq's dataset protocol (``set_epoch``, sizes, collaters).
 """
+import dataclasses
 from bisect import bisect_right
 from functools import lru_cache
 from typing import List, Optional, Sequence
@@ -201,7 +202,7 @@ class CodeSwitchMaskTokensDataset(BaseWrapperDataset):
 
     def set_max_len(self, max_len: int) -> None:
         """Bound on item length after substitution (min of tokens-per-sample and the model's)."""
-        self.cs_cfg = CodeSwitchConfig(self.cs_cfg.mode, self.cs_cfg.instance_prob, self.cs_cfg.word_prob, max_len)
+        self.cs_cfg = dataclasses.replace(self.cs_cfg, max_len=max_len)
 
     def __getitem__(self, index: int):
         return self._item(self.seed, self.epoch, index)

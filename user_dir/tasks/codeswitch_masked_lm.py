@@ -7,8 +7,16 @@ substituted with its own direction's table (English text gets French candidates 
 English ones); the datasets are concatenated, optionally with temperature-based language
 sampling (``q_l ∝ p_l ** alpha``, XLM/XLM-R style).
 
-With ``--cs-mode none`` the task reproduces fairseq's stock ``masked_lm`` batches exactly (same
-blocks, masks, shuffling and sort order) and so its losses.
+With ``--cs-mode none`` the task gives stock ``masked_lm``'s batches (same blocks, masks, shuffling
+and sort order) and so its losses in epoch 1, and in every epoch with ``--num-workers 0``. With
+DataLoader workers stock fairseq replays epoch 1's masks in every later epoch (its workers keep the
+epoch-1 copy of the dataset; ``fresh_epoch_draws``), while this task draws each epoch's masks anew,
+so from epoch 2 on the two differ (``scripts/check_epoch_draws.py``; docs/pretraining.md).
+
+Instances grow when a candidate has more tokens than its source word; ``--cs-overflow truncate``
+(default) cuts what passes ``--tokens-per-sample`` (or the model's positions) from the instance's end,
+so full blocks (``--sample-break-mode none``) keep the paper's 3% word rate and the table's candidate
+distribution (:mod:`csfair.pretraining.sampler`; ``drop``: the replacement is dropped instead).
 
 Data layout (``fairseq-preprocess --only-source`` per language)::
 
@@ -55,6 +63,8 @@ from csfair.pretraining.sampler import (
     STAT_INSTANCE,
     STAT_REPLACED,
     STAT_TOKENS,
+    STAT_CUT_TOKENS,
+    STAT_UNCHANGED,
     CodeSwitchConfig,
 )
 from csfair.io import sha256_file
@@ -64,11 +74,13 @@ from csfair.pretraining.substitution_table import SubstitutionTable
 from ..bf16_support import Bf16AutocastMixin
 from ..data.codeswitch_mask_tokens_dataset import CodeSwitchMaskTokensDataset
 from ..models.checkpoint_provenance import CheckpointProvenance
+from ..user_errors import DataNotFoundError, TaskConfigError
 from .fresh_epoch_draws import FreshEpochDrawsMixin
 
 logger = logging.getLogger(__name__)
 
 CS_MODE_CHOICES = ChoiceEnum(["none", "static", "multiview"])
+CS_OVERFLOW_CHOICES = ChoiceEnum(["truncate", "drop"])
 
 
 @dataclass
@@ -130,6 +142,15 @@ class CodeSwitchMaskedLMConfig(MaskedLMConfig):
             "cannot be lower than the threshold the table was built with"
         },
     )
+    cs_overflow: CS_OVERFLOW_CHOICES = field(
+        default="truncate",
+        metadata={
+            "help": "when replacements make an instance longer than --tokens-per-sample (or the model's positions): "
+            "'truncate' cuts the excess tokens from its end, before a final </s> (every drawn replacement is kept: the "
+            "word rate and the candidate distribution stay the table's in full blocks); 'drop' drops the replacement "
+            "that does not fit (nothing cut, but full blocks keep only candidates no longer than their word)"
+        },
+    )
     cs_valid: bool = field(
         default=False,
         metadata={
@@ -171,7 +192,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
     def __init__(self, cfg: CodeSwitchMaskedLMConfig, dictionary: Optional[Dictionary] = None):
         for unsupported in ("d2v2_multi", "skip_masking", "include_target_tokens"):
             if getattr(cfg, unsupported, False):
-                raise ValueError(f"codeswitch_masked_lm does not support --{unsupported.replace('_', '-')}")
+                raise TaskConfigError(f"codeswitch_masked_lm does not support --{unsupported.replace('_', '-')}")
         super().__init__(cfg, dictionary)
         self.langs: List[Optional[str]] = [x for x in cfg.langs.split(",") if x] or [None]
         self.tables: Dict[Optional[str], SubstitutionTable] = self._load_tables()
@@ -190,7 +211,37 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         for path in candidates:
             if os.path.exists(path):
                 return path
-        raise FileNotFoundError(f"no dictionary found: looked for {', '.join(candidates)}")
+        which = f" for --langs {','.join(langs)}" if langs else ""
+        raise DataNotFoundError(f"no dictionary found{which}: looked for {', '.join(candidates)}; "
+                                f"{root} has data for {', '.join(cls.data_langs(root)) or 'no language'}")
+
+    @staticmethod
+    def data_langs(root: str) -> List[str]:
+        """The languages binarised under ``root``: subdirectories holding a ``dict.txt`` or an ``.idx`` file."""
+        if not os.path.isdir(root):
+            return []
+        out = []
+        for name in sorted(os.listdir(root)):
+            sub = os.path.join(root, name)
+            if os.path.isdir(sub) and any(f == "dict.txt" or f.endswith(".idx") for f in os.listdir(sub)):
+                out.append(name)
+        return out
+
+    def check_langs(self, root: str) -> None:
+        """Every ``--langs`` language has a directory under ``root``, checked before its tables or splits are read.
+
+        Raises:
+            DataNotFoundError: names the missing languages, the directory and the languages it has.
+        """
+        missing = [lang for lang in self.langs if lang is not None and not os.path.isdir(os.path.join(root, lang))]
+        if missing:
+            have = self.data_langs(root)
+            raise DataNotFoundError(
+                f"--langs {self.cfg.langs}: no data for {', '.join(missing)} in {root} (no directory "
+                f"{os.path.join(root, missing[0])}); it has data for {', '.join(have) or 'no language'}: choose "
+                f"--langs among those, or binarise the missing language there (fairseq-preprocess --only-source "
+                f"--srcdict ... --destdir {os.path.join(root, missing[0])})"
+            )
 
     @classmethod
     def load_dict(cls, cfg):
@@ -200,7 +251,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         for lang in [x for x in getattr(cfg, "langs", "").split(",") if x]:
             other = os.path.join(root, lang, "dict.txt")
             if os.path.exists(other) and sha256_file(other) != sha256_file(path):
-                raise ValueError(f"{other} differs from {path}: all languages must share one dictionary")
+                raise TaskConfigError(f"{other} differs from {path}: all languages must share one dictionary")
         logger.info("dictionary: {} types ({})".format(len(dictionary), path))
         return dictionary
 
@@ -209,7 +260,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         root = utils.split_paths(cfg.data)[0]
         if cfg.cs_table_name:
             if len(self.langs) != 2 or None in self.langs:
-                raise ValueError("--cs-table-name needs exactly two --langs (e.g. en,fr)")
+                raise TaskConfigError("--cs-table-name needs exactly two --langs (e.g. en,fr)")
             a, b = self.langs
             return {
                 a: os.path.join(root, "tables", f"{cfg.cs_table_name}.{a}-{b}"),
@@ -223,19 +274,20 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
                 lang, path = part.split(":", 1)
             else:
                 if len(self.langs) != 1:
-                    raise ValueError("--cs-tables without LANG: prefixes needs a single language")
+                    raise TaskConfigError("--cs-tables without LANG: prefixes needs a single language")
                 lang, path = self.langs[0], part
             if lang not in self.langs:
-                raise ValueError(f"--cs-tables names language {lang!r} which is not in --langs {cfg.langs!r}")
+                raise TaskConfigError(f"--cs-tables names language {lang!r} which is not in --langs {cfg.langs!r}")
             out[lang] = path if os.path.isabs(path) else os.path.join(root, path)
         return out
 
     def _load_tables(self) -> Dict[Optional[str], SubstitutionTable]:
         if self.cfg.cs_mode == "none":
             return {}
+        self.check_langs(utils.split_paths(self.cfg.data)[0])  # "no data for de" before "table ibm1.en-de not found"
         paths = self._table_paths()
         if not paths:
-            raise ValueError(
+            raise TaskConfigError(
                 f"--cs-mode {self.cfg.cs_mode} needs substitution tables (--cs-tables or --cs-table-name); "
                 "use --cs-mode none for a model without code-switching"
             )
@@ -247,23 +299,23 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
             table = SubstitutionTable.load(path)
             want = table.meta.get("dict_sha256")
             if want is not None and want != dict_sha:
-                raise ValueError(
+                raise TaskConfigError(
                     f"substitution table {path} was built for another dictionary "
                     f"({table.meta.get('dict_path', '?')}, sha256 {want[:12]}, {table.meta.get('dict_size', '?')} "
                     f"symbols) than the task's {dict_path} (sha256 {dict_sha[:12]}, "
                     f"{len(self.dictionary) - 1} symbols): rebuild it with `csfair-lexicon table --dict {dict_path}`"
                 )
             if table.max_token_id >= len(self.dictionary):
-                raise ValueError(f"substitution table {path} uses token ids beyond the dictionary ({len(self.dictionary)})")
+                raise TaskConfigError(f"substitution table {path} uses token ids beyond the dictionary ({len(self.dictionary)})")
             if lang is not None and table.meta.get("src_lang") not in (None, lang):
-                raise ValueError(
+                raise TaskConfigError(
                     f"substitution table {path} translates from {table.meta.get('src_lang')!r} "
                     f"but is applied to {lang!r} text"
                 )
             self.table_record[lang or ""] = {"path": os.path.abspath(path), "checksum": table.meta.get("checksum")}
             table = table.with_sampling(self.cfg.cs_temperature, self.cfg.cs_min_prob)
             if len(table) == 0:  # a run without code-switching that would look like one with it
-                raise ValueError(f"substitution table {path} has no entries (min_prob {self.cfg.cs_min_prob}): "
+                raise TaskConfigError(f"substitution table {path} has no entries (min_prob {self.cfg.cs_min_prob}): "
                                  f"--cs-mode {self.cfg.cs_mode} would code-switch nothing; rebuild it from a "
                                  "non-empty lexicon, or train with --cs-mode none")
             logger.info(
@@ -306,6 +358,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         """
         paths = utils.split_paths(self.cfg.data)
         data_path = paths[(epoch - 1) % len(paths)]
+        self.check_langs(data_path)
         datasets = []
         for lang in self.langs:
             root = data_path if lang is None else os.path.join(data_path, lang)
@@ -351,6 +404,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
                 instance_prob=self.cfg.cs_instance_prob,
                 word_prob=self.cfg.cs_word_prob,
                 max_len=self.max_len,
+                overflow=str(self.cfg.cs_overflow),
             ),
             tables=tables,
             segment_offsets=offsets,
@@ -389,7 +443,7 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         ``IndexError``).
 
         Raises:
-            ValueError: every sample is too long, or more than ``--max-invalid-size-share`` of them
+            TaskConfigError (a ValueError): every sample is too long, or more than ``--max-invalid-size-share`` of them
                 (one line: the count, the share, the longest sample and the options to change).
         """
         total = len(indices)
@@ -403,9 +457,9 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
         what = (f"{skipped:,} of {total:,} {split} samples ({share:.1%}) are longer than max_positions={max_positions} "
                 f"(--tokens-per-sample {self.cfg.tokens_per_sample}; the longest has {longest} tokens)")
         if skipped == total:
-            raise ValueError(f"{what}: no sample is left to train on; raise --tokens-per-sample")
+            raise TaskConfigError(f"{what}: no sample is left to train on; raise --tokens-per-sample")
         if share > self.cfg.max_invalid_size_share:
-            raise ValueError(f"{what} and would be skipped: more than --max-invalid-size-share "
+            raise TaskConfigError(f"{what} and would be skipped: more than --max-invalid-size-share "
                              f"{self.cfg.max_invalid_size_share:g}; raise --tokens-per-sample, or accept the loss "
                              f"with --max-invalid-size-share {math.ceil(share * 100) / 100:g}")
         logger.warning(f"{what}: skipped (at most --max-invalid-size-share {self.cfg.max_invalid_size_share:g})")
@@ -477,6 +531,8 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
             logging_output["cs_instances"] = s[STAT_INSTANCE]
             logging_output["cs_eligible"] = s[STAT_ELIGIBLE]
             logging_output["cs_replaced"] = s[STAT_REPLACED]
+            logging_output["cs_unchanged"] = s[STAT_UNCHANGED]
+            logging_output["cs_cut"] = s[STAT_CUT_TOKENS]
             logging_output["cs_nsentences"] = stats.size(0)
             # every direction in every logging output (zeros included): fairseq sums logging
             # outputs across ranks by key, so all ranks must report the same keys
@@ -505,9 +561,11 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
 
     def reduce_metrics(self, logging_outputs, criterion):
         """Adds ``cs_inst`` (fraction of instances code-switched), ``cs_word`` (fraction of
-        eligible words replaced in them) and, per direction, ``cs_tok_<src>-<tgt>`` (fraction of the
-        input tokens that hold a translation, i.e. changed by code-switching), aggregated over the
-        interval and the epoch."""
+        eligible words replaced in them, identical candidates included), ``cs_same`` (fraction of the
+        replaced words whose drawn candidate was the word itself: no token changed), ``cs_cut``
+        (tokens cut from instance ends per input token, ``--cs-overflow truncate``) and, per
+        direction, ``cs_tok_<src>-<tgt>`` (fraction of the input tokens that hold a translation, i.e.
+        changed by code-switching), aggregated over the interval and the epoch."""
         super().reduce_metrics(logging_outputs, criterion)
         nsent = sum(log.get("cs_nsentences", 0) for log in logging_outputs)
         if nsent > 0:
@@ -517,6 +575,14 @@ class CodeSwitchMaskedLMTask(FreshEpochDrawsMixin, Bf16AutocastMixin, MaskedLMTa
             metrics.log_scalar("cs_inst", inst / nsent, nsent, round=4)
             if elig > 0:
                 metrics.log_scalar("cs_word", repl / elig, elig, round=4)
+            if repl > 0:
+                same = sum(log.get("cs_unchanged", 0) for log in logging_outputs)
+                metrics.log_scalar("cs_same", same / repl, repl, round=4)
+            all_tokens = sum(log.get(f"cs_tokens:{name}", 0) for log in logging_outputs
+                             for name in filter(None, self.cs_directions()))
+            if all_tokens > 0:
+                cut = sum(log.get("cs_cut", 0) for log in logging_outputs)
+                metrics.log_scalar("cs_cut", cut / all_tokens, all_tokens, round=5)
             # the dose that reaches the model: fraction of input tokens holding a translation
             for name in filter(None, self.cs_directions()):
                 tokens = sum(log.get(f"cs_tokens:{name}", 0) for log in logging_outputs)
