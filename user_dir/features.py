@@ -20,6 +20,7 @@ Arrays written (float32; ``L`` = layer, 0 the embedding layer's output, as fairs
 * ``words/NAME/L{l}`` ``[n, H]``: the word encoded alone (``<s> pieces </s>``), mean over its pieces;
 * ``sent/NAME/L{l}`` ``[n, H]``: mean over a sentence's pieces (without ``<s>``/``</s>``); lines
   longer than the model's positions are truncated, counted in ``sent/NAME/truncated`` (and warned);
+  ``sent/NAME/CLS{l}``: the ``<s>`` state;
 * ``tagged/NAME/L{l}`` ``[words, H]``: each word in its sentence, mean over its pieces; sentences
   longer than the positions are encoded in consecutive windows (counted in ``tagged/NAME/windowed``).
 
@@ -108,6 +109,7 @@ def sentence_vectors(hub, enc: Encoder, lines: Sequence[str], layers: Sequence[i
               f"{enc.max_len} positions: truncated", file=sys.stderr)
     states = _forward(hub, ids)
     out = {f"L{layer}": np.stack([s[layer][1:-1].mean(0).numpy() for s in states]).astype(np.float32) for layer in layers}
+    out.update({f"CLS{layer}": np.stack([s[layer][0].numpy() for s in states]).astype(np.float32) for layer in layers})
     out["truncated"] = np.array(truncated)
     return out
 

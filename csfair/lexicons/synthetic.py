@@ -26,6 +26,7 @@ at the *character* level, before the shared sentencepiece vocabulary is trained:
 Map text that is already tokenised (Moses punctuation splitting does not know the image symbols).
 """
 import json
+import string
 import unicodedata
 from collections import Counter, OrderedDict
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
@@ -34,7 +35,7 @@ import numpy as np
 
 from csfair.io import PathLike, atomic_write, read_text
 from csfair.lexicons.lexicon import Lexicon
-from csfair.text import lower
+from csfair.text import lower, title, upper
 
 #: Blocks scanned, in order, for upper/lower-case letter pairs (upper-case code point ranges). Chosen
 #: so that sentencepiece treats them like Latin: on English and its image under each of these
@@ -165,7 +166,11 @@ def build_script_map(chars, share_nonletters: bool = False) -> ScriptMap:
     Raises:
         ValueError: a pool of image characters is too small for the inventory.
     """
-    source = sorted({c for c in chars if not c.isspace()})
+    # printable ASCII always (any English word and number maps), and every character of the text
+    given = {c for c in chars if not c.isspace()} | set(string.ascii_letters + string.digits + string.punctuation)
+    # the case closure: lower- or upper-casing a word must stay inside the map ("İ".lower() is "i" + U+0307)
+    closure = {x for c in given for x in c.lower() + c.upper() if not x.isspace()}
+    source = sorted(given | closure)
     forbidden = set(source) | {SPM_SPACE}
     usable = lambda c: c not in forbidden and _stable(c)  # noqa: E731
     cased_upper = _pool(CASED_RANGES, lambda c: usable(c) and _kind(c) == "cased" and c.isupper()
@@ -180,10 +185,11 @@ def build_script_map(chars, share_nonletters: bool = False) -> ScriptMap:
     forward: Dict[str, str] = {}
     # cased letters: one pair per lower/upper pair of the source (a lone upper-case letter takes a pair
     # too); a-z first, then by frequency, so that a word's frequent letters share one script
+    counts = chars if isinstance(chars, dict) else {}
     freq = Counter()
-    for c, n in (chars.items() if isinstance(chars, dict) else ((c, 1) for c in source)):
+    for c in source:
         if _kind(c) == "cased":
-            freq[c.lower()] += n
+            freq[c.lower()] += counts.get(c, 0)
     pairs = sorted(freq, key=lambda c: (not ("a" <= c <= "z"), c if "a" <= c <= "z" else "", -freq[c], c))
     if len(pairs) > len(cased_upper):
         raise ValueError(f"{len(pairs)} cased letter pairs but only {len(cased_upper)} image pairs")
@@ -200,13 +206,14 @@ def build_script_map(chars, share_nonletters: bool = False) -> ScriptMap:
         by_kind.setdefault(k, []).append(c)
     for k, cs in by_kind.items():
         pool = pools[k]
-        if k == "digit":  # in digit order: ASCII 0-9 onto one block's 0-9
+        if k == "digit":  # in digit order: ASCII 0-9 (always in the inventory) onto 0-9 of the images
             cs = sorted(cs, key=lambda c: (not c.isascii(), ord(c)))
         if len(cs) > len(pool):
             raise ValueError(f"{len(cs)} source characters of kind {k!r} but only {len(pool)} image characters")
         forward.update(zip(cs, pool))
-    # characters whose case partner is not in the source text still map consistently
-    return ScriptMap({k: v for k, v in forward.items() if k in set(source)}, share_nonletters)
+    # both members of each case pair are mapped, also when the text holds only one (lower-casing a
+    # word must stay inside the map)
+    return ScriptMap(forward, share_nonletters)
 
 
 def char_inventory(lines: Iterable[str]) -> Counter:
@@ -244,9 +251,16 @@ def held_out_types(types: Iterable[str], fraction: float = 0.2, seed: int = 1) -
     return {pool[i] for i in idx}
 
 
+def _forms(word: str, lang: str) -> Set[str]:
+    """The lower-cased forms of a word and of its case variants (a table also keys ``Title`` and
+    ``UPPER`` forms: ``groß`` -> ``GROSS``, which is also ``gross`` upper-cased)."""
+    return {lower(word, lang), lower(upper(word, lang), lang), lower(title(word, lang), lang)}
+
+
 def filter_lexicon(lex: Lexicon, drop_src: Set[str], drop_tgt: Set[str]) -> Tuple[Lexicon, dict]:
     """``lex`` without the source words in ``drop_src`` and the candidates in ``drop_tgt`` (compared
-    lower-cased with each side's language rules); rows left without a candidate are dropped.
+    lower-cased with each side's language rules, also through their case variants: see
+    :func:`_forms`); rows left without a candidate are dropped.
 
     Returns:
         (lexicon, counts of the removed rows and candidates)
@@ -255,11 +269,11 @@ def filter_lexicon(lex: Lexicon, drop_src: Set[str], drop_tgt: Set[str]) -> Tupl
     removed_rows = removed_cands = 0
     for i, s in enumerate(lex.src_words):
         a, b = lex.offsets[i], lex.offsets[i + 1]
-        if lower(s, lex.src_lang) in drop_src:
+        if _forms(s, lex.src_lang) & drop_src:
             removed_rows += 1
             continue
         cands = [(t, float(p)) for t, p in zip(lex.tgt_words[a:b], lex.probs[a:b])
-                 if lower(t, lex.tgt_lang) not in drop_tgt]
+                 if not _forms(t, lex.tgt_lang) & drop_tgt]
         removed_cands += (b - a) - len(cands)
         if cands:
             mapping[s] = cands
