@@ -9,7 +9,7 @@ as in running text (``▁word`` pieces).
 
 Spec (JSON)::
 
-    {"data": DATA_BIN, "spm": SPM_MODEL, "layers": null | [0, 1, ...], "threads": 2,
+    {"data": DATA_BIN, "spm": SPM_MODEL, "layers": null | [0, 1, ...], "threads": 2, "device": "cpu" | "cuda",
      "words": {NAME: [word, ...]}, "sentences": {NAME: [line, ...]}, "tagged": {NAME: [[word, ...], ...]},
      "models": [{"name": N, "checkpoint": PATH, "random_init": null | SEED, "out": PATH.npz}, ...]}
 
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 
 
-def load(checkpoint: str, data: str, spm: str, random_init=None):
-    """A hub interface (user_dir.hub_interface) for ``checkpoint``; with ``random_init`` (an int seed)
-    its model is replaced by a freshly initialised one of the same configuration."""
+def load(checkpoint: str, data: str, spm: str, random_init=None, device: str = "cpu"):
+    """A hub interface (user_dir.hub_interface) for ``checkpoint`` on ``device``; with ``random_init``
+    (an int seed) its model is replaced by a freshly initialised one of the same configuration."""
     from fairseq import utils
 
     from user_dir.hub_interface import from_pretrained
@@ -52,7 +52,7 @@ def load(checkpoint: str, data: str, spm: str, random_init=None):
         model = hub.task.build_model(hub.cfg.model)
         model.eval()
         hub.model = model
-    return hub
+    return hub.to(device)
 
 
 class Encoder:
@@ -86,13 +86,13 @@ def _forward(hub, batch_ids: List[List[int]], batch_size: int = 64) -> List[List
 
 
 def word_vectors(hub, enc: Encoder, words: Sequence[str], layers: Sequence[int]) -> Dict[str, np.ndarray]:
-    emb = hub.model.encoder.sentence_encoder.embed_tokens.weight.detach()
+    emb = hub.model.encoder.sentence_encoder.embed_tokens.weight.detach().float().cpu()
     ids = [enc.word(w)[: enc.max_len] for w in words]
     out = {"emb": np.stack([emb[[i[k] for k in enc.content(i)]].mean(0).numpy() for i in ids]).astype(np.float32)}
     states = _forward(hub, ids)
     for layer in layers:
         out[f"L{layer}"] = np.stack([
-            s[layer][1:-1][enc.content(i)].mean(0).numpy() for s, i in zip(states, ids)]).astype(np.float32)
+            s[layer][1:-1][enc.content(i)].mean(0).float().cpu().numpy() for s, i in zip(states, ids)]).astype(np.float32)
     return out
 
 
@@ -108,8 +108,10 @@ def sentence_vectors(hub, enc: Encoder, lines: Sequence[str], layers: Sequence[i
         print(f"[features] warning: {truncated} of {len(lines)} {name} sentences are longer than the model's "
               f"{enc.max_len} positions: truncated", file=sys.stderr)
     states = _forward(hub, ids)
-    out = {f"L{layer}": np.stack([s[layer][1:-1].mean(0).numpy() for s in states]).astype(np.float32) for layer in layers}
-    out.update({f"CLS{layer}": np.stack([s[layer][0].numpy() for s in states]).astype(np.float32) for layer in layers})
+    out = {f"L{layer}": np.stack([s[layer][1:-1].mean(0).float().cpu().numpy() for s in states]).astype(np.float32)
+           for layer in layers}
+    out.update({f"CLS{layer}": np.stack([s[layer][0].float().cpu().numpy() for s in states]).astype(np.float32)
+                for layer in layers})
     out["truncated"] = np.array(truncated)
     return out
 
@@ -136,7 +138,7 @@ def tagged_vectors(hub, enc: Encoder, sentences: Sequence[Sequence[str]], layers
         for s, sp in zip(states, spans):
             h = s[layer][1:-1]
             for a, b, p in sp:
-                vecs.append(h[a:b][enc.content(p)].mean(0).numpy())
+                vecs.append(h[a:b][enc.content(p)].mean(0).float().cpu().numpy())
         out[f"L{layer}"] = np.stack(vecs).astype(np.float32)
     out["windowed"] = np.array(windowed)
     return out
@@ -148,7 +150,10 @@ def run(spec: dict) -> None:
     torch.set_num_threads(int(spec.get("threads") or 1))
     for m in spec["models"]:
         t0 = time.time()
-        hub = load(m["checkpoint"], spec["data"], spec["spm"], m.get("random_init"))
+        device = spec.get("device") or "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("features: device 'cuda' asked but torch sees no CUDA device")
+        hub = load(m["checkpoint"], spec["data"], spec["spm"], m.get("random_init"), device)
         n_layers = len(hub.model.encoder.sentence_encoder.layers)
         layers = spec.get("layers") or list(range(n_layers + 1))
         if max(layers) > n_layers:

@@ -198,13 +198,16 @@ def compare(scores: Mapping[str, np.ndarray], reference: str, den: Optional[np.n
             None: each item weighs 1.
         n_boot, seed: the test's resamples and seed.
         test: ``f(scores_a, scores_b, n_boot=, seed=, den=) -> {"diff", "lo", "hi", "p", ...}``;
-            default :func:`csfair.evaluation.stats.hierarchical_bootstrap` (csfair issue 19).
+            default :func:`csfair.evaluation.stats.hierarchical_bootstrap` (csfair issue 19). When both
+            systems have a single run, the seed level cannot be estimated: the paired bootstrap over
+            items (:func:`csfair.evaluation.stats.paired_bootstrap`) is used instead, and the row says
+            ``test: "items only (one run each)"``.
 
     Returns:
-        ``{system: {"mean", "sd_runs", "runs", "items", and for the others "diff", "lo", "hi", "p"}}``;
-        ``mean`` is the mean over runs of each run's score, ``sd_runs`` their standard deviation.
+        ``{system: {"mean", "sd_runs", "runs", "items", and for the others "diff", "lo", "hi", "p",
+        "test"}}``; ``mean`` is the mean over runs of each run's score, ``sd_runs`` their standard deviation.
     """
-    if test is None:
+    if test is None and any(np.atleast_2d(np.asarray(v)).shape[0] > 1 for v in scores.values()):
         from csfair.evaluation.stats import hierarchical_bootstrap as test
     if reference not in scores:
         raise ValueError(f"reference {reference!r} is not among the systems {sorted(scores)}")
@@ -218,11 +221,20 @@ def compare(scores: Mapping[str, np.ndarray], reference: str, den: Optional[np.n
         row = dict(mean=float(per_run.mean()), sd_runs=float(per_run.std(ddof=1)) if len(per_run) > 1 else 0.0,
                    runs=int(s.shape[0]), items=int(s.shape[1]))
         if name != reference:
-            kw = dict(n_boot=n_boot, seed=seed)
-            if den is not None:
-                kw["den"] = den
-            r = test(np.atleast_2d(scores[reference]), s, **kw)
-            row.update(diff=float(r["diff"]), lo=float(r["lo"]), hi=float(r["hi"]), p=float(r["p"]))
+            ref = np.atleast_2d(np.asarray(scores[reference], dtype=np.float64))
+            if ref.shape[0] == 1 and s.shape[0] == 1:
+                from csfair.evaluation.stats import paired_bootstrap
+
+                r = paired_bootstrap(ref[0], s[0], den=den, n_boot=n_boot, seed=seed)
+                row.update(diff=float(r["diff"]), lo=float(r["lo"]), hi=float(r["hi"]), p=float(r["p_value"]),
+                           test="items only (one run each)")
+            else:
+                kw = dict(n_boot=n_boot, seed=seed)
+                if den is not None:
+                    kw["den"] = den
+                r = test(ref, s, **kw)
+                row.update(diff=float(r["diff"]), lo=float(r["lo"]), hi=float(r["hi"]), p=float(r["p"]),
+                           test="hierarchical")
         out[name] = row
     return out
 
@@ -260,6 +272,8 @@ def format_table(title: str, rows: Mapping[str, Mapping[str, dict]], reference: 
             if "diff" in r:
                 star = "*" if r.get("p_holm", r["p"]) < 0.05 and "p_holm" in r else ""
                 cell += f"; Δ {r['diff']:+.{digits}f} [{r['lo']:+.{digits}f}, {r['hi']:+.{digits}f}] p={r['p']:.3g}{star}"
+                if r.get("test", "hierarchical") != "hierarchical":
+                    cell += f" ({r['test']})"
                 if "p_holm" in r:
                     cell += f" (Holm {r['p_holm']:.3g})"
             elif s == reference:

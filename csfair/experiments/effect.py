@@ -112,10 +112,18 @@ class Shape:
     ffn_dim: int = 256
     heads: int = 4
     vocab_size: int = 2000
+    arch: str = "cs_roberta_tiny"
 
     def args(self) -> List[str]:
         return ["--encoder-layers", self.layers, "--encoder-embed-dim", self.embed_dim,
                 "--encoder-ffn-embed-dim", self.ffn_dim, "--encoder-attention-heads", self.heads]
+
+    def eval_layers(self) -> Optional[List[int]]:
+        """Layers whose vectors are kept: all for small models, else the embeddings, the middle and the top
+        (a roberta-base's 13 layers of POS word vectors would take gigabytes)."""
+        if self.layers <= 4:
+            return None
+        return [0, (self.layers + 1) // 2, self.layers]
 
 
 @dataclass
@@ -132,6 +140,8 @@ class Training:
     cs_word_prob: float = 0.03
     cs_instance_prob: float = 0.5
     max_invalid_size_share: float = 0.02
+    extra: List[str] = field(default_factory=list)  # more fairseq-train options (e.g. --bf16 on a GPU)
+    cpu: bool = True  # train on the CPU (fairseq-train --cpu); False: fairseq's default device
 
     def warmup_updates(self) -> int:
         return self.warmup if self.warmup is not None else max(1, self.max_update // 10)
@@ -400,6 +410,10 @@ class PairData:
     """Experiment B's evaluation sets (defaults: the protocol)."""
 
     pair: str = "en-fr"
+    data: str = ""  # the recipe's --data (staged | paper; "": the recipe's default for the pair)
+    max_train_lines: int = 0  # the recipe's --max-train-lines (0: all)
+    test_lines: int = 2000  # the recipe's --test-lines
+    valid_lines: int = 500  # the recipe's --valid-lines
     retrieval: str = "parallel/multi30k/test_2016_flickr"
     min_count: int = 2
     seen_words: int = 1000
@@ -430,8 +444,14 @@ def prepare_pair(out: Path, cfg: PairData, shape: Shape) -> dict:
     t0 = time.time()
     data_bin, work = out / "data-bin", out / "work"
     log(f"recipe data: pair.sh {cfg.pair} --prep-only (log {out / 'logs' / 'prep.log'})")
-    run(["bash", "scripts/recipes/pair.sh", cfg.pair, "--prep-only", "--vocab-size", shape.vocab_size,
-         "--data-bin", data_bin, "--work", work], log_path=out / "logs" / "prep.log")
+    recipe_args = ["--vocab-size", shape.vocab_size, "--test-lines", cfg.test_lines, "--valid-lines", cfg.valid_lines,
+                   "--data-bin", data_bin, "--work", work]
+    if cfg.data:
+        recipe_args += ["--data", cfg.data]
+    if cfg.max_train_lines:
+        recipe_args += ["--max-train-lines", cfg.max_train_lines]
+    recipe_args = [str(a) for a in recipe_args]
+    run(["bash", "scripts/recipes/pair.sh", cfg.pair, "--prep-only", *recipe_args], log_path=out / "logs" / "prep.log")
     names = sorted({p.name.split(".")[0] for p in (data_bin / "tables").iterdir() if p.is_dir()})
     keys = {src: set(), tgt: set()}
     cands = {src: set(), tgt: set()}
@@ -504,7 +524,7 @@ def prepare_pair(out: Path, cfg: PairData, shape: Shape) -> dict:
     _write_json(out / "eval_inputs.json", inputs)
     manifest = dict(
         config=config, experiment="pair", langs=[src, tgt], data_bin=str(data_bin), spm=str(data_bin / "spm.model"),
-        work=str(work), tables=sorted(per_table), systems_tables={n: n for n in names}, test_words=len(q),
+        work=str(work), recipe_data_args=recipe_args, tables=sorted(per_table), systems_tables={n: n for n in names}, test_words=len(q),
         test_candidates=len(pool), seen_words=len(sq), retrieval=dict(test=len(ret_src), dropped_in_training_text=dropped),
         pos=dict(train_sentences=len(pos_train_w), test_sentences=len(pos_test_w)), seconds=round(time.time() - t0, 1),
     )
@@ -521,26 +541,30 @@ def train_command(manifest: dict, system: str, seed: int, save_dir: Path, shape:
              if tr.save_interval else ["--save-interval-updates", tr.max_update, "--keep-interval-updates", 1])
     # ~1% of the lines are longer than 128 pieces with a 2,000-piece vocabulary (the longest 1,506): fairseq
     # skips them, counted in the log; the task refuses more than 1% unless accepted explicitly
-    dose = ["--cs-word-prob", tr.cs_word_prob, "--cs-instance-prob", tr.cs_instance_prob,
+    # a dose arm is named TABLE@WORD_PROB (e.g. dict@0.3: every eligible word of a code-switched instance
+    # replaced with probability 0.3 instead of the paper's 0.03)
+    base, _, word_prob = system.partition("@")
+    dose = ["--cs-word-prob", word_prob or tr.cs_word_prob, "--cs-instance-prob", tr.cs_instance_prob,
             "--max-invalid-size-share", tr.max_invalid_size_share]
-    table = SYSTEM_TABLE.get(system.split("@")[0], system.split("@")[0])
+    table = SYSTEM_TABLE.get(base, base)
     if manifest["experiment"] == "pair":
         src_tgt = "-".join(manifest["langs"])
         return ["bash", "scripts/recipes/pair.sh", src_tgt, "--cs", table or "none", "--run", save_dir.name,
-                "--seed", seed, "--vocab-size", shape.vocab_size, "--max-update", tr.max_update, "--warmup",
-                tr.warmup_updates(), "--lr", tr.lr, "--batch-size", tr.batch_size, "--tokens-per-sample",
-                tr.tokens_per_sample, "--num-workers", tr.num_workers, "--data-bin", manifest["data_bin"],
-                "--work", manifest["work"], "--save-root", save_dir.parent, "--", *shape.args(), *dose, *curve]
+                "--seed", seed, "--arch", shape.arch, "--max-update", tr.max_update, "--warmup", tr.warmup_updates(),
+                "--lr", tr.lr, "--batch-size", tr.batch_size, "--tokens-per-sample", tr.tokens_per_sample,
+                "--num-workers", tr.num_workers, "--save-root", save_dir.parent, *manifest["recipe_data_args"],
+                "--", *shape.args(), *dose, *curve, *(["--cpu"] if tr.cpu else []), *tr.extra]
     cs = ["--cs-mode", "none"] if table is None else ["--cs-mode", "multiview", "--cs-table-name", table]
     return ["fairseq-train", manifest["data_bin"], "--user-dir", ROOT / "user_dir", "--task", "codeswitch_masked_lm",
-            "--langs", ",".join(manifest["langs"]), *cs, *dose, "--arch", "cs_roberta_tiny", *shape.args(),
+            "--langs", ",".join(manifest["langs"]), *cs, *dose, "--arch", shape.arch, *shape.args(),
             "--criterion", "cs_masked_lm", "--tokens-per-sample", tr.tokens_per_sample, "--sample-break-mode", "complete",
             "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--adam-eps", "1e-6", "--weight-decay", "0.01",
             "--clip-norm", "1.0", "--lr", tr.lr, "--lr-scheduler", "polynomial_decay", "--warmup-updates",
             tr.warmup_updates(), "--total-num-update", tr.max_update, "--max-update", tr.max_update, "--batch-size",
             tr.batch_size, "--dropout", "0.1", "--attention-dropout", "0.1", "--seed", seed, "--num-workers",
             tr.num_workers, "--log-format", "simple", "--log-interval", "100", "--save-dir", save_dir,
-            "--no-epoch-checkpoints", *curve, "--skip-invalid-size-inputs-valid-test", "--cpu"]
+            "--no-epoch-checkpoints", *curve, "--skip-invalid-size-inputs-valid-test", *(["--cpu"] if tr.cpu else []),
+            *tr.extra]
 
 
 def _reached(ckpt: Path) -> bool:
@@ -620,12 +644,13 @@ def train_runs(manifest: dict, systems: Sequence[str], seeds: Sequence[int], run
 
 
 # ------------------------------------------------------------------------------------------- evaluation
-def extract(manifest: dict, inputs: dict, models: Sequence[dict], out_dir: Path, layers=None, threads: int = 2) -> None:
+def extract(manifest: dict, inputs: dict, models: Sequence[dict], out_dir: Path, layers=None, threads: int = 2,
+            device: str = "cpu") -> None:
     """Vectors of every model not extracted yet (one ``python -m user_dir.features`` process)."""
     todo = [m for m in models if not Path(m["out"]).exists()]
     if not todo:
         return
-    spec = dict(data=manifest["data_bin"], spm=manifest["spm"], layers=layers, threads=threads,
+    spec = dict(data=manifest["data_bin"], spm=manifest["spm"], layers=layers, threads=threads, device=device,
                 words=inputs.get("words"), sentences=inputs.get("sentences"), tagged=inputs.get("tagged"), models=todo)
     out_dir.mkdir(parents=True, exist_ok=True)
     spec_path = out_dir / "features_spec.json"
@@ -697,7 +722,7 @@ def no_model_measures(manifest: dict, inputs: dict) -> Dict[str, np.ndarray]:
     return res
 
 
-def mlm_scores(manifest: dict, runs: Dict[str, dict], out_dir: Path, lang: str) -> Dict[str, dict]:
+def mlm_scores(manifest: dict, runs: Dict[str, dict], out_dir: Path, lang: str, device: str = "cpu") -> Dict[str, dict]:
     """Held-out MLM accuracy of every run on ``lang``'s test split on identical masks
     (``scripts/eval_mlm.py --compare``): ``{run: {"accuracy", "correct" [sent], "scored" [sent]}}``
     (per-sentence arrays when eval_mlm saves them)."""
@@ -706,7 +731,8 @@ def mlm_scores(manifest: dict, runs: Dict[str, dict], out_dir: Path, lang: str) 
         named = [f"{n}={r['checkpoint']}" for n, r in sorted(runs.items())]
         log(f"held-out MLM on {lang} test (load {loadavg()})")
         run([_python(), "scripts/eval_mlm.py", "--compare", *named, "--data", manifest["data_bin"], "--lang", lang,
-             "--split", "test", "--json", js, "--cpu"], log_path=out_dir / "mlm.log", threads=2)
+             "--split", "test", "--json", js, *(["--cpu"] if device == "cpu" else [])], log_path=out_dir / "mlm.log",
+            threads=2)
     res = {r["name"]: dict(accuracy=r["accuracy"]) for r in json.loads(read_text(js))["rows"]}
     npz = out_dir / f"mlm_{lang}.sentences.npz"
     if npz.exists():
@@ -718,7 +744,8 @@ def mlm_scores(manifest: dict, runs: Dict[str, dict], out_dir: Path, lang: str) 
 
 
 def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = "none", controls_seeds=(1, 2, 3),
-             n_boot: int = 1000, boot_seed: int = 12345, mlm: bool = True, test=None) -> dict:
+             n_boot: int = 1000, boot_seed: int = 12345, mlm: bool = True, test=None, layers=None,
+             device: str = "cpu") -> dict:
     """Measures, tables and the decision of the protocol; writes ``results.json`` and ``results.md``.
 
     ``test``: the comparison test (:func:`csfair.evaluation.crosslingual.compare`'s; default the
@@ -730,7 +757,7 @@ def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = 
     proto = sorted(runs.values(), key=lambda r: (r["system"] != reference, r["seed"]))[0]["checkpoint"]
     models += [dict(name=f"random-init-s{s}", checkpoint=proto, random_init=s, out=str(feats / f"random-init-s{s}.npz"))
                for s in controls_seeds]
-    extract(manifest, inputs, models, feats)
+    extract(manifest, inputs, models, feats, layers=layers, device=device)
     per_model = {}
     for m in models:
         with np.load(m["out"]) as z:
@@ -739,11 +766,15 @@ def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = 
         per_model[m["name"]] = measures_of(f, inputs, layers, inputs["tags"])
     L = max(layers)
     mid = (L + 1) // 2
+    if mid not in layers:
+        raise ValueError(f"the middle layer {mid} was not extracted (layers {layers})")
     systems: Dict[str, List[str]] = {}
     for n, r in runs.items():
         systems.setdefault(r["system"], []).append(n)
     systems = {k: sorted(v, key=lambda n: runs[n]["seed"]) for k, v in systems.items()}
     systems["random-init"] = [m["name"] for m in models if m["name"].startswith("random-init")]
+    if not systems["random-init"]:
+        raise ValueError("no random-init control: give at least one controls seed")
     nomodel = no_model_measures(manifest, inputs)
     den_pos = {name: per_model[models[0]["name"]][f"pos_den/{name}"] for name in ("pos_dev_en", "pos_dev_xx")}
 
@@ -755,8 +786,8 @@ def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = 
         res = X.compare({s: v for s, v in scores.items() if s != "random-init"}, reference, den=den,
                         n_boot=n_boot, seed=boot_seed, test=test)
         ri = scores["random-init"]
-        res["random-init"] = dict(mean=float((ri.sum(1) / (den.sum() if den is not None else ri.shape[1])).mean()),
-                                  sd_runs=float((ri.sum(1) / (den.sum() if den is not None else ri.shape[1])).std(ddof=1)),
+        per_run = ri.sum(1) / (den.sum() if den is not None else ri.shape[1])
+        res["random-init"] = dict(mean=float(per_run.mean()), sd_runs=float(per_run.std(ddof=1)) if len(per_run) > 1 else 0.0,
                                   runs=ri.shape[0], items=ri.shape[1])
         if nm_key is not None and nm_key in nomodel:
             v = nomodel[nm_key]
@@ -793,12 +824,12 @@ def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = 
         seen = {"in-table words, input emb., CSLS, centred": table_row("wt/seen/emb/csls/c", "wt/seen/pieces"),
                 f"in-table words, layer {mid}, CSLS, centred": table_row(f"wt/seen/L{mid}/csls/c")}
     sr = {}
-    for l in range(L + 1):
+    for l in layers:
         sr[f"layer {l}, centred"] = table_row(f"sr/ret_test/L{l}/en-xx/c", "sr/ret_test/pieces/en-xx" if l == 0 else None)
     sr[f"layer {L}, raw"] = table_row(f"sr/ret_test/L{L}/en-xx/raw")
     sr[f"layer {mid}, xx→en, centred"] = table_row(f"sr/ret_test/L{mid}/xx-en/c", "sr/ret_test/pieces/xx-en")
     pos = {f"layer {l}": table_row(f"pos/pos_dev_xx/L{l}", "pos/pos_dev_xx/majority" if l == mid else None,
-                                   den=den_pos["pos_dev_xx"]) for l in range(L + 1)}
+                                   den=den_pos["pos_dev_xx"]) for l in layers}
     pos[f"source language (English dev), layer {mid}"] = table_row(f"pos/pos_dev_en/L{mid}", "pos/pos_dev_en/majority",
                                                                    den=den_pos["pos_dev_en"])
     mlm_rows = {}
@@ -806,7 +837,7 @@ def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = 
         for lang in manifest["langs"]:
             if not (Path(manifest["data_bin"]) / lang / "test.idx").exists():
                 continue
-            sc = mlm_scores(manifest, runs, out, lang)
+            sc = mlm_scores(manifest, runs, out, lang, device)
             if all("correct" in v for v in sc.values()):
                 scores = {s: np.stack([sc[n]["correct"] for n in names]) for s, names in systems.items() if s != "random-init"}
                 den = next(iter(sc.values()))["scored"]
@@ -916,6 +947,12 @@ def build_parser():
         g.add_argument("--save-interval", type=int, default=0)
         g.add_argument("--cs-word-prob", type=float, default=0.03)
         g.add_argument("--cs-instance-prob", type=float, default=0.5)
+        g.add_argument("--arch", default="cs_roberta_tiny", help="fairseq architecture the shape options override")
+        g.add_argument("--extra-args", default="", help="more fairseq-train options, e.g. '--bf16' on a GPU")
+        g.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                       help="cpu: train with --cpu and evaluate on the CPU; cuda: fairseq's default device and CUDA")
+        g.add_argument("--num-workers", type=int, default=1, help="DataLoader workers per run (the recipe's CPU default)")
+        g.add_argument("--random-init-seeds", default="1,2,3", help="seeds of the random-init control")
         d = s.add_argument_group("data (defaults: the protocol; smaller values for tests)")
         if name == "synthetic":
             for a, v in asdict(SyntheticData()).items():
@@ -928,6 +965,7 @@ def build_parser():
         else:
             for a, v in asdict(PairData()).items():
                 d.add_argument(f"--{a.replace('_', '-')}", type=type(v), default=v)
+
     return p
 
 
@@ -939,9 +977,12 @@ def main(argv=None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     t0 = time.time()
     load0 = loadavg()
-    shape = Shape(args.layers, args.embed_dim, args.ffn_dim, args.heads, args.vocab_size)
+    import shlex
+
+    shape = Shape(args.layers, args.embed_dim, args.ffn_dim, args.heads, args.vocab_size, args.arch)
     tr = Training(args.max_update, args.batch_size, args.tokens_per_sample, args.lr, args.warmup, args.save_interval,
-                  cs_word_prob=args.cs_word_prob, cs_instance_prob=args.cs_instance_prob)
+                  num_workers=args.num_workers, cs_word_prob=args.cs_word_prob, cs_instance_prob=args.cs_instance_prob,
+                  extra=shlex.split(args.extra_args), cpu=args.device == "cpu")
     if args.cmd == "synthetic":
         cfg = SyntheticData(**{k: getattr(args, k) for k in asdict(SyntheticData())})
         out = Path(args.out or ROOT / "runs" / "effect" / "synthetic")
@@ -975,7 +1016,9 @@ def main(argv=None) -> None:
         log(f"pilot: seconds per update (wall, {args.parallel} runs at a time, one thread each; CPU): "
             f"{json.dumps(per_update)}")
     else:
-        evaluate(manifest, runs, out / "eval", reference=args.reference, n_boot=args.n_boot, mlm=not args.no_mlm)
+        evaluate(manifest, runs, out / "eval", reference=args.reference, n_boot=args.n_boot, mlm=not args.no_mlm,
+                 controls_seeds=[int(x) for x in args.random_init_seeds.split(",")], layers=shape.eval_layers(),
+                 device=args.device)
     t_eval = time.time() - t2
     summary = dict(command=" ".join(sys.argv), prep_s=round(t_prep), train_s=round(t_train), eval_s=round(t_eval),
                    total_s=round(time.time() - t0), loadavg_start=load0, loadavg_end=loadavg(),
