@@ -308,3 +308,33 @@ def test_analyze_takes_the_users_files_and_prints_the_controls(tiny_mlm, tmp_pat
     assert len(res["m"]["user_sentence_retrieval_by_layer"]) == 3
     report = (out / "report.md").read_text()
     assert "| measure | m | random-init | no-model |" in report and "Truncated to the model's positions" in report
+
+
+def test_table_exclude_words_keeps_held_out_words_out_of_a_real_table(tiny_pair, tmp_path):
+    """csfair-lexicon table --exclude-words (the recipe's --heldout-words): no held-out word, in any casing,
+    is a key or a candidate; the file's checksum is in meta.json; a malformed list names its line."""
+    from csfair.cli.lexicon import main as lexicon_main
+    from csfair.experiments.effect import table_words
+    from csfair.io import InputFormatError
+    from csfair.lexicons.lexicon import Lexicon, read_word_list
+
+    lex = Lexicon.load_tsv(tiny_pair["lex_en_fr"])
+    held_en = [w for w in lex.src_words if w.isalpha() and len(w) >= 4][:40]
+    held_fr = sorted({t for w in held_en[:10] for t, _ in lex.candidates(w)} | {"maison"})
+    (tmp_path / "held.tsv").write_text("".join(f"en\t{w}\n" for w in held_en) + "".join(f"fr\t{w}\n" for w in held_fr),
+                                       encoding="utf-8")
+    common = ["table", "--lexicon", str(tiny_pair["lex_en_fr"]), "--spm-model", str(tiny_pair["spm"]),
+              "--dict", str(tiny_pair["dict"]), "--src-stopwords", "none", "--tgt-stopwords", "none", "--quiet"]
+    lexicon_main(common + ["--out", str(tmp_path / "full")])
+    lexicon_main(common + ["--out", str(tmp_path / "held"), "--exclude-words", str(tmp_path / "held.tsv")])
+    full_keys, full_cands = table_words(tmp_path / "full")
+    keys, cands = table_words(tmp_path / "held")
+    assert set(held_en) & full_keys and set(held_fr) & full_cands  # they were there before
+    assert not keys & set(held_en) and not cands & set(held_fr)
+    assert keys and keys <= full_keys - set(held_en)
+    meta = json.loads((tmp_path / "held" / "meta.json").read_text())
+    assert meta["excluded_words"]["words"] == {"en": len(held_en), "fr": len(held_fr)}
+    assert read_word_list(tmp_path / "held.tsv")["fr"] == set(held_fr)
+    (tmp_path / "bad.tsv").write_text("en\tdog\nfr chien\n", encoding="utf-8")
+    with pytest.raises(InputFormatError, match="bad.tsv:2"):
+        read_word_list(tmp_path / "bad.tsv")

@@ -92,6 +92,20 @@ def cmd_table(args) -> None:
         keep_identical=not args.drop_identical, name_min_capitalised=args.name_min_capitalised,
     )
     lex.src_lang, lex.tgt_lang = src_lang, tgt_lang
+    excluded = None
+    if args.exclude_words:
+        from csfair.lexicons.lexicon import filter_lexicon, read_word_list
+
+        words = read_word_list(args.exclude_words)
+        unknown = sorted(set(words) - {src_lang, tgt_lang})
+        if unknown:
+            raise ValueError(f"{args.exclude_words}: words of language(s) {', '.join(unknown)}; this table is "
+                             f"{src_lang}-{tgt_lang}")
+        lex, excluded = filter_lexicon(lex, words.get(src_lang, set()), words.get(tgt_lang, set()))
+        excluded.update(file=str(args.exclude_words), sha256=sha256_file(args.exclude_words),
+                        words={k: len(v) for k, v in sorted(words.items())})
+        print(f"excluded words ({args.exclude_words}): {excluded['rows_removed']:,} source words and "
+              f"{excluded['candidates_removed']:,} candidates removed from the lexicon", file=sys.stderr)
     if args.hf_tokenizer:
         # transformers stays out of csfair/: the encoders come from the csfair_hf glue (imported here only)
         from csfair_hf.tokenization import describe, load_tokenizer, word_encoder, word_key_encoder
@@ -115,6 +129,8 @@ def cmd_table(args) -> None:
             lexicon=str(args.lexicon), spm_model=str(args.spm_model), spm_sha256=sha256_file(args.spm_model),
             dict_path=str(args.dict), dict_sha256=enc.vocab.sha256(), dict_size=len(enc.vocab),
         )
+    if excluded is not None:
+        extra["excluded_words"] = excluded
     table, stats = build_table(lex, encode, unk, cfg, extra_meta=extra, progress=not args.quiet,
                                src_corpus=src_corpus, tgt_corpus=tgt_corpus, encode_key=encode_key)
     if not len(table):
@@ -294,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-punct", action="store_true",
                    help="keep candidates/source words without any letter or digit (dropped by default: "
                    "Moses tokenisation makes IBM-1 align words to punctuation; not a paper filter)")
+    s.add_argument("--exclude-words", default=None,
+                   help="LANG<TAB>word lines: words held out of the table, as keys (source language) and as "
+                   "candidates (target language), in any casing (their Title/UPPER variants too); e.g. the "
+                   "word-translation test words of docs/experiments.md. Recorded in meta.json (SHA-256, counts)")
     s.add_argument("--tsv", default=None, help="also export the table as TSV here")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_table)

@@ -346,9 +346,9 @@ def prepare_synthetic(out: Path, cfg: SyntheticData, shape: Shape) -> dict:
         drop_src, drop_tgt = (held, held_img) if name.endswith("en-xx") else (held_img, held)
         lex, lex_stats[name] = filter_lexicon(lex, drop_src, drop_tgt)
         lex.save_tsv(lexdir / f"{name}.tsv")
-    from csfair.lexicons.synthetic import _forms
+    from csfair.lexicons.lexicon import word_forms
 
-    kept = sorted(w for w in set(types) - held if not _forms(w, "en") & held)
+    kept = sorted(w for w in set(types) - held if not word_forms(w, "en") & held)
     true_lexicon(kept, smap, "en", SYN).save_tsv(lexdir / "dict.en-xx.tsv")
     true_lexicon(kept, smap, SYN, "en", inverse=True).save_tsv(lexdir / "dict.xx-en.tsv")
 
@@ -415,6 +415,7 @@ class PairData:
     test_lines: int = 2000  # the recipe's --test-lines
     valid_lines: int = 500  # the recipe's --valid-lines
     retrieval: str = "parallel/multi30k/test_2016_flickr"
+    held_out_fraction: float = 0.2
     min_count: int = 2
     seen_words: int = 1000
     pos_train: int = 2000
@@ -451,19 +452,12 @@ def prepare_pair(out: Path, cfg: PairData, shape: Shape) -> dict:
     if cfg.max_train_lines:
         recipe_args += ["--max-train-lines", cfg.max_train_lines]
     recipe_args = [str(a) for a in recipe_args]
-    run(["bash", "scripts/recipes/pair.sh", cfg.pair, "--prep-only", *recipe_args], log_path=out / "logs" / "prep.log")
-    names = sorted({p.name.split(".")[0] for p in (data_bin / "tables").iterdir() if p.is_dir()})
-    keys = {src: set(), tgt: set()}
-    cands = {src: set(), tgt: set()}
-    per_table = {}
-    for p in sorted((data_bin / "tables").iterdir()):
-        if not p.is_dir():
-            continue
-        k, c = table_words(p)
-        s, t = p.name.split(".")[1].split("-")
-        keys[s] |= k
-        cands[t] |= c
-        per_table[p.name] = (k, c)
+    heldout_file = out / "heldout_words.tsv"
+    # 1. the recipe's data (its tables are built again below once the held-out words are known)
+    run(["bash", "scripts/recipes/pair.sh", cfg.pair, "--prep-only", *recipe_args,
+         *(["--heldout-words", heldout_file] if heldout_file.exists() else [])], log_path=out / "logs" / "prep.log")
+    # 2. the held-out split of the lexicon's source words: a seeded share of the MUSE source words that occur
+    #    in the training text (with a translation that does), out of every table with their translations
     c_src = _counts(work / "text" / f"{src}.train.tok", src)
     c_tgt = _counts(work / "text" / f"{tgt}.train.tok", tgt)
     muse: Dict[str, List[str]] = {}
@@ -472,23 +466,52 @@ def prepare_pair(out: Path, cfg: PairData, shape: Shape) -> dict:
             f = line.split()
             if len(f) == 2:
                 muse.setdefault(lower(f[0], src), []).append(lower(f[1], tgt))
+    usable = {}
+    for s_, ts in sorted(muse.items()):
+        good = [t for t in dict.fromkeys(ts) if t.isalpha() and t != s_ and c_tgt[t] >= cfg.min_count]
+        if s_.isalpha() and c_src[s_] >= cfg.min_count and good:
+            usable[s_] = good
+    pool = sorted(usable)
+    idx = np.random.default_rng(cfg.seed).choice(len(pool), size=int(round(cfg.held_out_fraction * len(pool))),
+                                                 replace=False)
+    held = sorted(pool[i] for i in idx)
+    held_tgt = sorted({t for s_ in held for t in usable[s_]})
+    lines = [f"{src}\t{w}" for w in held] + [f"{tgt}\t{w}" for w in held_tgt]
+    if not heldout_file.exists() or _read_lines(heldout_file) != lines:
+        _write_lines(heldout_file, lines)
+        shutil.rmtree(data_bin / "tables", ignore_errors=True)  # built without (or with other) held-out words
+        log(f"held out of every table: {len(held)} {src} words and {len(held_tgt)} {tgt} translations; tables again")
+        run(["bash", "scripts/recipes/pair.sh", cfg.pair, "--prep-only", *recipe_args, "--heldout-words", heldout_file],
+            log_path=out / "logs" / "prep.log")
+    recipe_args += ["--heldout-words", str(heldout_file)]
+    names = sorted({p.name.split(".")[0] for p in (data_bin / "tables").iterdir() if p.is_dir()})
+    keys = {src: set(), tgt: set()}
+    cands = {src: set(), tgt: set()}
+    per_table = {}
+    for p in sorted((data_bin / "tables").iterdir()):
+        if not p.is_dir():
+            continue
+        k, c = table_words(p)
+        s_, t = p.name.split(".")[1].split("-")
+        keys[s_] |= k
+        cands[t] |= c
+        per_table[p.name] = (k, c)
+    # 3. test pairs: held-out words none of whose forms any table holds (checked, not assumed); in-table pairs
     test, seen = [], []
     in_all = set.intersection(*[per_table[f"{n}.{src}-{tgt}"][0] for n in names])
-    for s, ts in sorted(muse.items()):
-        if not s.isalpha() or c_src[s] < cfg.min_count:
-            continue
-        good = [t for t in dict.fromkeys(ts) if t.isalpha() and t != s and c_tgt[t] >= cfg.min_count]
-        if not good:
-            continue
-        if s not in keys[src] and not any(t in keys[tgt] or t in cands[tgt] for t in good):
-            test.append((s, good))
-        elif s in in_all:
-            seen.append((s, good))
+    for s_ in held:
+        ts = usable[s_]
+        if s_ in keys[src] or s_ in cands[src] or any(t in keys[tgt] or t in cands[tgt] for t in ts):
+            raise ValueError(f"held-out word {s_!r} (or a translation) is in a substitution table")
+        test.append((s_, ts))
+    for s_ in pool:
+        if s_ in in_all:
+            seen.append((s_, usable[s_]))
     if len(seen) > cfg.seen_words:
         idx = sorted(np.random.default_rng(cfg.seed).choice(len(seen), size=cfg.seen_words, replace=False))
         seen = [seen[i] for i in idx]
-    log(f"word translation: {len(test)} MUSE pairs in no table (of {', '.join(sorted(per_table))}); "
-        f"{len(seen)} in-table pairs")
+    log(f"word translation: {len(test)} held-out MUSE words in no table (of {', '.join(sorted(per_table))}); "
+        f"{len(seen)} in-table words")
 
     def read_gz(rel):
         import gzip
@@ -794,9 +817,11 @@ def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = 
             res["no-model"] = dict(mean=float(v.sum() / (den.sum() if den is not None else len(v))), runs=1, items=len(v))
         return res
 
+    lang2 = manifest["langs"][1]
     primary = {
         "P1 word translation (CSLS, centred, input emb.)": table_row("wt/test/emb/csls/c", "wt/test/pieces"),
-        f"P2 sentence retrieval en→xx (centred, layer {mid})": table_row(f"sr/ret_test/L{mid}/en-xx/c", "sr/ret_test/pieces/en-xx"),
+        f"P2 sentence retrieval en→{lang2} (centred, layer {mid})": table_row(f"sr/ret_test/L{mid}/en-xx/c",
+                                                                             "sr/ret_test/pieces/en-xx"),
         f"P3 zero-shot POS (probe, layer {mid})": table_row(f"pos/pos_dev_xx/L{mid}", "pos/pos_dev_xx/majority",
                                                          den=den_pos["pos_dev_xx"]),
     }
@@ -827,7 +852,7 @@ def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = 
     for l in layers:
         sr[f"layer {l}, centred"] = table_row(f"sr/ret_test/L{l}/en-xx/c", "sr/ret_test/pieces/en-xx" if l == 0 else None)
     sr[f"layer {L}, raw"] = table_row(f"sr/ret_test/L{L}/en-xx/raw")
-    sr[f"layer {mid}, xx→en, centred"] = table_row(f"sr/ret_test/L{mid}/xx-en/c", "sr/ret_test/pieces/xx-en")
+    sr[f"layer {mid}, {lang2}→en, centred"] = table_row(f"sr/ret_test/L{mid}/xx-en/c", "sr/ret_test/pieces/xx-en")
     pos = {f"layer {l}": table_row(f"pos/pos_dev_xx/L{l}", "pos/pos_dev_xx/majority" if l == mid else None,
                                    den=den_pos["pos_dev_xx"]) for l in layers}
     pos[f"source language (English dev), layer {mid}"] = table_row(f"pos/pos_dev_en/L{mid}", "pos/pos_dev_en/majority",
@@ -849,7 +874,6 @@ def evaluate(manifest: dict, runs: Dict[str, dict], out: Path, reference: str = 
                             sd_runs=float(np.std([sc[n]["accuracy"] for n in names], ddof=1)) if len(names) > 1 else 0.0,
                             runs=len(names)) for s, names in systems.items() if s != "random-init"}
     controls = ("no-model", "random-init")
-    lang2 = manifest["langs"][1]
     tables = [
         X.format_table(f"Primary measures ({manifest['experiment']}; each system vs `{reference}`, Holm over the "
                        f"{len(tests)} tests marked *)", primary, reference, controls),

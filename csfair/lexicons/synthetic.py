@@ -20,8 +20,8 @@ at the *character* level, before the shared sentencepiece vocabulary is trained:
   With ``share_nonletters`` only letters are mapped (digits, punctuation and symbols stay shared:
   the non-strict control).
 * :func:`held_out_types` draws the word types held out of every substitution table (their
-  translation is the word-translation test); :func:`filter_lexicon` removes them from a lexicon as
-  keys and as candidates; :func:`true_lexicon` is the map itself as a dictionary.
+  translation is the word-translation test); :func:`csfair.lexicons.lexicon.filter_lexicon` removes
+  them from a lexicon as keys and as candidates; :func:`true_lexicon` is the map itself as a dictionary.
 
 Map text that is already tokenised (Moses punctuation splitting does not know the image symbols).
 """
@@ -34,8 +34,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 import numpy as np
 
 from csfair.io import PathLike, atomic_write, read_text
-from csfair.lexicons.lexicon import Lexicon
-from csfair.text import lower, title, upper
+from csfair.lexicons.lexicon import Lexicon, filter_lexicon, word_forms  # noqa: F401  (re-exported)
+from csfair.text import lower
 
 #: Blocks scanned, in order, for upper/lower-case letter pairs (upper-case code point ranges). Chosen
 #: so that sentencepiece treats them like Latin: on English and its image under each of these
@@ -249,38 +249,6 @@ def held_out_types(types: Iterable[str], fraction: float = 0.2, seed: int = 1) -
     k = int(round(fraction * len(pool)))
     idx = np.random.default_rng(seed).choice(len(pool), size=k, replace=False)
     return {pool[i] for i in idx}
-
-
-def _forms(word: str, lang: str) -> Set[str]:
-    """The lower-cased forms of a word and of its case variants (a table also keys ``Title`` and
-    ``UPPER`` forms: ``groß`` -> ``GROSS``, which is also ``gross`` upper-cased)."""
-    return {lower(word, lang), lower(upper(word, lang), lang), lower(title(word, lang), lang)}
-
-
-def filter_lexicon(lex: Lexicon, drop_src: Set[str], drop_tgt: Set[str]) -> Tuple[Lexicon, dict]:
-    """``lex`` without the source words in ``drop_src`` and the candidates in ``drop_tgt`` (compared
-    lower-cased with each side's language rules, also through their case variants: see
-    :func:`_forms`); rows left without a candidate are dropped.
-
-    Returns:
-        (lexicon, counts of the removed rows and candidates)
-    """
-    mapping: "OrderedDict[str, List[Tuple[str, float]]]" = OrderedDict()
-    removed_rows = removed_cands = 0
-    for i, s in enumerate(lex.src_words):
-        a, b = lex.offsets[i], lex.offsets[i + 1]
-        if _forms(s, lex.src_lang) & drop_src:
-            removed_rows += 1
-            continue
-        cands = [(t, float(p)) for t, p in zip(lex.tgt_words[a:b], lex.probs[a:b])
-                 if not _forms(t, lex.tgt_lang) & drop_tgt]
-        removed_cands += (b - a) - len(cands)
-        if cands:
-            mapping[s] = cands
-        else:
-            removed_rows += 1
-    out = Lexicon.from_mapping(mapping, lex.src_lang, lex.tgt_lang, lex.kind, lex.probabilistic)
-    return out, dict(rows_removed=removed_rows, candidates_removed=removed_cands, rows_kept=len(out))
 
 
 def true_lexicon(words: Sequence[str], smap: ScriptMap, src_lang: str, tgt_lang: str,
