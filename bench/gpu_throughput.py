@@ -20,17 +20,27 @@ warm-up intervals, leaving out intervals that contain an epoch boundary (new Dat
 The Trainer run is timed the same way (per-interval non-padding tokens / wall time, CUDA-synchronised).
 
 Reported per configuration: tokens/s, ratio to stock, MFU, peak memory
-(``torch.cuda.max_memory_allocated`` over the whole run), the GPU model. MFU = tokens/s x FLOPs per
-token / the GPU's dense bf16 peak, with FLOPs per token =
-``6 * L * (4 d^2 + 2 d f)`` (encoder matmuls, forward + backward) ``+ 6 * p_mask * (d^2 + d V)`` (LM
-head, which fairseq applies to the predicted 15% only) ``+ 12 * L * T * d`` (attention scores and
-values, T = mean sequence length).
+(``torch.cuda.max_memory_allocated`` over the whole run; without CUDA the process's peak resident
+memory), the GPU model. MFU = tokens/s x FLOPs per token / the GPU's dense bf16 peak, with FLOPs per
+token = ``6 * L * (4 d^2 + 2 d f)`` (encoder matmuls, forward + backward) ``+ 6 * h * (d^2 + d V)``
+(LM head: fairseq applies it to the predicted positions only, ``h = 0.15``; the transformers
+``RobertaForMaskedLM`` to every position, ``h = 1``, ~6.5% more FLOPs per token at roberta-base shape
+and vocabulary 8k, and its MFU counts them) ``+ 12 * L * T * d`` (attention scores and values,
+T = mean sequence length).
+
+Rounds: ``--repeats`` (default 2) interleaved rounds over all configurations, each run a fresh
+process, so that a drift of the machine (clocks, other jobs) spreads over every configuration; the
+per-configuration figure is the median over rounds, and each round's figure is kept in the JSON.
+``--goals`` runs only what the GPU issue's goals compare (stock fp16, csfair ``none`` and
+``multiview`` bf16 with the fast encoder and Adam at the recipe's 2 workers, the Trainer) and prints
+each goal with its measured ratio (bench/device/run.sh).
 
 Without CUDA it runs a reduced version (tiny architecture, batch 8, a few updates, fp32 and bf16
 only where it trains) so that CI keeps it working (tests/test_bench_gpu_throughput.py).
 
-Usage (GPU, ~6-7 minutes on an H100/H200; needs fairseq-fixed and csfair's user_dir):
+Usage (GPU; needs fairseq-fixed and csfair's user_dir): everything, 2 rounds, ~12 minutes on an H100:
     python bench/gpu_throughput.py --data data-bin/en-fr
+the goals only, 2 rounds, ~5 minutes: python bench/gpu_throughput.py --data data-bin/en-fr --goals
 CPU/CI: python bench/gpu_throughput.py --data DATA --reduced [--only stock_fp32,multiview_fp32]
 Writes bench/results/gpu_throughput.json and prints a Markdown table.
 """
@@ -64,17 +74,26 @@ SHAPES = {  # (layers, hidden, ffn, heads)
     "tiny": (4, 256, 1024, 4),
 }
 
-#: Runs fairseq-train in this process and prints the run's peak CUDA memory at exit (fairseq resets
-#: the peak counter every step to log gb_free; the reset is disabled so that the peak is the run's).
+#: Runs fairseq-train in this process and prints the run's peak memory at exit: CUDA's (fairseq resets
+#: the peak counter every step to log gb_free; the reset is disabled so that the peak is the run's),
+#: else the process's peak resident set (ru_maxrss, KiB on Linux).
 FAIRSEQ_WRAPPER = r"""
-import atexit, runpy, sys
+import atexit, resource, runpy, sys
 import torch
 if torch.cuda.is_available():
     torch.cuda.reset_peak_memory_stats = lambda *a, **k: None
     atexit.register(lambda: print("CSFAIR_PEAK_MEM_BYTES", torch.cuda.max_memory_allocated(), flush=True))
+else:
+    atexit.register(lambda: print("CSFAIR_PEAK_RSS_BYTES", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                                  flush=True))
 sys.argv = ["fairseq-train"] + sys.argv[1:]
 runpy.run_module("fairseq_cli.train", run_name="__main__")
 """
+
+#: Goals of the GPU issue (csfair issues 13 and 25): (name, configuration, reference, minimum ratio).
+GOALS = [("bf16 multiview (fast) >= 1.6x stock fp16", "multiview_{lo}_fast", "stock_{hi}", 1.6),
+         ("bf16 multiview (fast) >= 2x the Trainer", "multiview_{lo}_fast", "hf_trainer_{lo}", 2.0),
+         ("multiview >= 0.97x none (fast, recipe's workers)", "multiview_{lo}_fast", "none_{lo}_fast", 0.97)]
 
 
 def peak_flops(name: str):
@@ -84,9 +103,18 @@ def peak_flops(name: str):
     return None
 
 
-def flops_per_token(shape, vocab, seq_len, mask_prob=0.15):
+def flops_per_token(shape, vocab, seq_len, head_fraction=0.15):
+    """Training FLOPs per input token (forward + backward = 3x forward, 2 FLOPs per multiply-add).
+
+    Args:
+        shape: key of :data:`SHAPES`.
+        vocab: output vocabulary size V.
+        seq_len: mean sequence length T (attention).
+        head_fraction: positions the LM head runs on: 0.15 for fairseq (the predicted tokens only), 1.0
+            for transformers' ``RobertaForMaskedLM`` (every position).
+    """
     L, d, f, _ = SHAPES[shape]
-    return 6 * L * (4 * d * d + 2 * d * f) + 6 * mask_prob * (d * d + d * vocab) + 12 * L * seq_len * d
+    return 6 * L * (4 * d * d + 2 * d * f) + 6 * head_fraction * (d * d + d * vocab) + 12 * L * seq_len * d
 
 
 def environment(reduced: bool):
@@ -226,9 +254,11 @@ def run_fairseq(c, args, reg, shape):
     if not kept:
         return dict(res, status="failed", error=f"no steady-state log interval ({len(rows)} intervals logged)")
     m = re.search(r"CSFAIR_PEAK_MEM_BYTES (\d+)", log)
+    rss = re.search(r"CSFAIR_PEAK_RSS_BYTES (\d+)", log)
     res.update(status="ok", tokens_per_s=statistics.median(r[1] for r in kept), intervals=len(kept),
                interval_wps=[r[1] for r in kept], mean_seq_len=statistics.mean(r[2] / r[3] for r in kept),
-               peak_mem_gib=int(m.group(1)) / 2**30 if m else None)
+               peak_mem_gib=int(m.group(1)) / 2**30 if m else None,
+               peak_rss_gib=int(rss.group(1)) / 2**30 if rss else None)
     return res
 
 
@@ -284,9 +314,12 @@ def hf_worker(spec):
         n = sum(lengths[i - k + 1:i + 1])
         rates.append(n / (times[i] - times[i - k]))
     kept = rates[spec["warmup"]:]
+    import resource
+
     out = dict(tokens_per_s=statistics.median(kept) if kept else None, intervals=len(kept), interval_wps=kept,
                mean_seq_len=statistics.mean(lengths[: len(times)]) / spec["batch_size"] if lengths else None,
-               peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None)
+               peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+               peak_rss_gib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30)
     print("CSFAIR_HF_RESULT " + json.dumps(out), flush=True)
 
 
@@ -304,14 +337,22 @@ def main():
     p.add_argument("--batch-size", type=int, default=None, help="sequences per batch (default: 256 GPU, 8 reduced)")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: 2 GPU, 1 reduced)")
     p.add_argument("--sweep", default=None, help="--num-workers values for multiview (default: 0,1,2,4 GPU; 0 reduced)")
-    p.add_argument("--repeats", type=int, default=1, help="interleaved rounds over all configurations")
+    p.add_argument("--repeats", type=int, default=2,
+                   help="interleaved rounds over all configurations (default 2; the median over rounds is reported)")
     p.add_argument("--only", default="", help="comma-separated configuration names to run (default: all)")
+    p.add_argument("--goals", action="store_true",
+                   help="run only the configurations the goals compare (stock, none/multiview with the fast encoder "
+                        "in bf16, the Trainer) and print each goal's measured ratio")
     p.add_argument("--budget-s", type=float, default=450.0, help="start no new run after this many seconds")
     p.add_argument("--run-timeout", type=float, default=300.0, help="seconds before one run is killed")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "gpu_throughput.json"), help="JSON output")
     p.add_argument("--dry-run", action="store_true", help="print the planned runs (the GPU plan with --gpu-plan) and exit")
     p.add_argument("--gpu-plan", action="store_true", help="with --dry-run: show the GPU plan even without CUDA")
     args = p.parse_args()
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    if args.goals and args.only:
+        p.error("--goals and --only exclude each other")
 
     args.data = os.path.abspath(args.data)
     env = environment(args.reduced)
@@ -324,6 +365,8 @@ def main():
         if getattr(args, name) is None:
             setattr(args, name, cpu_v if reduced else gpu_v)
     sweep = [int(x) for x in (args.sweep if args.sweep is not None else ("0" if reduced else "0,1,2,4")).split(",") if x]
+    if args.goals:
+        args.only = ",".join(goal_configs(args.gpu))
     if args.only and "fast" not in args.only:
         # no fast-encoder configuration asked for: skip importing fairseq here (seconds; CI runs this)
         reg = dict(fast_base=False, fast_tiny=False, fast_adam=False, checked=False)
@@ -379,10 +422,13 @@ def main():
             row["tokens_per_s"] = statistics.median(x["tokens_per_s"] for x in ok)
             seq = statistics.median(x["mean_seq_len"] for x in ok if x.get("mean_seq_len")) if any(
                 x.get("mean_seq_len") for x in ok) else 128.0
-            row["flops_per_token"] = flops_per_token(shape, vocab, seq)
+            row["lm_head_fraction"] = 1.0 if row["kind"] == "hf" else 0.15
+            row["flops_per_token"] = flops_per_token(shape, vocab, seq, row["lm_head_fraction"])
             row["mfu"] = row["tokens_per_s"] * row["flops_per_token"] / peak if peak else None
-            mems = [x["peak_mem_gib"] for x in ok if x.get("peak_mem_gib") is not None]
-            row["peak_mem_gib"] = max(mems) if mems else None
+            row["tokens_per_s_rounds"] = [x["tokens_per_s"] for x in ok]
+            for key in ("peak_mem_gib", "peak_rss_gib"):
+                mems = [x[key] for x in ok if x.get(key) is not None]
+                row[key] = max(mems) if mems else None
         elif row["runs"]:
             row["error"] = row["runs"][-1].get("error")
     stock = results.get(configs[0]["name"]) if configs and configs[0]["task"] == "stock" else None
@@ -395,19 +441,36 @@ def main():
         if row["task"] == "multiview" and row.get("tokens_per_s") and base and not row.get("sweep"):
             row["ratio_to_none"] = row["tokens_per_s"] / base["tokens_per_s"]
 
+    goals = []
+    lo, hi = ("bf16", "fp16") if args.gpu else ("bf16", "fp32")
+    for text, a, b, need in GOALS:
+        ra, rb = results.get(a.format(lo=lo, hi=hi)), results.get(b.format(lo=lo if "hf" not in b else
+                                                                            ("bf16" if args.gpu else "fp32"), hi=hi))
+        if ra and rb:
+            got = (ra["tokens_per_s"] / rb["tokens_per_s"]) if ra.get("tokens_per_s") and rb.get("tokens_per_s") else None
+            goals.append(dict(goal=text, config=ra["name"], reference=rb["name"], ratio=got, minimum=need,
+                              met=None if got is None else got >= need))
     out = dict(environment=env, mode="reduced (CPU/CI)" if reduced else "GPU", shape=shape, vocab=vocab,
                registered=reg, settings=dict(updates=args.updates, log_interval=args.log_interval,
                                              warmup_intervals=args.warmup_intervals, batch_size=args.batch_size,
                                              num_workers=args.num_workers, repeats=args.repeats,
                                              tokens_per_sample=128, data=os.path.abspath(args.data)),
-               peak_flops=peak, flops_formula="6*L*(4d^2+2df) + 6*0.15*(d^2+dV) + 12*L*T*d per token "
-               "(T = mean sequence length)", configs=list(results.values()), wall_s=round(time.time() - t_start, 1))
+               peak_flops=peak, flops_formula="6*L*(4d^2+2df) + 6*h*(d^2+dV) + 12*L*T*d per token "
+               "(T = mean sequence length; h = 0.15 fairseq, 1.0 transformers Trainer)",
+               configs=list(results.values()), goals=goals, wall_s=round(time.time() - t_start, 1))
     from csfair.io import atomic_write
 
     with atomic_write(args.out) as fh:
         json.dump(out, fh, indent=2)
     print(table(out))
     print(f"wrote {args.out}")
+
+
+def goal_configs(gpu: bool):
+    """The configurations :data:`GOALS` compare, named as :func:`plan` names them in this mode."""
+    lo, hi = ("bf16", "fp16") if gpu else ("bf16", "fp32")
+    hf = "hf_trainer_bf16" if gpu else "hf_trainer_fp32"
+    return [f"stock_{hi}", f"none_{lo}_fast", f"multiview_{lo}_fast", hf]
 
 
 def _vocab_size(data):
@@ -419,20 +482,33 @@ def _vocab_size(data):
 
 def table(out):
     env = out["environment"]
+    gpu = out["mode"] == "GPU"
+    mem = "peak GiB" if gpu else "peak RSS GiB"
     lines = [f"GPU throughput ({out['mode']}; {env['device']}; torch {env['torch']}, CUDA {env['cuda']}, "
              f"fairseq {env['fairseq']}; {out['shape']} shape, vocab {out['vocab']}, batch "
-             f"{out['settings']['batch_size']} x <=128 tokens)", "",
-             "| configuration | precision | encoder / optimizer | workers | tokens/s | x stock | x none | MFU | peak GiB "
-             "| status |", "|---|---|---|---|---|---|---|---|---|---|"]
+             f"{out['settings']['batch_size']} x <=128 tokens; {out['settings']['repeats']} interleaved rounds asked, "
+             "the median of those run: see rounds)", "",
+             f"| configuration | precision | encoder / optimizer | workers | tokens/s | rounds | x stock | x none | MFU "
+             f"| {mem} | status |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v, s: "" if v is None else s.format(v)  # noqa: E731
     for r in out["configs"]:
         run = (r.get("runs") or [{}])[-1]
         lines.append(f"| {r['name']} | {r['prec'] or ''} | {run.get('arch', r['enc'] or '')} / {run.get('optimizer', '')} | "
                      f"{r['workers']} | "
-                     f"{f(r.get('tokens_per_s'), '{:,.0f}')} | {f(r.get('ratio_to_stock'), '{:.2f}')} | "
+                     f"{f(r.get('tokens_per_s'), '{:,.0f}')} | "
+                     + " / ".join(f"{x:,.0f}" for x in r.get("tokens_per_s_rounds", [])) + " | "
+                     f"{f(r.get('ratio_to_stock'), '{:.2f}')} | "
                      f"{f(r.get('ratio_to_none'), '{:.3f}')} | {f(r.get('mfu'), '{:.1%}')} | "
-                     f"{f(r.get('peak_mem_gib'), '{:.1f}')} | {r['status']}"
+                     f"{f(r.get('peak_mem_gib' if gpu else 'peak_rss_gib'), '{:.2f}')} | {r['status']}"
                      + (f": {r['error']}" if r.get("error") else "") + " |")
+    lines.append("")
+    lines.append("MFU: " + ("FLOPs/token " + out["flops_formula"] + f", peak {out['peak_flops'] / 1e12:.1f} TFLOP/s"
+                             if out.get("peak_flops") else "not computed (no GPU, or its peak is not in PEAK_FLOPS)"))
+    for g in out.get("goals", []):
+        verdict = "not measured" if g["met"] is None else ("met" if g["met"] else "NOT met")
+        lines.append(f"goal: {g['goal']}: {g['config']} / {g['reference']} = "
+                     + (f"{g['ratio']:.2f}" if g["ratio"] is not None else "n/a") + f" -> {verdict}"
+                     + ("" if gpu else " (CPU mode: not the GPU goal)"))
     return "\n".join(lines)
 
 

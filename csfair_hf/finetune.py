@@ -12,18 +12,20 @@ rule and metrics as its fairseq columns (``user_dir/finetune.py``):
   model's positions keeps its longest prefix of whole words (counted as ``words_truncated``).
 * sentence pairs: ``tokenizer(a, b, truncation="longest_first")`` (the transformers convention;
   the fairseq path gives each side an equal share instead).
-* optimisation: ``torch.optim.AdamW`` on every parameter (fairseq's ``adam`` applies decoupled
-  weight decay to every parameter too, biases and layer norms included), betas (0.9, 0.999), eps
-  1e-8, no gradient clipping (fairseq's ``--clip-norm 0``), and
-  ``transformers.get_linear_schedule_with_warmup``, which is fairseq's ``polynomial_decay`` with
-  power 1 and end 0 update for update (fairseq sets the rate ``lr * n / warmup`` before update
-  ``n + 1``, starting at 0, then decays linearly to 0 at the last update).
-* loss: cross-entropy averaged over the labelled words (fairseq's ``token_tagging`` criterion:
-  summed, divided by the number of words), optionally weighted by ``N / (C * n_c)`` (``balanced``)
-  and/or focal ``(1 - p_t) ** gamma`` (Lin et al., 2017, Eq. 4), the same formulas;
-  sentence classification: mean cross-entropy (fairseq's ``sentence_prediction``).
-* selection: the training language's dev set is scored after every epoch and the best epoch's
-  weights are kept (the earliest on ties), as the fairseq columns.
+* training: ``transformers.Trainer`` (:func:`train_and_select`) with the fairseq columns' settings:
+  AdamW on every parameter (fairseq's ``adam`` applies decoupled weight decay to every parameter
+  too, biases and layer norms included; the stock ``Trainer`` exempts them, so ``get_decay_parameter_names``
+  is overridden), betas (0.9, 0.999), eps 1e-8, no gradient clipping (fairseq's ``--clip-norm 0``),
+  and the ``linear`` schedule, which is fairseq's ``polynomial_decay`` with power 1 and end 0 update
+  for update (the rate ``lr * n / warmup`` before update ``n + 1``, starting at 0, then linearly to
+  0 at the last update; ``tests/test_zeroshot_hf.py`` compares the two schedulers).
+* loss (``compute_loss_func``): cross-entropy averaged over the labelled words (fairseq's
+  ``token_tagging`` criterion: summed, divided by the number of words), optionally weighted by
+  ``N / (C * n_c)`` (``balanced``) and/or focal ``(1 - p_t) ** gamma`` (Lin et al., 2017, Eq. 4),
+  the same formulas; sentence classification: mean cross-entropy (fairseq's ``sentence_prediction``).
+* selection: the training language's dev set is scored with the task's metric after every epoch
+  and the best epoch's weights are kept, the earliest on ties (``load_best_model_at_end``, which
+  replaces the best only on a strict improvement), as the fairseq columns.
 
 Hub ids are resolved offline only (:func:`resolve_model`): nothing here downloads.
 """
@@ -144,7 +146,8 @@ class Encoded:
         labels: tagging: per example, per kept word, the gold label; classification: per example.
         stats: ``examples``, ``words``/``pieces``/``words_truncated`` (tagging) or
             ``texts_truncated``/``labels`` (classification), ``unk_rate`` (share of the non-special
-            tokens that are the unknown token).
+            tokens that are the unknown token), ``unk_word_rate`` (share of the words that are nothing
+            but the unknown token).
     """
 
     input_ids: List[List[int]]
@@ -163,6 +166,29 @@ def _unk_share(tokenizer, rows: Sequence[Sequence[int]]) -> float:
             if t not in specials or t == unk:
                 total += 1
                 bad += t == unk
+    return bad / total if total else 0.0
+
+
+def _unk_word_share(tokenizer, enc, n: int) -> float:
+    """Share of the words of ``enc`` (a fast tokenizer's batch encoding of ``n`` examples) whose tokens are
+    all the unknown token, or bare word-boundary markers (``▁``, ``Ġ``) beside one: the word-level rate of
+    :func:`csfair.evaluation.tasks.unk_word_rates` (a script the vocabulary lacks is ``▁`` + ``<unk>`` per word
+    under sentencepiece, half ``<unk>`` by pieces but entirely unknown by words)."""
+    unk = tokenizer.unk_token_id
+    if unk is None or n == 0:
+        return 0.0
+    boundary = {i for t, i in tokenizer.get_vocab().items() if not t.strip("\u2581\u0120 ")}
+    total = bad = 0
+    for i in range(n):
+        words = {}
+        for t, w, sq in zip(enc["input_ids"][i], enc.word_ids(i), enc.sequence_ids(i)):
+            if w is None:
+                continue
+            st = words.setdefault((sq, w), [False, True])
+            st[0] |= t == unk
+            st[1] &= t == unk or t in boundary
+        total += len(words)
+        bad += sum(a and b for a, b in words.values())
     return bad / total if total else 0.0
 
 
@@ -213,7 +239,8 @@ def encode_tagging(tokenizer, sentences: Sequence[Tuple[Sequence[str], Sequence[
         labels.append(list(sentences[i][1][: len(ws)]))
     stats = dict(examples=len(sentences), words=sum(len(w) for w in kept_words),
                  pieces=sum(len(x) - tokenizer.num_special_tokens_to_add(pair=False) for x in input_ids),
-                 words_truncated=dropped, unk_rate=_unk_share(tokenizer, input_ids))
+                 words_truncated=dropped, unk_rate=_unk_share(tokenizer, input_ids),
+                 unk_word_rate=_unk_word_share(tokenizer, enc, len(kept_words)) if enc is not None else 0.0)
     return Encoded(input_ids=input_ids, labels=labels, first=first, stats=stats)
 
 
@@ -226,7 +253,7 @@ def encode_classification(tokenizer, texts_a: Sequence[str], texts_b: Optional[S
     """
     args = (list(texts_a),) + ((list(texts_b),) if texts_b is not None else ())
     if not texts_a:
-        return Encoded([], [], stats=dict(examples=0, texts_truncated=0, labels={}, unk_rate=0.0))
+        return Encoded([], [], stats=dict(examples=0, texts_truncated=0, labels={}, unk_rate=0.0, unk_word_rate=0.0))
     with _quiet():  # "sequence length is longer than the maximum": counted here, then truncated
         full = tokenizer(*args, truncation=False)["input_ids"]
     enc = tokenizer(*args, truncation=True, max_length=max_length)
@@ -234,37 +261,10 @@ def encode_classification(tokenizer, texts_a: Sequence[str], texts_b: Optional[S
     for lab in labels:
         counts[lab] = counts.get(lab, 0) + 1
     stats = dict(examples=len(texts_a), texts_truncated=sum(len(x) > max_length for x in full), labels=counts,
-                 unk_rate=_unk_share(tokenizer, enc["input_ids"]))
+                 unk_rate=_unk_share(tokenizer, enc["input_ids"]),
+                 unk_word_rate=_unk_word_share(tokenizer, enc, len(texts_a)))
     return Encoded(input_ids=enc["input_ids"], labels=list(labels), token_type_ids=enc.get("token_type_ids"),
                    stats=stats)
-
-
-def _batch(data: Encoded, idx: Sequence[int], pad_id: int, label2id: Optional[Dict[str, int]], kind: str, device):
-    """Padded tensors of examples ``idx`` (with training labels when ``label2id`` is given)."""
-    n = max(len(data.input_ids[i]) for i in idx)
-    ids = torch.full((len(idx), n), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(idx), n), dtype=torch.long)
-    types = torch.zeros((len(idx), n), dtype=torch.long) if data.token_type_ids is not None else None
-    for r, i in enumerate(idx):
-        x = data.input_ids[i]
-        ids[r, : len(x)] = torch.tensor(x)
-        mask[r, : len(x)] = 1
-        if types is not None:
-            types[r, : len(x)] = torch.tensor(data.token_type_ids[i])
-    out = dict(input_ids=ids.to(device), attention_mask=mask.to(device))
-    if types is not None:
-        out["token_type_ids"] = types.to(device)
-    target = None
-    if label2id is not None:
-        if kind == "tagging":
-            target = torch.full((len(idx), n), IGNORE_INDEX, dtype=torch.long)
-            for r, i in enumerate(idx):
-                for p, lab in zip(data.first[i], data.labels[i]):
-                    target[r, p] = label2id[lab]
-        else:
-            target = torch.tensor([label2id[data.labels[i]] for i in idx])
-        target = target.to(device)
-    return out, target
 
 
 def label_list(train_labels: Sequence) -> List[str]:
@@ -287,12 +287,14 @@ def balanced_weights(train_labels: Sequence, labels: Sequence[str]) -> torch.Ten
 
 
 @contextlib.contextmanager
-def _quiet():
-    """transformers' warnings and progress bars off (expected ones: a new head, untruncated lengths counted)."""
+def _quiet(warnings: bool = False):
+    """transformers' progress bars off, and its warnings unless ``warnings`` (expected ones: a new head, untruncated
+    lengths counted)."""
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
+    if not warnings:
+        hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         yield
@@ -324,98 +326,215 @@ def load_model(directory: str, kind: str, labels: Sequence[str], seed: int, free
     return model
 
 
-def train_and_select(model, kind: str, train: Encoded, labels: Sequence[str], dev_score: Callable[[object], float],
-                     seed: int, lr: float, epochs: int, batch_size: int, weight_decay: float, warmup_ratio: float,
-                     pad_id: int, class_weights: Optional[torch.Tensor] = None, focal_gamma: float = 0.0,
-                     log: Callable[[str], None] = print) -> Tuple[int, List[float], int]:
-    """Fine-tune for ``epochs``, score dev after each, and leave the best epoch's weights in ``model``.
+def features(data: Encoded, kind: str, label2id: Optional[Dict[str, int]] = None) -> List[Dict[str, list]]:
+    """The examples as the stock collators take them (``DataCollatorForTokenClassification``, ``DataCollatorWithPadding``).
 
     Args:
-        model: from :func:`load_model` (on its device).
+        data: an encoded split.
         kind: ``tagging`` or ``classification``.
-        train: the training split.
-        labels: the head's labels (index = output).
-        dev_score: the model (in eval mode) to the dev score of the task's metric (higher is better).
-        seed: shuffling seed (one permutation per epoch from a generator seeded with it).
-        lr, epochs, batch_size, weight_decay, warmup_ratio: as the fairseq columns (``warmup`` =
-            ``ceil(warmup_ratio * total updates)``).
-        pad_id: the tokenizer's padding id.
-        class_weights: per-label loss weights (tagging), or None.
-        focal_gamma: focal-loss gamma (tagging; 0: cross-entropy).
+        label2id: with it, ``labels``: tagging, per token the word's label on its first piece and
+            ``-100`` elsewhere; classification, one id. A label the head lacks (an evaluation label
+            unseen in training) is ``-100``; metrics read ``data.labels``, not these ids.
 
     Returns:
-        (best epoch (1-based), dev score per epoch, number of updates).
+        One dict per example: ``input_ids`` (``token_type_ids`` for pairs of models that use them), ``labels``.
     """
-    from transformers import get_linear_schedule_with_warmup
-
-    device = next(model.parameters()).device
-    label2id = {lab: i for i, lab in enumerate(labels)}
-    n = len(train.input_ids)
-    per_epoch = math.ceil(n / batch_size)
-    total = epochs * per_epoch
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
-    sched = get_linear_schedule_with_warmup(opt, math.ceil(warmup_ratio * total), total)
-    gen = torch.Generator().manual_seed(seed)
-    weights = class_weights.to(device) if class_weights is not None else None
-    dev, best, best_state = [], None, None
-    for ep in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(n, generator=gen).tolist()
-        for b in range(per_epoch):
-            idx = order[b * batch_size:(b + 1) * batch_size]
-            inputs, target = _batch(train, idx, pad_id, label2id, kind, device)
-            logits = model(**inputs).logits.float()
+    out = []
+    for i, ids in enumerate(data.input_ids):
+        ex = {"input_ids": list(ids)}
+        if data.token_type_ids is not None:
+            ex["token_type_ids"] = list(data.token_type_ids[i])
+        if label2id is not None:
             if kind == "tagging":
-                words = target != IGNORE_INDEX
-                if not words.any():
-                    continue
-                lp = torch.log_softmax(logits[words], dim=-1)
-                t = target[words]
-                nll = -lp.gather(1, t[:, None]).squeeze(1)
-                if focal_gamma > 0:
-                    nll = (1 - torch.exp(-nll)).pow(focal_gamma) * nll
-                if weights is not None:
-                    nll = nll * weights[t]
-                loss = nll.sum() / words.sum()
+                target = [IGNORE_INDEX] * len(ids)
+                for p, lab in zip(data.first[i], data.labels[i]):
+                    target[p] = label2id.get(lab, IGNORE_INDEX)
+                ex["labels"] = target
             else:
-                loss = torch.nn.functional.cross_entropy(logits, target)
-            loss.backward()
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-        model.eval()
-        value = float(dev_score(model))
-        dev.append(round(value, 6))
-        log(f"epoch {ep}: dev {value:.4f}")
-        if best is None or value > best[0]:  # strict: the earliest epoch on ties
-            best = (value, ep)
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    if best_state is None:
-        raise ValueError("no epoch was trained (epochs < 1)")
-    model.load_state_dict(best_state)
+                ex["labels"] = label2id.get(data.labels[i], IGNORE_INDEX)
+        out.append(ex)
+    return out
+
+
+def collator(kind: str, tokenizer):
+    """The stock padding collator of the task (right padding: word positions are counted from the left)."""
+    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding
+
+    if tokenizer.padding_side != "right":
+        raise ValueError(f"{type(tokenizer).__name__}: padding side {tokenizer.padding_side!r}; first-piece "
+                         "positions need right padding")
+    if kind == "tagging":
+        return DataCollatorForTokenClassification(tokenizer, label_pad_token_id=IGNORE_INDEX)
+    return DataCollatorWithPadding(tokenizer)
+
+
+def _pairs(data: Encoded, kind: str, start: int, argmax, id2label) -> List[Tuple]:
+    """``(gold, pred)`` of examples ``start, start + 1, ...`` from their argmax ids (rows of ``argmax``)."""
+    out = []
+    for r in range(len(argmax)):
+        i = start + r
+        if kind == "tagging":
+            out.append((list(data.labels[i]), [id2label[int(argmax[r][p])] for p in data.first[i]]))
+        else:
+            out.append((data.labels[i], id2label[int(argmax[r])]))
+    return out
+
+
+def loss_function(kind: str, class_weights: Optional[torch.Tensor] = None, focal_gamma: float = 0.0):
+    """``Trainer``'s ``compute_loss_func``: the fairseq criteria's losses (see the module docstring).
+
+    Tagging: per labelled word ``-log p_t``, times ``(1 - p_t) ** focal_gamma`` (Lin et al., 2017,
+    Eq. 4) and ``class_weights[t]``, summed and divided by the number of labelled words (the
+    ``token_tagging`` criterion); classification: mean cross-entropy (``sentence_prediction``).
+    A batch without a labelled word has loss 0 (the update still happens, as in fairseq, which
+    divides by ``sample_size or 1``).
+
+    Returns:
+        ``f(outputs, labels, num_items_in_batch=None) -> scalar tensor``; ``labels``: (batch, tokens)
+        int64 with ``-100`` ignored (tagging) or (batch,) int64 (classification).
+    """
+    def compute(outputs, labels, num_items_in_batch=None):  # no gradient accumulation: the batch is the whole step
+        logits = outputs.logits.float()
+        keep = labels != IGNORE_INDEX
+        if not keep.any():
+            return logits.sum() * 0.0
+        lp = torch.log_softmax(logits[keep], dim=-1)
+        t = labels[keep]
+        nll = -lp.gather(1, t[:, None]).squeeze(1)
+        if kind == "tagging":
+            if focal_gamma > 0:
+                nll = (1 - torch.exp(-nll)).pow(focal_gamma) * nll
+            if class_weights is not None:
+                nll = nll * class_weights.to(nll.device)[t]
+        return nll.sum() / keep.sum()
+
+    return compute
+
+
+def _trainer_class():
+    from transformers import Trainer
+
+    class AllParamDecayTrainer(Trainer):
+        """``Trainer`` whose AdamW decays every parameter, as fairseq's ``adam`` (``--weight-decay``) does.
+
+        The stock ``Trainer`` exempts biases and layer norms from weight decay; the fairseq columns
+        do not, so the transformers columns do not either.
+        """
+
+        def get_decay_parameter_names(self, model) -> List[str]:
+            return [name for name, _ in model.named_parameters()]
+
+    return AllParamDecayTrainer
+
+
+def train_and_select(model, kind: str, train: Encoded, dev: Encoded, labels: Sequence[str], tokenizer,
+                     dev_score: Callable[[List[Tuple]], float], seed: int, lr: float, epochs: int, batch_size: int,
+                     weight_decay: float, warmup_ratio: float, output_dir: str,
+                     class_weights: Optional[torch.Tensor] = None, focal_gamma: float = 0.0,
+                     log: Callable[[str], None] = print, callbacks: Sequence = ()) -> Tuple[int, List[float], int]:
+    """Fine-tune with ``transformers.Trainer``, score dev after each epoch, leave the best epoch's weights in ``model``.
+
+    The settings are the fairseq columns' (module docstring); fp32. The best epoch is
+    ``load_best_model_at_end`` with ``save_strategy="best"`` (a checkpoint only on a strict
+    improvement: ties keep the earliest epoch). Epoch ``e`` is shuffled under ``data_seed + e``
+    (accelerate's ``SeedableRandomSampler``) with ``data_seed = seed * 2**20``: no two (seed, epoch)
+    share an order; dropout follows ``seed`` (``Trainer`` calls ``set_seed``).
+
+    Args:
+        model: from :func:`load_model`.
+        kind: ``tagging`` or ``classification``.
+        train: the training split; dev: the training language's dev split.
+        labels: the head's labels (index = output).
+        tokenizer: the model's tokenizer (padding).
+        dev_score: ``[(gold, pred), ...]`` of the dev split (as :func:`predict`) to the dev score of the
+            task's metric (higher is better; must be finite).
+        seed: the fine-tuning seed.
+        lr, epochs, batch_size, weight_decay, warmup_ratio: as the fairseq columns.
+        output_dir: where ``Trainer`` writes the best checkpoint; removed afterwards.
+        class_weights: per-label loss weights (tagging), or None.
+        focal_gamma: focal-loss gamma (tagging; 0: cross-entropy).
+        log: receives one line per epoch.
+        callbacks: extra ``TrainerCallback``s (tests read the learning rate of each update).
+
+    Returns:
+        (best epoch (1-based), dev score per epoch (rounded to 6 places), number of updates).
+
+    Raises:
+        ValueError: ``epochs < 1``, an empty training split, a non-finite dev score, or a batch size
+            that the visible GPUs do not divide.
+    """
+    import shutil
+
+    from transformers import PrinterCallback, TrainingArguments
+
+    if epochs < 1 or not train.input_ids:
+        raise ValueError(f"nothing to train: {epochs} epochs, {len(train.input_ids)} training examples")
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    per_epoch = math.ceil(len(train.input_ids) / batch_size)
+    total = epochs * per_epoch
+    by_epoch: List[float] = []
+
+    def compute_metrics(pred):  # predictions: the argmax ids of the dev split in order (eval is sequential)
+        value = float(dev_score(_pairs(dev, kind, 0, pred.predictions, model.config.id2label)))
+        if not math.isfinite(value):
+            raise ValueError(f"dev score {value} after epoch {len(by_epoch) + 1}: the best epoch is undefined")
+        by_epoch.append(value)
+        log(f"epoch {len(by_epoch)}: dev {value:.4f}")
+        return {"dev": value}
+
+    cuda = torch.cuda.device_count()
+    if cuda > 1 and batch_size % cuda:  # Trainer splits a batch over the visible GPUs (DataParallel)
+        raise ValueError(f"batch size {batch_size} is not a multiple of the {cuda} visible GPUs; "
+                         "set CUDA_VISIBLE_DEVICES to one GPU")
+    per_device = batch_size // max(cuda, 1)
+    targs = TrainingArguments(
+        output_dir=output_dir, seed=seed, data_seed=seed * 2 ** 20,
+        per_device_train_batch_size=per_device, per_device_eval_batch_size=64, num_train_epochs=epochs,
+        optim="adamw_torch", learning_rate=lr, adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8,
+        weight_decay=weight_decay, lr_scheduler_type="linear", warmup_steps=math.ceil(warmup_ratio * total),
+        max_grad_norm=0.0,  # fairseq's --clip-norm 0
+        eval_strategy="epoch", save_strategy="best", save_only_model=True, save_total_limit=1,
+        load_best_model_at_end=True, metric_for_best_model="dev", greater_is_better=True,
+        logging_strategy="no", report_to="none", disable_tqdm=True,
+        dataloader_num_workers=0, dataloader_pin_memory=cuda > 0)
+    assert targs.train_batch_size == batch_size, (targs.train_batch_size, batch_size)
+    trainer = _trainer_class()(
+        model=model, args=targs, data_collator=collator(kind, tokenizer),
+        train_dataset=features(train, kind, label2id), eval_dataset=features(dev, kind, label2id),
+        compute_loss_func=loss_function(kind, class_weights, focal_gamma if kind == "tagging" else 0.0),
+        compute_metrics=compute_metrics, preprocess_logits_for_metrics=lambda logits, _: logits.argmax(-1),
+        callbacks=list(callbacks))
+    trainer.remove_callback(PrinterCallback)  # compute_metrics' epoch lines are the log
+    try:
+        with _quiet(warnings=True):  # a "Writing model shards" bar per checkpoint
+            trainer.train()
+        state = trainer.state
+        if state.global_step != total or len(by_epoch) != epochs or state.best_global_step is None:
+            raise RuntimeError(f"Trainer ran {state.global_step} of {total} updates with {len(by_epoch)} of "
+                               f"{epochs} evaluations (best step {state.best_global_step})")
+        best_epoch = state.best_global_step // per_epoch
+    finally:
+        trainer.accelerator.free_memory()  # the optimizer's moments go with the trainer
+        shutil.rmtree(output_dir, ignore_errors=True)
     model.eval()
-    return best[1], dev, total
+    return best_epoch, [round(v, 6) for v in by_epoch], total
 
 
 @torch.no_grad()
-def predict(model, data: Encoded, kind: str, pad_id: int, batch_size: int = 64) -> List[Tuple]:
+def predict(model, data: Encoded, kind: str, tokenizer, batch_size: int = 64) -> List[Tuple]:
     """``[(gold, pred), ...]`` per example in data order, as ``user_dir.finetune.predict``.
 
     Tagging: label lists over the kept words (the argmax at each word's first piece);
-    classification: label strings. Labels are the model's ``config.id2label``.
+    classification: label strings. Labels are the model's ``config.id2label``; batches are padded
+    by the same collator as in training.
     """
     model.eval()
     device = next(model.parameters()).device
-    id2label = model.config.id2label
+    pad = collator(kind, tokenizer)
+    feats = features(data, kind)
     out = []
-    for start in range(0, len(data.input_ids), batch_size):
-        idx = list(range(start, min(start + batch_size, len(data.input_ids))))
-        inputs, _ = _batch(data, idx, pad_id, None, kind, device)
-        arg = model(**inputs).logits.argmax(-1).cpu()
-        for r, i in enumerate(idx):
-            if kind == "tagging":
-                out.append((list(data.labels[i]), [id2label[int(arg[r, p])] for p in data.first[i]]))
-            else:
-                out.append((data.labels[i], id2label[int(arg[r])]))
+    for start in range(0, len(feats), batch_size):
+        batch = pad(feats[start:start + batch_size])
+        arg = model(**{k: v.to(device) for k, v in batch.items()}).logits.argmax(-1).cpu()
+        out.extend(_pairs(data, kind, start, arg, model.config.id2label))
     return out

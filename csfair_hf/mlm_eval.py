@@ -4,15 +4,16 @@ The same definition as the fairseq evaluation (Visser et al., 2025, Table 3; scr
 docstring): the held-out text is masked by the procedure the model is trained with (here
 ``transformers.DataCollatorForLanguageModeling``, code-switching off), a position is scored only
 when its original token is a real token (the tokenizer's special tokens, ``<unk>`` included, are
-never targets), accuracy = correct argmax predictions / scored tokens, the mean over ``draws``
-mask draws with its standard error. The masks belong to the evaluation: draw ``k`` uses the
+never targets), accuracy = correct argmax predictions / scored tokens pooled over ``draws`` mask
+draws, with its standard error over sentences (the headline) and over draws (the mask-draw
+spread). The masks belong to the evaluation: draw ``k`` uses the
 collator seeded with ``seed * 1000 + k`` over the examples in file order and a fixed batch size,
 so they depend neither on the model nor on its training seed (only on the tokenizer, the text,
 ``max_seq_length`` and ``batch_size``), and every run reports a SHA-256 digest of its scored
 positions and targets (``mask_digest``): two models are compared on identical masks only when
 their digests agree. The returned ``raw`` dict has the layout of ``eval_mlm.score_draws`` so that
-``eval_mlm.summarize`` (and :func:`csfair.evaluation.stats.paired_bootstrap` over
-``sent_correct``/``sent_scored``, one item per line) apply unchanged.
+``eval_mlm.summarize``, ``eval_mlm.save_sentences`` (and :func:`csfair.evaluation.stats.paired_bootstrap`
+over ``sent_correct``/``sent_scored``, one item per line) apply unchanged.
 """
 import hashlib
 from typing import Dict, List, Sequence
@@ -31,7 +32,7 @@ def score_mlm(model, tokenizer, examples: Sequence[dict], draws: int = 5, seed: 
     Returns:
         dict with ``per_draw`` (list of ``{correct, scored, loss_sum, blocks}``), ``blocks_total``,
         ``sent_correct`` / ``sent_scored`` (int64 ``[n]``, per example with a scored token in some
-        draw, summed over draws) and ``mask_digest``.
+        draw, summed over draws), ``sent_loss`` (float64 ``[n]``, nats summed likewise) and ``mask_digest``.
     """
     from transformers import DataCollatorForLanguageModeling
 
@@ -43,7 +44,7 @@ def score_mlm(model, tokenizer, examples: Sequence[dict], draws: int = 5, seed: 
     stock = [{k: v for k, v in ex.items() if k in ("input_ids", "attention_mask", "special_tokens_mask")} for ex in examples]
     digest = hashlib.sha256()
     per_draw: List[dict] = []
-    sent: Dict[int, List[int]] = {}
+    sent: Dict[int, List[float]] = {}  # example -> [correct, scored, loss]
     for draw in range(1, draws + 1):
         col = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed * 1000 + draw)
         correct = scored_n = 0
@@ -57,14 +58,16 @@ def score_mlm(model, tokenizer, examples: Sequence[dict], draws: int = 5, seed: 
             targets = labels[scored]
             if rows.numel():
                 logits = model(**batch).logits[scored]
-                loss_sum += torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
+                pos_loss = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+                loss_sum += pos_loss.sum().item()
                 hit = logits.argmax(-1).eq(targets)
                 correct += int(hit.sum())
                 scored_n += int(targets.numel())
             else:
                 hit = torch.zeros(0, dtype=torch.bool, device=device)
+                pos_loss = torch.zeros(0, device=device)
             rows_np, cols_np = rows.cpu().numpy(), cols.cpu().numpy()
-            tg_np, hit_np = targets.cpu().numpy(), hit.cpu().numpy()
+            tg_np, hit_np, loss_np = targets.cpu().numpy(), hit.cpu().numpy(), pos_loss.double().cpu().numpy()
             for r in range(labels.shape[0]):
                 sel = rows_np == r
                 idx = a + r
@@ -72,9 +75,10 @@ def score_mlm(model, tokenizer, examples: Sequence[dict], draws: int = 5, seed: 
                 digest.update(cols_np[sel].astype(np.int64).tobytes())
                 digest.update(tg_np[sel].astype(np.int64).tobytes())
                 if sel.any():
-                    st = sent.setdefault(idx, [0, 0])
+                    st = sent.setdefault(idx, [0, 0, 0.0])
                     st[0] += int(hit_np[sel].sum())
                     st[1] += int(sel.sum())
+                    st[2] += float(loss_np[sel].sum())
         per_draw.append(dict(correct=correct, scored=scored_n, loss_sum=loss_sum, blocks=len(stock)))
     keys = sorted(sent)
     return dict(
@@ -82,5 +86,6 @@ def score_mlm(model, tokenizer, examples: Sequence[dict], draws: int = 5, seed: 
         sentences=np.asarray([[k, 0] for k in keys], dtype=np.int64).reshape(-1, 2),
         sent_correct=np.asarray([sent[k][0] for k in keys], dtype=np.int64),
         sent_scored=np.asarray([sent[k][1] for k in keys], dtype=np.int64),
+        sent_loss=np.asarray([sent[k][2] for k in keys], dtype=np.float64),
         mask_digest=digest.hexdigest(),
     )

@@ -7,8 +7,8 @@ fields, items for the paired bootstrap, failure flags, parameter counts, tables)
 * :func:`prepare`: the task's data (the same ``TaskSpec`` loader, seed-1 subsets of the same sizes
   as ``csfair.evaluation.tasks.write_task_data``) encoded with the model's tokenizer, in memory;
   counts, ``<unk>`` rates and unseen test labels per ``<lang>.<split>``;
-* :func:`finetune_and_select`: ``AutoModelFor{Token,Sequence}Classification`` fine-tuned for the
-  runner's epochs, the best epoch on the training language's dev set kept, the dev pairs, flags
+* :func:`finetune_and_select`: ``AutoModelFor{Token,Sequence}Classification`` fine-tuned by
+  ``transformers.Trainer`` for the runner's epochs, the best epoch on the training language's dev set kept, the dev pairs, flags
   and the majority-class baseline;
 * :func:`evaluate`, :func:`count_parameters`, :func:`discard`.
 
@@ -174,12 +174,12 @@ def finetune_and_select(spec, model, arch_args, max_pos, stats, data_root, run_d
     if spec.kind == "tagging" and args.class_weighting == "balanced":
         weights = balanced_weights(task.train_labels, task.labels)
     best_epoch, by_epoch, updates = train_and_select(
-        net, spec.kind, task.splits[(spec.source_lang, "train")], task.labels,
-        lambda m: _score(spec, predict(m, dev, spec.kind, tok.pad_token_id))[spec.metric],
-        seed, lr, epochs, args.batch_size, args.weight_decay, args.warmup_ratio, tok.pad_token_id,
+        net, spec.kind, task.splits[(spec.source_lang, "train")], dev, task.labels, tok,
+        lambda pairs: _score(spec, pairs)[spec.metric],
+        seed, lr, epochs, args.batch_size, args.weight_decay, args.warmup_ratio, os.path.join(run_dir, "hf-trainer"),
         class_weights=weights, focal_gamma=args.focal_gamma if spec.kind == "tagging" else 0.0,
         log=lambda m: log(f"{model.name} {spec.name} seed {seed} {m}"))
-    pairs = predict(net, dev, spec.kind, tok.pad_token_id)
+    pairs = predict(net, dev, spec.kind, tok)
     gold = [g for g, _ in pairs]
     majority = _score(spec, list(zip(gold, majority_predictions(task.train_labels, gold))))[spec.metric]
     flags = failure_flags(by_epoch[best_epoch - 1], majority, gold, [p for _, p in pairs])
@@ -209,7 +209,7 @@ def evaluate(spec, handle, data_root, langs, keep=None):
     net = _model(handle)
     out = {}
     for lang in langs:
-        pairs = predict(net, data_root.splits[(lang, "test")], spec.kind, data_root.tokenizer.pad_token_id)
+        pairs = predict(net, data_root.splits[(lang, "test")], spec.kind, data_root.tokenizer)
         out[(lang, "test")] = (_score(spec, pairs), len(pairs))
         if keep is not None:
             keep[(lang, "test")] = pairs

@@ -212,9 +212,10 @@ def _plain(x):
 
 
 def _print_acc(name: str, s: dict) -> None:
-    print(f"MLM accuracy ({name}): {100 * s['accuracy']:.2f} ± {100 * s['accuracy_se']:.2f} % over "
-          f"{len(s['accuracy_per_draw'])} draws ({s['masked_tokens']:,} scored tokens, {s['sentences']:,} sentences; "
-          f"mask digest {s['mask_digest'][:12]})", flush=True)
+    print(f"MLM accuracy ({name}): {100 * s['accuracy']:.2f} ± {100 * s['accuracy_se']:.2f} % (± SE over "
+          f"{s['sentences']:,} sentences; mask draws ± {100 * s['accuracy_se_draws']:.2f}; pooled over "
+          f"{len(s['accuracy_per_draw'])} draws, {s['masked_tokens']:,} scored tokens; mask digest "
+          f"{s['mask_digest'][:12]})", flush=True)
 
 
 if __name__ == "__main__":

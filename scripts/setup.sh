@@ -16,8 +16,13 @@
 #                              --system-site-packages, torch is not installed and every later install
 #                              is pinned to its version
 #                       auto   cuda when `nvidia-smi -L` lists a GPU, else cpu
+#   env CSFAIR_TORCH_VERSION  another torch release than the pin (cpu/cuda), e.g. 2.11.0, without
+#                     editing files; which driver each needs: docs/gpu.md. Not with system.
 #   env CSFAIR_TORCH_INDEX  index URL for the torch install alone (cpu/cuda), e.g. a PyTorch wheel
 #                     index of a CUDA version the driver supports; default: pip's configuration
+#   env CSFAIR_WHEELHOUSE  a folder made by scripts/wheelhouse.sh (on a connected machine): every
+#                     package comes from it, with no index (pip --no-index --find-links), for compute
+#                     nodes without internet. Its csfair-wheelhouse.txt must name this Python version.
 #   env CSFAIR_VENV   where to build the environment (default: <repo>/.venv)
 #   env PYTHON        interpreter to build it from (default: the first of python3.11, python3.12,
 #                     python3 that runs; with CSFAIR_TORCH=system the existing venv's, else the first
@@ -25,7 +30,8 @@
 #
 # Idempotent: when the environment already matches the pinned requirements and the chosen build (a
 # stamp file keyed on their checksum) and imports, it does nothing. The one-time build takes ~5
-# minutes on Python 3.11, most of it compiling fairseq-fixed's Cython extensions.
+# minutes on Python 3.11, most of it compiling fairseq-fixed's Cython extensions; fasttext is
+# compiled from source too (no wheel on PyPI): g++ and the Python headers (python3-dev) must be there.
 #
 # Why the order matters:
 #   * torch goes first and every later install is constrained to it (requirements/constraints.txt
@@ -70,6 +76,20 @@ case "$CHOICE" in
   cpu|cuda|system) BUILD=$CHOICE; WHY="CSFAIR_TORCH=$CHOICE" ;;
   *) die "CSFAIR_TORCH must be cpu, cuda, system or auto (the default); got '$CHOICE'" ;;
 esac
+TORCH_VERSION=${CSFAIR_TORCH_VERSION:-}
+if [ -n "$TORCH_VERSION" ]; then
+  [[ "$TORCH_VERSION" =~ ^[0-9]+\.[0-9]+(\.[0-9]+)?([.+a-z0-9]*)$ ]] \
+    || die "CSFAIR_TORCH_VERSION must be a torch release such as 2.11.0; got '$TORCH_VERSION'"
+  [ "$BUILD" != system ] || die "CSFAIR_TORCH_VERSION does not apply to CSFAIR_TORCH=system (the torch found is used as is)"
+fi
+WHEELHOUSE=${CSFAIR_WHEELHOUSE:-}
+if [ -n "$WHEELHOUSE" ]; then
+  [ -d "$WHEELHOUSE" ] || die "CSFAIR_WHEELHOUSE=$WHEELHOUSE is not a folder (make it with scripts/wheelhouse.sh)"
+  WHEELHOUSE=$(cd "$WHEELHOUSE" && pwd)
+  [ -f "$WHEELHOUSE/csfair-wheelhouse.txt" ] \
+    || die "$WHEELHOUSE has no csfair-wheelhouse.txt: not made by scripts/wheelhouse.sh (or not finished)"
+  [ -z "${CSFAIR_TORCH_INDEX:-}" ] || die "CSFAIR_TORCH_INDEX and CSFAIR_WHEELHOUSE exclude each other (the wheelhouse holds torch)"
+fi
 
 # --- which interpreter --------------------------------------------------------------------------
 if [ -z "${PYTHON:-}" ]; then
@@ -95,6 +115,12 @@ case "$ver" in
   3.12) FAIRSEQ_MODE=wheel ;;   # prebuilt cp312 wheel
   *) die "csfair needs Python 3.11 or 3.12 (fairseq-fixed 0.12.3.1 is built for them); $PYTHON is $ver" ;;
 esac
+if [ -n "$WHEELHOUSE" ]; then
+  FAIRSEQ_MODE=wheelhouse   # the wheel scripts/wheelhouse.sh downloaded (3.12) or built (3.11)
+  wh_py=$(sed -n 's/^python_version=//p' "$WHEELHOUSE/csfair-wheelhouse.txt")
+  [ "$wh_py" = "$ver" ] || die "$WHEELHOUSE was made for Python $wh_py, $PYTHON is $ver: make one with scripts/wheelhouse.sh --python-version $ver"
+  wh_torch=$(sed -n 's/^torch=//p' "$WHEELHOUSE/csfair-wheelhouse.txt")
+fi
 
 # --- the torch pin and the constraints every install uses ---------------------------------------
 SYSTEM_SITE=no
@@ -102,6 +128,13 @@ case "$BUILD" in
   cpu|cuda)
     TORCH_PIN_FILE=$REQ/torch-$BUILD.txt
     TORCH_SPEC=$(grep -E '^torch==' "$TORCH_PIN_FILE") || die "$TORCH_PIN_FILE: no 'torch==VERSION' line"
+    if [ -n "$TORCH_VERSION" ]; then
+      TORCH_SPEC="torch==$TORCH_VERSION"
+      TORCH_PIN_FILE="(CSFAIR_TORCH_VERSION=$TORCH_VERSION, instead of $TORCH_PIN_FILE)"
+    fi
+    if [ -n "$WHEELHOUSE" ] && [ "${wh_torch:-}" != "$TORCH_SPEC" ]; then
+      die "$WHEELHOUSE holds ${wh_torch:-no torch}, this build wants $TORCH_SPEC: set CSFAIR_TORCH/CSFAIR_TORCH_VERSION as when it was made"
+    fi
     TORCH_INSTALL=yes ;;
   system)
     # the torch of the environment to be completed: the existing venv's, else PYTHON's
@@ -118,19 +151,30 @@ case "$BUILD" in
     TORCH_PIN_FILE="(generated: the torch found in $PROBE)"
     TORCH_SPEC="torch==$SYSTEM_TORCH"
     TORCH_INSTALL=no
+    if [ -n "$WHEELHOUSE" ] && [ "${wh_torch:-}" != "system (torch==${SYSTEM_TORCH%%+*})" ]; then
+      echo "[setup] warning: $WHEELHOUSE was resolved for torch '${wh_torch:-?}', the system torch is $SYSTEM_TORCH" >&2
+    fi
     if [ -x "$VENV/bin/python" ]; then SYSTEM_SITE="no (existing venv, its torch)"; else SYSTEM_SITE=yes; fi ;;
 esac
 # the stamp covers the requirements, this script and the chosen build (a venv built for one build
 # is not up to date for another)
 KEY=$({ cat "$REQ"/*.txt "$ROOT/setup.py" "$ROOT/scripts/setup.sh"; echo "build=$BUILD $TORCH_SPEC"; } | sha256sum | cut -c1-16)
 STAMP=$VENV/.csfair-setup-$KEY
-IMPORTS="import torch, fairseq, csfair, sentencepiece, sacremoses, systran_align, seqeval"
+# the IBM-1 aligner: systran-align (fast_align) where it exists (Python <= 3.11), sil-thot everywhere
+IMPORTS="import torch, fairseq, csfair, sentencepiece, sacremoses, thot, seqeval"
+[ "$ver" != 3.11 ] || IMPORTS="$IMPORTS, systran_align"
+if [ -n "$WHEELHOUSE" ]; then
+  PIP_SOURCE=(--no-index --find-links "$WHEELHOUSE"); SOURCE="$WHEELHOUSE (no index)"
+else
+  PIP_SOURCE=(); SOURCE="pip configuration"
+fi
 
 if [ "$PLAN" = 1 ]; then
   if [ -f "$STAMP" ]; then stamp=up-to-date; else stamp=missing; fi
   case "$FAIRSEQ_MODE" in
     build) fs="build (pip install --no-build-isolation --no-deps fairseq-fixed==0.12.3.1, CUDA_HOME unset)" ;;
     wheel) fs="wheel (pip install --only-binary fairseq-fixed --no-deps fairseq-fixed==0.12.3.1)" ;;
+    wheelhouse) fs="wheelhouse (pip install --no-index --find-links $WHEELHOUSE --only-binary fairseq-fixed --no-deps fairseq-fixed==0.12.3.1)" ;;
   esac
   cat <<EOF
 [setup] plan (nothing installed)
@@ -141,7 +185,8 @@ python=$PYTHON
 python_version=$ver
 torch_spec=$TORCH_SPEC
 torch_install=$TORCH_INSTALL
-torch_index=${CSFAIR_TORCH_INDEX:-pip configuration}
+torch_index=${CSFAIR_TORCH_INDEX:-$SOURCE}
+packages_from=$SOURCE
 torch_constraints=$TORCH_PIN_FILE
 constraints=$REQ/constraints.txt + $TORCH_SPEC -> $VENV/csfair-constraints.txt
 venv=$VENV
@@ -189,16 +234,19 @@ if [ "$TORCH_INSTALL" = yes ]; then
   echo "[setup] $TORCH_SPEC ($BUILD build) and build requirements"
   INDEX=()
   [ -z "${CSFAIR_TORCH_INDEX:-}" ] || INDEX=(--index-url "$CSFAIR_TORCH_INDEX")
-  "${PIP[@]}" install -q "${INDEX[@]}" -c "$CONSTRAINTS" "$TORCH_SPEC" 2>&1 | quiet
+  "${PIP[@]}" install -q "${PIP_SOURCE[@]}" "${INDEX[@]}" -c "$CONSTRAINTS" "$TORCH_SPEC" 2>&1 | quiet
 else
   echo "[setup] using $PYTHON's torch $SYSTEM_TORCH (CUDA $SYSTEM_CUDA); build requirements"
 fi
-"${PIP[@]}" install -q -c "$CONSTRAINTS" -r "$REQ/build.txt" 2>&1 | quiet
+"${PIP[@]}" install -q "${PIP_SOURCE[@]}" -c "$CONSTRAINTS" -r "$REQ/build.txt" 2>&1 | quiet
 
 if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('fairseq-fixed') == '0.12.3.1'" >/dev/null 2>&1; then
   if [ "$FAIRSEQ_MODE" = build ]; then
     echo "[setup] building fairseq-fixed==0.12.3.1 (one time, ~3-5 minutes)"
     env -u CUDA_HOME "${PIP[@]}" install -q --no-build-isolation --no-deps fairseq-fixed==0.12.3.1 2>&1 | quiet
+  elif [ "$FAIRSEQ_MODE" = wheelhouse ]; then
+    echo "[setup] fairseq-fixed==0.12.3.1 (wheel from $WHEELHOUSE)"
+    "${PIP[@]}" install -q "${PIP_SOURCE[@]}" --only-binary fairseq-fixed --no-deps fairseq-fixed==0.12.3.1 2>&1 | quiet
   else
     echo "[setup] fairseq-fixed==0.12.3.1 (prebuilt wheel for Python $ver)"
     "${PIP[@]}" install -q --only-binary fairseq-fixed --no-deps fairseq-fixed==0.12.3.1 2>&1 | quiet
@@ -206,12 +254,14 @@ if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('fa
 fi
 
 echo "[setup] runtime requirements"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" -r "$REQ/runtime.txt" 2>&1 | quiet
-"${PIP[@]}" install -q -c "$CONSTRAINTS" "setuptools-scm<9" 2>&1 | quiet
-"${PIP[@]}" install -q -c "$CONSTRAINTS" --no-build-isolation seqeval==1.2.2 2>&1 | quiet
+"${PIP[@]}" install -q "${PIP_SOURCE[@]}" -c "$CONSTRAINTS" -r "$REQ/runtime.txt" 2>&1 | quiet
+"${PIP[@]}" install -q "${PIP_SOURCE[@]}" -c "$CONSTRAINTS" "setuptools-scm<9" 2>&1 | quiet
+"${PIP[@]}" install -q "${PIP_SOURCE[@]}" -c "$CONSTRAINTS" --no-build-isolation seqeval==1.2.2 2>&1 | quiet
 
 echo "[setup] csfair (editable)"
-"${PIP[@]}" install -q -c "$CONSTRAINTS" --no-build-isolation --no-deps -e "$ROOT" 2>&1 | quiet
+# PEP 660 in this venv (--use-pep517 --no-build-isolation): setup.py develop, pip's legacy path, makes
+# recent setuptools run a build-isolated pip of its own, which needs an index (fails offline)
+"${PIP[@]}" install -q "${PIP_SOURCE[@]}" -c "$CONSTRAINTS" --use-pep517 --no-build-isolation --no-deps -e "$ROOT" 2>&1 | quiet
 
 # Fail loudly if the chosen torch is not the one that imports (a second torch, CUDA wheels in a CPU
 # venv, a cluster torch shadowed by the venv's own).
@@ -226,7 +276,7 @@ want = os.environ["CSFAIR_TORCH_SPEC"].split("==", 1)[1]
 have = m.version("torch")
 hint = f" (a venv built for another torch build? remove {venv} or set CSFAIR_VENV)"
 if build == "cpu":
-    assert torch.__version__.startswith("2.13.0"), f"unexpected torch {torch.__version__}" + hint
+    assert have.split("+")[0] == want, f"unexpected torch {have}, wanted {want}" + hint
     cuda = sorted(d.metadata["Name"] for d in m.distributions() if d.metadata["Name"].lower().startswith("nvidia-"))
     assert not cuda, f"CUDA packages were pulled in: {cuda}" + hint
     assert torch.version.cuda is None, f"torch {torch.__version__} is a CUDA build" + hint
@@ -246,10 +296,12 @@ else:  # system
     print(f"[setup] system torch {torch.__version__} from {os.path.dirname(where)}, CUDA {torch.version.cuda}, "
           f"GPU available: {torch.cuda.is_available()}")
 import fairseq, csfair  # noqa: E401,F401
+from csfair.lexicons.ibm1 import resolve_aligner
 # the Cython extensions (compiled here, or prebuilt in the 3.12 wheel) load against this numpy
 import fairseq.data.data_utils_fast, fairseq.data.token_block_utils_fast  # noqa: E401,F401
 cuda = f", CUDA {torch.version.cuda}" if torch.version.cuda else ""
-print(f"[setup] ok ({build}): torch {torch.__version__}{cuda}, fairseq {fairseq.__version__}, csfair {csfair.__version__}")
+print(f"[setup] ok ({build}): torch {torch.__version__}{cuda}, fairseq {fairseq.__version__}, csfair {csfair.__version__}, "
+      f"IBM-1 aligner {resolve_aligner()}")
 PY
 rm -f "$VENV"/.csfair-setup-*
 touch "$STAMP"

@@ -213,6 +213,8 @@ class Launcher:
     as each job ends well. Returns the names of the failed jobs (each with its log path printed).
     """
 
+    poll_s = 30  # seconds between two looks at the SLURM queue (submitit.helpers.as_completed)
+
     def __init__(self, args, folder):
         self.args, self.folder = args, folder
         self.timeout_min = parse_time(args.slurm_time)
@@ -297,13 +299,9 @@ class Launcher:
             with ex.batch():  # one sbatch call: a job array
                 handles = [(ex.submit(fn(argv)), name, ok) for name, argv, ok in jobs]
             log(f"submitted {len(handles)} SLURM job(s): {', '.join(h[0].job_id for h in handles)}")
-            pending = list(handles)
-            while pending:
-                for h in [h for h in pending if h[0].done()]:
-                    pending.remove(h)
-                    collect(*h)
-                if pending:
-                    time.sleep(30)
+            by_job = {id(h[0]): h for h in handles}
+            for job in submitit.helpers.as_completed([h[0] for h in handles], poll_frequency=self.poll_s):
+                collect(*by_job[id(job)])
             return failed
 
         todo, running, free = list(jobs), [], list(self.slots)

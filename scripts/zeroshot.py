@@ -7,8 +7,8 @@ checkpoint's sentencepiece model and dictionary, fine-tune with ``fairseq-train`
 decay, 3 epochs for NER/POS, 4 for NLI), score the training language's dev set after every epoch
 and keep the best epoch (model selection as in XTREME and Hugging Face's ``load_best_model_at_end``;
 the epoch is recorded), evaluate every target language's test set with it, and append one JSON
-line per evaluation to ``<out>/results.jsonl`` (per-item scores for the paired bootstrap in
-``<out>/items.jsonl``).
+line per evaluation to ``<out>/results.jsonl`` (per-item scores for the significance test in
+``<out>/items.jsonl``; ``<out>`` is ``runs/zeroshot`` by default, git-ignored).
 
 A column ``NAME=hf:PATH_OR_ID`` is a Hugging Face transformers encoder (a model directory, or a Hub id
 already in the local cache: nothing is downloaded), fine-tuned with ``AutoModelForTokenClassification``
@@ -20,12 +20,18 @@ Every record carries a protocol key (csfair.evaluation.results.protocol_key) ove
 hyperparameter, the data sizes, the code version (git commit, plus a digest of uncommitted
 changes; csfair.__version__ outside git) and the pretrained checkpoint's SHA-256: finished runs
 are skipped only when the key matches, and tables show the current command's protocols only.
-A run whose dev score does not beat the majority-class baseline, or whose predictions are
-(nearly) all one label, is flagged (``flags``), marked in the tables and left out of the mean.
-At the end, tables of mean ± std (n = unflagged seeds) are printed and written to
-``<out>/tables/<task>.{md,csv,json}``; with ``--reference NAME`` each cell is compared with that
-column by a paired bootstrap over test items (accuracy metrics; `*` in Markdown, the interval in
-CSV/JSON).
+A run whose English (training-language) dev score does not beat the majority-class baseline, or whose
+dev predictions are (nearly) all one label, is flagged (``flags``), marked in the tables and left
+out of the mean in every language; exclusion never depends on a test set (a test set's collapse is
+``eval_flags``: a note next to a value that stays in the mean). At the end, tables of mean ± std
+(n = kept seeds, items = test items per run) are printed and written to
+``<out>/tables/<task>.{md,csv,json}`` with ``<task>.manifest.json`` (commit, command, checkpoint
+SHA-256s, protocol keys, where the predictions are); with ``--reference NAME`` each cell is compared
+with that column by :func:`csfair.evaluation.stats.hierarchical_bootstrap` (fine-tuning seeds,
+pretrained checkpoints and test items; ``*`` in Markdown, the interval in CSV/JSON) and
+``<task>.forest.png`` shows every difference with its interval. A column name given more than once
+(``--checkpoint ibm1=seed1.pt --checkpoint ibm1=seed2.pt``) is one column of several pretrained
+checkpoints (pretraining seeds: the test's third level).
 
 Usage:
     python scripts/zeroshot.py --checkpoint mbert=hf:bert-base-multilingual-cased --checkpoint xlmr=hf:xlm-roberta-base \\
@@ -57,7 +63,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # scripts/sweep.
 import sweep  # noqa: E402  (scripts/sweep.py: the launchers)
 from csfair.evaluation import metrics as M  # noqa: E402
 from csfair.baselines.embeddings import FASTTEXT_BUCKET  # noqa: E402
-from csfair.evaluation.tasks import TASKS, add_tasks_file, paper_task, unk_rates, write_task_data  # noqa: E402
+from csfair.evaluation.tasks import TASKS, add_tasks_file, paper_task, unk_rates, unk_word_rates, write_task_data  # noqa: E402
+from csfair.evaluation.forest import forest_plot  # noqa: E402
 from csfair.io import sha256_file  # noqa: E402
 from csfair.evaluation.results import (  # noqa: E402
     add_significance,
@@ -110,6 +117,7 @@ class Model:
                              f"NAME=hf:PATH_OR_ID; got {spec!r}")
         self.name, value = spec.split("=", 1)
         self.kind, self.path, self.layers, self.hidden, self.tagger, self.hf = "pretrained", None, None, None, None, None
+        self.member = None  # k-th checkpoint of a column of several (number_members)
         if value.startswith("hf:"):
             from csfair_hf.finetune import resolve_model
 
@@ -131,6 +139,37 @@ class Model:
             if not os.path.exists(value):
                 raise SystemExit(f"{value}: checkpoint not found")
             self.path = os.path.abspath(value)
+
+
+def number_members(models):
+    """A column name given several times names one column of several pretrained checkpoints (pretraining
+    seeds of one method): number them (``model.member`` 1, 2, ...; None for a column of one checkpoint)."""
+    by_name = {}
+    for m in models:
+        by_name.setdefault(m.name, []).append(m)
+    for name, ms in by_name.items():
+        if len(ms) > 1:
+            if any(m.kind not in ("pretrained", "hf") for m in ms):
+                raise SystemExit(f"--checkpoint {name}=...: a column name repeats only for pretrained checkpoints "
+                                 "(the pretraining seeds of one method)")
+            paths = [m.path or m.hf for m in ms]
+            if len(set(paths)) < len(paths):
+                raise SystemExit(f"--checkpoint {name}=...: the same checkpoint given twice")
+        for j, m in enumerate(ms, 1):
+            m.member = j if len(ms) > 1 else None
+
+
+def _member_dir(model):
+    """Run directory prefix of one checkpoint of a several-checkpoint column ("" otherwise)."""
+    return f"ckpt{model.member}-" if model.member else ""
+
+
+def _unit(model, spec, seed):
+    """A launcher's unit of work (scripts/sweep.py): one run of the grid."""
+    u = dict(model=model.name, task=spec.name, seed=seed)
+    if model.member:
+        u["member"] = model.member
+    return u
 
 
 def _column_key(model):
@@ -256,12 +295,15 @@ def prepare(spec, model, args, out):
     for key, labs in unseen.items():
         log(f"{spec.name} {key}: labels never seen in training, scored as never predicted: {labs}")
     if model.kind == "tagger":
-        unk = {}  # the word dictionary is built from every evaluated word
+        unk = unk_words = {}  # the word dictionary is built from every evaluated word
     else:
         from fairseq.data import Dictionary
 
-        unk = unk_rates(os.path.join(root, "raw"), Dictionary.load(dict_path).symbols)
-    stats = {k: dict(v, unk_rate=unk.get(k), unseen_labels=unseen.get(k, {})) for k, v in stats.items()}
+        symbols = Dictionary.load(dict_path).symbols
+        unk = unk_rates(os.path.join(root, "raw"), symbols)
+        unk_words = unk_word_rates(os.path.join(root, "raw"), symbols)
+    stats = {k: dict(v, unk_rate=unk.get(k), unk_word_rate=unk_words.get(k), unseen_labels=unseen.get(k, {}))
+             for k, v in stats.items()}
     if model.kind == "tagger":
         from csfair.baselines.embeddings import build_meta_tables
         from fairseq.data import Dictionary
@@ -420,9 +462,9 @@ def evaluate(spec, ft_ckpt, data_root, langs, keep=None):
 
 def code_version():
     """The git commit of the code (``+<digest>`` of uncommitted changes to the code's tracked files:
-    csfair/, csfair_hf/, user_dir/, scripts/, setup.py, requirements/), else csfair.__version__. Results files
-    (results/, README) are left out of the digest: the runner appends to a tracked results.jsonl,
-    which must not change the protocol of its own next run."""
+    csfair/, csfair_hf/, user_dir/, scripts/, setup.py, requirements/), else csfair.__version__. Documentation
+    and run outputs (README, docs/, runs/) are left out of the digest: a snapshot of a table committed next to
+    the README must not change the protocol of the runner's next run."""
     import hashlib
 
     try:
@@ -483,14 +525,23 @@ def train_labels(spec, data_root):
 
 
 def run_record(spec, pairs, stats, lang, split, proto, seed, items_path, run_flags=(), majority=None):
-    """Metrics, flags, unk rate and per-item scores of one evaluation (the record's fields)."""
+    """Metrics, flags, unk rates and per-item scores of one evaluation (the record's fields).
+
+    ``flags`` exclude the run from the tables and come from dev evidence only: ``run_flags`` (the
+    training language's dev set, checked after fine-tuning, before any test set is read) and, for a
+    dev or grid record, this evaluation's own checks. A test evaluation's checks (predictions
+    collapsed to one label, e.g. on a script the vocabulary lacks) go to ``eval_flags``: a note in
+    the tables, the value stays in the mean (csfair issue 19, section 2).
+    """
     gold = [g for g, _ in pairs]
     pred = [p for _, p in pairs]
     m = score(spec, pairs)
-    flags = sorted(set(run_flags) | set(failure_flags(m[spec.metric] if majority is not None else None,
-                                                      majority, gold, pred)))
+    checks = failure_flags(m[spec.metric] if majority is not None else None, majority, gold, pred)
+    dev = split in ("valid", "grid")
+    flags = sorted(set(run_flags) | set(checks if dev else ()))
     st = stats.get(f"{lang}.{split}", {})
-    rec = dict(lang=lang, split=split, metrics=m, n=len(pairs), flags=flags, unk_rate=st.get("unk_rate"),
+    rec = dict(lang=lang, split=split, metrics=m, n=len(pairs), flags=flags, eval_flags=[] if dev else sorted(checks),
+               unk_rate=st.get("unk_rate"), unk_word_rate=st.get("unk_word_rate"),
                unseen_labels=st.get("unseen_labels", {}))
     if majority is not None:
         rec["majority_baseline"] = majority
@@ -554,12 +605,16 @@ def main(argv=None, plan=None):
     p.add_argument("--focal-gamma", type=float, default=0.0)
     p.add_argument("--spm", default=None, help="sentencepiece model (default: the checkpoint's data dir)")
     p.add_argument("--dict", default=None, help="dictionary (default: the checkpoint's data dir)")
-    p.add_argument("--out", default=os.path.join(ROOT, "results", "zeroshot"))
+    p.add_argument("--out", default=os.path.join(ROOT, "runs", "zeroshot"),
+                   help="results, per-item scores, runs and tables (default: runs/zeroshot, git-ignored)")
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep each run's best-epoch checkpoint_best.pt (hf: columns: the transformers directory hf-best/)")
     p.add_argument("--reference", default=None,
-                   help="column to compare every other column with (paired bootstrap over test items, pooled "
-                        "over seeds; accuracy metrics only): '*' in the Markdown table, interval in CSV/JSON")
+                   help="column to compare every other column with (hierarchical bootstrap over fine-tuning seeds, "
+                        "pretrained checkpoints and test items: csfair.evaluation.stats.hierarchical_bootstrap): '*' "
+                        "in the Markdown table, interval in CSV/JSON and a forest plot tables/<task>.forest.png")
+    p.add_argument("--n-boot", type=int, default=1000, help="item resamples of the significance test (default: 1000)")
+    p.add_argument("--boot-seed", type=int, default=12345, help="seed of the significance test's resampling")
     p.add_argument("--unseen-labels", default="never-predicted", choices=["error", "never-predicted"],
                    help="test labels the training language lacks: stop with an error, or score them as a class "
                         "the model never predicts (recorded per evaluation as unseen_labels)")
@@ -574,6 +629,7 @@ def main(argv=None, plan=None):
     unit = json.loads(args.sweep_unit) if args.sweep_unit else None  # a launcher's job: one run of the grid
 
     models = [Model(x) for x in args.checkpoint]
+    number_members(models)
     for path in args.tasks_file:
         log(f"tasks from {path}: {', '.join(add_tasks_file(path))}")
     tasks = []
@@ -602,10 +658,13 @@ def main(argv=None, plan=None):
     if args.reference and args.reference not in names:
         raise SystemExit(f"--reference {args.reference!r} is none of the columns ({', '.join(m.name for m in models)})")
     code = code_version()
-    current = {spec.name: set() for spec in tasks}  # protocol keys of this command, per task (what the tables show)
+    # (model label, protocol) -> table column, per task: this command's runs (what the tables show); the
+    # checkpoints of a repeated column name share a column (pretraining seeds)
+    current = {spec.name: {} for spec in tasks}
+    columns_of = {spec.name: [] for spec in tasks}  # for the manifests: each column's checkpoint, digest, protocol
     t_start = time.time()
     for model in models:
-        if unit and model.name != unit["model"]:
+        if unit and (model.name != unit["model"] or unit.get("member") != model.member):
             continue
         label = model.name + (suffix if model.kind in ("pretrained", "hf") else "")
         be = _backend(model)
@@ -620,8 +679,9 @@ def main(argv=None, plan=None):
             data_root, arch_args, max_pos, stats = be.prepare(spec, model, args, args.out)
             log(f"{spec.name} examples: " + ", ".join(f"{k} {v['examples']}" for k, v in stats.items()))
             for k, v in stats.items():
-                if v.get("unk_rate") is not None and v["unk_rate"] > 0.5:
-                    log(f"{spec.name} {k}: {100 * v['unk_rate']:.0f}% of the input pieces are <unk> for {label}")
+                if v.get("unk_word_rate") is not None and v["unk_word_rate"] > 0.5:
+                    log(f"{spec.name} {k}: {100 * v['unk_word_rate']:.0f}% of the words are entirely <unk> for {label} "
+                        f"({100 * (v.get('unk_rate') or 0):.0f}% of the pieces)")
             base_lr = args.lr if model.kind in ("pretrained", "hf") else args.scratch_lr
             configs = [(base_lr, args.epochs or spec.epochs)]
             if args.grid:
@@ -638,7 +698,8 @@ def main(argv=None, plan=None):
                         grid_left = True
                         break
                     if not got:
-                        run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, f"grid-lr{lr:g}-ep{ep}")
+                        run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name,
+                                               _member_dir(model) + f"grid-lr{lr:g}-ep{ep}")
                         t0 = time.time()
                         ft, _, best_ep, dev, pairs, flags, maj = be.finetune_and_select(
                             spec, model, arch_args, max_pos, stats, data_root, run_dir, seeds[0], lr, ep, args)
@@ -657,7 +718,7 @@ def main(argv=None, plan=None):
                     if not failed and (best is None or value > best[0]):
                         best = (value, lr, ep)
                 if grid_left:  # the grid is one job; the seeds wait for its selection
-                    plan.append(dict(model=model.name, task=spec.name, seed="grid"))
+                    plan.append(_unit(model, spec, "grid"))
                     continue
                 if best is None:
                     log(f"{spec.name}: every grid run failed; the first configuration is kept and its runs are flagged")
@@ -668,7 +729,12 @@ def main(argv=None, plan=None):
                     continue
             lr, epochs = configs[0]
             proto = protocol_key(protocol_of(spec, model, args, arch_args, max_pos, stats, lr, epochs, code))
-            current[spec.name].add(proto)
+            current[spec.name][(label, proto)] = label
+            columns_of[spec.name].append(dict(
+                column=label, checkpoint_number=model.member, kind=model.kind, protocol=proto,
+                checkpoint=model.path or _column_key(model),
+                sha256=column_digest(model, args) if model.kind in ("pretrained", "hf") else None,
+                run_prefix=os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, _member_dir(model))))
             predictions = []  # per seed, for the ensemble of the taggers
             params = 0
             for seed in seeds:
@@ -676,7 +742,7 @@ def main(argv=None, plan=None):
                     continue
                 have = [r for r in load_results(results_path) if r.get("protocol") == proto and r["seed"] == seed
                         and r["split"] == "test" and r["model"] == label]
-                run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, f"seed{seed}")
+                run_dir = os.path.join(args.out, "runs", label.replace("/", "_"), spec.name, _member_dir(model) + f"seed{seed}")
                 pred_file = os.path.join(run_dir, f"predictions-{proto}.json")
                 if {r["lang"] for r in have} >= set(langs):
                     log(f"{label} {spec.name} seed {seed}: done before (protocol {proto}), skipped")
@@ -686,7 +752,7 @@ def main(argv=None, plan=None):
                     params = have[-1].get("params", 0)
                     continue
                 if plan is not None:
-                    plan.append(dict(model=model.name, task=spec.name, seed=seed))
+                    plan.append(_unit(model, spec, seed))
                     continue
                 t0 = time.time()
                 ft, updates, best_ep, dev, dev_pairs, run_flags, maj = be.finetune_and_select(
@@ -722,6 +788,8 @@ def main(argv=None, plan=None):
                     append_result(new_results, dict(base, **rec, model=f"{label}-ensemble", protocol=proto, seed=0,
                                                      lr=lr, epochs=epochs, params=params * len(predictions)))
                 log(f"{label}-ensemble {spec.name}: majority vote of {len(predictions)} seeds recorded")
+            if model.kind == "tagger" and len(seeds) > 1:
+                current[spec.name][(f"{label}-ensemble", proto)] = f"{label}-ensemble"
 
     if plan is not None or unit:
         if args.sweep_shard:  # the launcher merges a shard only once its job has written everything
@@ -732,15 +800,18 @@ def main(argv=None, plan=None):
     items = load_items(items_path) if args.reference else {}
     params_of = {}
     for r in records:  # counted by this code (count_parameters: tied weights once): older records may count twice
-        if "params" in r and r.get("protocol") in current.get(r.get("task"), ()):
+        if "params" in r and (r.get("model"), r.get("protocol")) in current.get(r.get("task"), {}):
             params_of[r["model"]] = r["params"]
     os.makedirs(os.path.join(args.out, "tables"), exist_ok=True)
     for spec in tasks:
-        # the columns of this command's protocols only: older results (other code, other checkpoint
-        # bytes, other hyperparameters) stay in results.jsonl but never enter a cell
+        # the columns of this command's runs only (its protocols and seeds; 0: the taggers' ensembles): older
+        # results (other code, other checkpoint bytes, other hyperparameters) stay in results.jsonl, never in a cell
+        seeds_ok = set(task_seeds[spec.name]) | {0}
+        written = {}
         for split, langs in (("test", None), ("valid", [spec.source_lang])):
-            table = aggregate(records, spec.name, spec.metric, split=split, langs=langs, protocols=current[spec.name])
-            if not table:
+            table = aggregate(records, spec.name, spec.metric, split=split, langs=langs, seeds=seeds_ok,
+                              columns=current[spec.name])
+            if not table or not next(iter(table.values())):
                 continue
             reference = None
             if args.reference and split == "test":
@@ -748,18 +819,107 @@ def main(argv=None, plan=None):
                 reference = args.reference if args.reference in cols else args.reference + suffix
                 if reference not in cols:
                     raise SystemExit(f"--reference {args.reference!r} is not a column of {spec.name} ({', '.join(cols)})")
-                add_significance(table, items, reference, metric=spec.metric)
+                add_significance(table, items, reference, n_boot=args.n_boot, seed=args.boot_seed, metric=spec.metric)
             headers = {m: (f"{m} ({params_of[m.split('@')[0]] / 1e6:.1f}M)" if m.split("@")[0] in params_of else m)
                        for m in next(iter(table.values()))}
             table = {lg: {headers[m]: v for m, v in row.items()} for lg, row in table.items()}
-            seeds_text = ",".join(map(str, task_seeds[spec.name]))
-            title = (f"{spec.title} ({spec.metric}, {split}; mean ± std over the unflagged seeds of {seeds_text}, "
-                     f"n = seeds in the mean; best epoch on {spec.source_lang} dev; parameters in brackets)")
-            md = to_markdown(table, title, reference=headers.get(reference) if reference else None)
+            title = table_title(spec, split, task_seeds[spec.name])
+            md = to_markdown(table, title, reference=headers.get(reference) if reference else None, n_boot=args.n_boot,
+                             train_lang=spec.source_lang)
             print("\n" + md)
             if split == "test":
-                write_tables(os.path.join(args.out, "tables", spec.name), table, md)
+                base = os.path.join(args.out, "tables", spec.name)
+                write_tables(base, table, md)
+                written["tables"] = [base + ext for ext in (".md", ".csv", ".json")]
+                if reference:
+                    try:
+                        forest_plot(table, headers[reference], base + ".forest.png", title.split("; mean")[0],
+                                    spec.metric)
+                        written["forest_plot"] = base + ".forest.png"
+                    except ValueError as e:
+                        log(f"{spec.name}: no forest plot ({e})")
+                else:
+                    log(f"{spec.name}: no forest plot without --reference (it shows differences to the reference)")
+                written["title"], written["reference"] = title, headers.get(reference) if reference else None
+        if written:
+            path = write_manifest(spec, args, argv, columns_of[spec.name], current[spec.name], seeds_ok, records,
+                                  items_path, written, code, time.time() - t_start)
+            log(f"{spec.name}: tables, {'forest plot, ' if 'forest_plot' in written else ''}manifest {path}")
     log(f"wall time {time.time() - t_start:.0f} s; results in {results_path}")
+
+def table_title(spec, split, seeds):
+    """A table's title: the task, the metric exactly (span F1: seqeval's default, conlleval-compatible mode,
+    not strict IOB2), what the rows were scored on, and what a cell holds."""
+    if spec.metric_fn == "span_f1":
+        what = {"macro_f1": "macro-averaged span F1", "micro_f1": "micro-averaged span F1",
+                "precision": "span precision (micro)", "recall": "span recall (micro)"}.get(spec.metric, spec.metric)
+        metric = f"{what} (seqeval default mode, conlleval-compatible spans; not strict IOB2)"
+    elif spec.metric_fn == "token_accuracy":
+        metric = "word-level accuracy (each word scored at its first piece)"
+    else:
+        metric = {"accuracy": "accuracy", "macro_f1": "macro-F1 over the labels"}.get(spec.metric, spec.metric)
+    on = "test sets" if split == "test" else f"{spec.source_lang} dev set (model selection)"
+    return (f"{spec.title}: {metric} on the {on}; mean ± std over the kept fine-tuning seeds of "
+            f"{','.join(map(str, seeds))} (n = runs in the mean, items = evaluated items per run); runs excluded on "
+            f"{spec.source_lang} dev only; best epoch on {spec.source_lang} dev; parameters in brackets")
+
+
+def write_manifest(spec, args, argv, columns, current, seeds, records, items_path, written, code, seconds):
+    """``tables/<task>.manifest.json`` next to the tables: what made them and where their evidence is.
+
+    The commit (``code_version``: with a digest of uncommitted changes), the command (and the recipe's,
+    ``$CSFAIR_RECIPE_COMMAND``), every column's checkpoint with its SHA-256 (transformers models: the digest of
+    their weights, config and tokenizer files) and protocol keys, the seeds, the significance test and its
+    settings, and the files a reader needs to recompute the table or a comparison: results, per-item scores,
+    and each run's saved predictions (paths relative to ``--out``).
+    """
+    import platform
+    import shlex
+    from datetime import datetime, timezone
+
+    import numpy
+    import scipy
+
+    import csfair
+    from csfair.evaluation.stats import HIERARCHICAL_TEST
+    from csfair.io import atomic_write
+
+    out = os.path.abspath(args.out)
+    rel = lambda p: os.path.relpath(os.path.abspath(p), out)  # noqa: E731
+    runs = []
+    for r in records:
+        if (r.get("task") == spec.name and r.get("split") == "test" and (r["model"], r.get("protocol")) in current
+                and r["seed"] in seeds):
+            key = (r["model"], r["protocol"], r["seed"])
+            if key not in [(x["column"], x["protocol"], x["seed"]) for x in runs]:
+                run = next((c for c in columns if c["protocol"] == r["protocol"]), {})
+                pred = os.path.join(run.get("run_prefix", "") + f"seed{r['seed']}", f"predictions-{r['protocol']}.json")
+                runs.append(dict(column=r["model"], protocol=r["protocol"], seed=r["seed"], flags=r.get("flags", []),
+                                 predictions=rel(pred) if run and os.path.exists(pred) else None))
+    manifest = dict(
+        task=spec.name, title=written.get("title"), metric=spec.metric, metric_fn=spec.metric_fn,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"), commit=code,
+        command=shlex.join(["python", "scripts/zeroshot.py", *(sys.argv[1:] if argv is None else argv)]),
+        recipe_command=os.environ.get("CSFAIR_RECIPE_COMMAND"), out=out,
+        data=dict(csfair_data=os.path.abspath(os.environ.get("CSFAIR_DATA", os.path.join(ROOT, "..", "shared", "data"))),
+                  task_declaration=spec.digest, task_origin=spec.origin),
+        columns=[{k: v for k, v in c.items() if k != "run_prefix"} for c in columns],
+        seeds=sorted(s for s in seeds if s), reference=written.get("reference"),
+        significance=dict(test=HIERARCHICAL_TEST, function="csfair.evaluation.stats.hierarchical_bootstrap",
+                          n_boot=args.n_boot, seed=args.boot_seed, alpha=0.05) if written.get("reference") else None,
+        files=dict(tables=[rel(p) for p in written["tables"]],
+                   forest_plot=rel(written["forest_plot"]) if "forest_plot" in written else None,
+                   results=rel(os.path.join(args.out, "results.jsonl")), items=rel(items_path)),
+        runs=runs, wall_seconds=round(seconds, 1),
+        versions=dict(python=platform.python_version(), numpy=numpy.__version__, scipy=scipy.__version__,
+                      csfair=csfair.__version__),
+    )
+    path = os.path.join(args.out, "tables", f"{spec.name}.manifest.json")
+    with atomic_write(path) as fh:
+        json.dump(manifest, fh, indent=1)
+        fh.write("\n")
+    return path
+
 
 def cli(argv=None):
     """``main`` for a person at a terminal: a user error (bad or missing input data, a tasks file that cannot be

@@ -108,3 +108,43 @@ def test_compiled_replacement_equals_the_python_one(tiny_pair):
                 replaced += got[2]
                 cut += got[5]
     assert replaced > 100 and cut > 20
+
+
+
+NO_NUMBA = r"""
+import sys
+sys.modules["numba"] = None  # as if numba were not installed: ``import numba`` raises ImportError
+import torch
+import user_dir  # noqa: F401
+from user_dir.tasks.codeswitch_masked_lm import CodeSwitchMaskedLMConfig, CodeSwitchMaskedLMTask
+from csfair.pretraining import word_scan
+assert word_scan.numba is None
+task = CodeSwitchMaskedLMTask.setup_task(CodeSwitchMaskedLMConfig(
+    data=sys.argv[1], langs="en,fr", cs_mode="multiview", cs_table_name="ibm1", tokens_per_sample=64,
+    sample_break_mode="complete", seed=1))
+task.load_dataset("train")
+epochs = task.get_batch_iterator(dataset=task.dataset("train"), max_sentences=16, num_workers=2, seed=1)
+for epoch in (1, 2):
+    itr = epochs.next_epoch_itr(shuffle=True)
+    stats = torch.cat([next(itr)["cs_stats"] for _ in range(3)])
+    print("EPOCH", epoch, "items", len(stats), "code-switched", int(stats[:, 0].sum()), flush=True)
+"""
+
+
+def test_without_numba_the_data_path_warns_once_and_code_switches(tiny_pair):
+    """numba missing: the training batches (the task's batch iterator, 2 DataLoader workers, 2 epochs, as
+    fairseq-train draws them) say so once, on stderr, and are still code-switched (the NumPy fallback)."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    p = subprocess.run([sys.executable, "-c", NO_NUMBA, str(tiny_pair["bin"])], capture_output=True, text=True,
+                       cwd=ROOT, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert p.stderr.count("numba cannot be imported") == 1, p.stderr[-3000:]
+    assert "RuntimeWarning" in p.stderr and "NumPy versions" in p.stderr
+    epochs = re.findall(r"EPOCH (\d) items (\d+) code-switched (\d+)", p.stdout)
+    assert [e for e, *_ in epochs] == ["1", "2"], p.stdout
+    assert all(int(n) == 48 and 0.2 * 48 < int(k) < 0.8 * 48 for _, n, k in epochs), epochs

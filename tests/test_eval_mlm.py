@@ -77,7 +77,13 @@ def test_two_checkpoints_are_scored_on_the_same_real_token_positions(tiny_pair, 
     for draw in (1, 2):
         hits = np.concatenate([pa[k][2] for k in pa if k[0] == draw])
         assert a["accuracy_per_draw"][draw - 1] == pytest.approx(hits.mean())
-    assert a["accuracy"] == pytest.approx(np.mean(a["accuracy_per_draw"]))
+    # the headline: accuracy pooled over the draws, its standard error over sentences; the mask-draw SE second
+    from csfair.evaluation.stats import ratio_standard_error, standard_error
+
+    assert a["accuracy"] == raw["sent_correct"].sum() / raw["sent_scored"].sum()
+    assert a["accuracy_se"] == ratio_standard_error(raw["sent_correct"], raw["sent_scored"]) > 0
+    assert a["accuracy_se_draws"] == standard_error(a["accuracy_per_draw"])
+    assert raw["sent_loss"].sum() == pytest.approx(sum(d["loss_sum"] for d in raw["per_draw"]))
 
     # the masking seed is the evaluation's: another --seed, other masks
     c = eval_mlm.evaluate(str(tiny_mlm), data, "fr", draws=1, seed=2, cpu=True)
@@ -93,7 +99,13 @@ def test_compare_prints_and_writes_a_reproducible_paired_table(tiny_pair, tiny_m
     assert res["reference"] == "cs" and [r["name"] for r in res["rows"]] == ["cs", "none"]
     ref, other = res["rows"]
     assert "diff" not in ref
-    assert other["diff"] == pytest.approx(other["accuracy_pooled"] - ref["accuracy_pooled"])
+    assert other["diff"] == pytest.approx(other["accuracy"] - ref["accuracy"])
+    assert "accuracy ± SE (draws)" in p.stdout and other["accuracy_se"] > 0 and "accuracy_se_draws" in other
+    # the per-sentence arrays saved next to the JSON recompute the comparison without the checkpoints
+    npz = tmp_path / "cmp.sentences.npz"
+    assert npz.exists() and f"per-sentence arrays: {npz}" in p.stdout
+    redo = eval_mlm.recompare(str(npz), n_boot=300)
+    assert json.loads(json.dumps(redo)) == {k: v for k, v in res.items()}
     assert other["lo"] <= other["diff"] <= other["hi"] and 0.0 <= other["p_value"] <= 1.0
     assert sum(res["masked_tokens_per_draw"]) == ref["masked_tokens"] == other["masked_tokens"]
 

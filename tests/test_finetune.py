@@ -192,7 +192,7 @@ def test_pos_finetuning_best_epoch_protocol_keys_and_failed_runs(tiny_pair, tiny
     items = [json.loads(x) for x in open(out / "items.jsonl")]
     it = next(x for x in items if x["key"] == test["items"])
     assert math.isclose(sum(it["num"]) / sum(it["den"]), test["metrics"]["accuracy"]) and len(it["num"]) == 48
-    assert "| fr | " in first.stdout and "(n=1)" in first.stdout and (out / "tables" / "pos.json").exists()
+    assert "| fr | " in first.stdout and "(n=1, 48 items)" in first.stdout and (out / "tables" / "pos.json").exists()
     # the same protocol: served, not trained again; the column's parameter count is the one this code recorded
     # (tied embedding once), not an older record's of the same column (which counted it twice)
     params = test["params"]
@@ -211,7 +211,7 @@ def test_pos_finetuning_best_epoch_protocol_keys_and_failed_runs(tiny_pair, tiny
     assert len({r["protocol"] for r in recs}) == 2 and len(bad) == 2 and all(r["flags"] for r in bad)
     assert set(bad[0]["flags"]) <= {BELOW_MAJORITY, COLLAPSED}
     table = (out / "tables" / "pos.md").read_text()
-    assert "failed (1 of 1)" in table and "left out of the mean" in table and "(n=1)" not in table
+    assert "failed (1 of 1)" in table and "left out of the mean" in table and "(n=1," not in table
     # a retrained checkpoint under the same name: other bytes, other protocol, never the old results
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
     k = next(k for k, v in state["model"].items() if v.is_floating_point())

@@ -40,7 +40,8 @@ def fake_nvidia_smi(bin_dir: Path, listing: str, rc: int = 0) -> Path:
 
 def plan(venv, *, torch=None, python=sys.executable, nvidia=None, env=None, flag=True, rc=0):
     """Run the plan mode for ``venv``; returns its key=value lines as a dict (stderr when ``rc`` != 0)."""
-    e = {k: v for k, v in os.environ.items() if k not in ("CSFAIR_TORCH", "PYTHON", "CSFAIR_TORCH_INDEX")}
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("CSFAIR_TORCH", "PYTHON", "CSFAIR_TORCH_INDEX", "CSFAIR_TORCH_VERSION", "CSFAIR_WHEELHOUSE")}
     # no nvidia-smi on PATH but the fake one given (a real one, on a GPU machine, would decide)
     path = [p for p in e.get("PATH", "").split(os.pathsep) if p and not os.path.exists(os.path.join(p, "nvidia-smi"))]
     e["PATH"] = os.pathsep.join(([str(nvidia)] if nvidia else []) + path)
@@ -149,3 +150,53 @@ def test_bad_values_fail_clearly(tmp_path):
         assert "needs Python 3.11 or 3.12" in plan(tmp_path / "venv", torch="cpu", python=other, rc=1)
     p = subprocess.run(["bash", str(SETUP), "--frobnicate"], capture_output=True, text=True)
     assert p.returncode == 2 and "unknown argument" in p.stderr
+
+
+def test_torch_version_variable_replaces_the_pin_without_editing_files(tmp_path):
+    got = plan(tmp_path / "venv", torch="cuda", env={"CSFAIR_TORCH_VERSION": "2.11.0"})
+    assert got["torch_spec"] == "torch==2.11.0" != pin("cuda") and "CSFAIR_TORCH_VERSION=2.11.0" in got["torch_constraints"]
+    assert got["stamp_file"] != plan(tmp_path / "venv", torch="cuda")["stamp_file"]  # another build, another stamp
+    assert plan(tmp_path / "venv", torch="cpu", env={"CSFAIR_TORCH_VERSION": "2.9.1"})["torch_spec"] == "torch==2.9.1"
+    err = plan(tmp_path / "venv", torch="cuda", env={"CSFAIR_TORCH_VERSION": "latest"}, rc=1)
+    assert "must be a torch release such as 2.11.0" in err
+    err = plan(sys.prefix, torch="system", python=None, env={"CSFAIR_TORCH_VERSION": "2.11.0"}, rc=1)
+    assert "does not apply to CSFAIR_TORCH=system" in err
+
+
+def _wheelhouse(d: Path, python_version: str, torch: str) -> Path:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "csfair-wheelhouse.txt").write_text(f"python_version={python_version}\nplatform=manylinux_2_28_x86_64\n"
+                                             f"torch={torch}\n")
+    return d
+
+
+def test_wheelhouse_installs_with_no_index_and_refuses_a_wrong_folder(tmp_path):
+    here = "%d.%d" % sys.version_info[:2]
+    wh = _wheelhouse(tmp_path / "wh", here, pin("cpu"))
+    got = plan(tmp_path / "venv", torch="cpu", env={"CSFAIR_WHEELHOUSE": str(wh)})
+    assert got["packages_from"] == f"{wh} (no index)" and got["torch_index"] == got["packages_from"]
+    assert got["fairseq_fixed"].startswith("wheelhouse") and f"--no-index --find-links {wh}" in got["fairseq_fixed"]
+    # made for another Python, for another torch, unfinished (no manifest), or with a torch index too
+    other = _wheelhouse(tmp_path / "other", "3.12" if here == "3.11" else "3.11", pin("cpu"))
+    assert "was made for Python" in plan(tmp_path / "venv", torch="cpu", env={"CSFAIR_WHEELHOUSE": str(other)}, rc=1)
+    err = plan(tmp_path / "venv", torch="cuda", env={"CSFAIR_WHEELHOUSE": str(wh)}, rc=1)
+    assert f"holds {pin('cpu')}, this build wants {pin('cuda')}" in err
+    (tmp_path / "empty").mkdir()
+    assert "no csfair-wheelhouse.txt" in plan(tmp_path / "venv", torch="cpu",
+                                              env={"CSFAIR_WHEELHOUSE": str(tmp_path / "empty")}, rc=1)
+    err = plan(tmp_path / "venv", torch="cpu", env={"CSFAIR_WHEELHOUSE": str(wh), "CSFAIR_TORCH_INDEX": "file:///x"}, rc=1)
+    assert "exclude each other" in err
+    assert "is not a folder" in plan(tmp_path / "venv", torch="cpu",
+                                     env={"CSFAIR_WHEELHOUSE": str(tmp_path / "nope")}, rc=1)
+
+
+def test_wheelhouse_script_rejects_bad_arguments(tmp_path):
+    script = ROOT / "scripts" / "wheelhouse.sh"
+    p = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+    assert p.returncode == 2 and "usage:" in p.stderr
+    p = subprocess.run(["bash", str(script), str(tmp_path / "w"), "--platform", "win_amd64"], capture_output=True, text=True)
+    assert p.returncode == 1 and "manylinux_2_N_x86_64" in p.stderr
+    p = subprocess.run(["bash", str(script), str(tmp_path / "w")], capture_output=True, text=True,
+                       env=dict(os.environ, CSFAIR_TORCH="system"))
+    assert p.returncode == 1 and "set CSFAIR_TORCH_VERSION to the nodes' torch version" in p.stderr
+    assert not (tmp_path / "w" / "csfair-wheelhouse.txt").exists()

@@ -3,6 +3,8 @@ a saved model that reloads with from_pretrained, and the held-out MLM accuracy o
 import json
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -42,5 +44,10 @@ def test_run_mlm_cs_trains_saves_and_scores(hf_models, hf_tables, tmp_path, caps
     assert model.config.model_type == "bert" and tok.is_fast
     raw = score_mlm(model, tok, tokenize_lines(tok, lines[-80:], 64), draws=2, seed=1)
     assert raw["mask_digest"] == after["mask_digest"]
+    # the metric of scripts/eval_mlm.py: headline SE over sentences, the mask-draw spread second
+    from csfair.evaluation.stats import ratio_standard_error
+
+    assert after["accuracy_se"] == pytest.approx(ratio_standard_error(raw["sent_correct"], raw["sent_scored"]))
+    assert "accuracy_se_draws" in after and raw["sent_loss"].sum() == pytest.approx(sum(d["loss_sum"] for d in raw["per_draw"]))
     assert [d["correct"] for d in raw["per_draw"]] == [round(a * d["scored"]) for a, d in
                                                      zip(after["accuracy_per_draw"], raw["per_draw"])]

@@ -1,5 +1,6 @@
-"""Paired bootstrap of span F1 (issue 11, point 3): per-sentence per-type tp/fp/fn counts that sum to
-seqeval's corpus scores, resampled as sentences, pooled over seeds, in the tables like accuracies."""
+"""Significance of span F1 (issue 11, point 3; issue 19): per-sentence per-type tp/fp/fn counts that sum
+to seqeval's corpus scores, resampled as sentences within the hierarchical test over seeds, in the
+tables like accuracies."""
 import csv
 import io
 import json
@@ -23,7 +24,7 @@ from csfair.evaluation.results import (
     to_json,
     to_markdown,
 )
-from csfair.evaluation.stats import paired_bootstrap_counts
+from csfair.evaluation.stats import hierarchical_bootstrap
 
 TYPES = ("PER", "ORG", "LOC")
 
@@ -79,39 +80,42 @@ def test_summed_sentence_counts_give_seqeval_scores_exactly(gold):
         span_counts([["O", "O"]], [["O"]])
 
 
-def test_bootstrap_of_span_f1(gold):
+def test_hierarchical_test_of_span_f1(gold):
+    """Seeds of a worse and a better tagger on real WikiANN German sentences: each seed's score is its
+    seqeval F1, the difference is that of the seed means, and it is significant both ways round."""
     rng = random.Random(1)
-    worse, better = perturb(gold, rng, 0.3), perturb(gold, rng, 0.9)
-    union = sorted(set(span_counts(gold, worse)[0]) | set(span_counts(gold, better)[0]))
-    a = span_counts(gold, worse, union)[1]
-    b = span_counts(gold, better, union)[1]
+    worse = [perturb(gold, rng, 0.3) for _ in range(3)]
+    better = [perturb(gold, rng, 0.9) for _ in range(3)]
+    union = sorted({t for p in worse + better for t in span_counts(gold, p)[0]})
+    a = np.stack([span_counts(gold, p, union)[1] for p in worse])
+    b = np.stack([span_counts(gold, p, union)[1] for p in better])
     for metric in ("macro_f1", "micro_f1"):
         stat = lambda c: span_score_from_counts(c, metric)  # noqa: E731
-        same = paired_bootstrap_counts(a, a, stat, n_boot=300)
-        assert same["diff"] == 0 and same["lo"] == same["hi"] == 0 and not same["significant"]
-        assert same["p_value"] == 1.0
-        up = paired_bootstrap_counts(a, b, stat, n_boot=300)
-        assert up["significant"] == 1.0 and 0 < up["lo"] <= up["diff"] <= up["hi"] and up["n_items"] == len(gold)
-        assert math.isclose(up["diff"], span_f1(gold, better)[metric] - span_f1(gold, worse)[metric], abs_tol=1e-12)
-        assert paired_bootstrap_counts(a, b, stat, n_boot=300) == up  # seeded: reproducible
-        down = paired_bootstrap_counts(b, a, stat, n_boot=300)
-        assert down["significant"] == 1.0 and down["hi"] < 0
-    with pytest.raises(ValueError, match="one shape"):
-        paired_bootstrap_counts(a, b[:-1], stat)
+        same = hierarchical_bootstrap(a, a, statistic=stat, n_boot=300)
+        assert same["diff"] == 0 and not same["significant"] and same["p"] == 1.0
+        up = hierarchical_bootstrap(a, b, statistic=stat, n_boot=300)
+        assert up["significant"] and 0 < up["lo"] <= up["diff"] <= up["hi"] and up["n_items"] == len(gold)
+        want = np.mean([span_f1(gold, p)[metric] for p in better]) - np.mean([span_f1(gold, p)[metric] for p in worse])
+        assert math.isclose(up["diff"], want, abs_tol=1e-12)
+        assert hierarchical_bootstrap(a, b, statistic=stat, n_boot=300) == up  # seeded: reproducible
+        down = hierarchical_bootstrap(b, a, statistic=stat, n_boot=300)
+        assert down["significant"] and down["hi"] < 0
+    with pytest.raises(ValueError, match="same items"):
+        hierarchical_bootstrap(a, b[:, :-1], statistic=stat)
 
 
-def _rec(model, seed, value, items, metric="macro_f1"):
+def _rec(model, seed, value, items, metric="macro_f1", n=300):
     return dict(model=model, task="ner-wikiann", lang="de", split="test", seed=seed, protocol="p1", flags=[],
-                metrics={metric: value}, items=items)
+                metrics={metric: value}, items=items, n=n)
 
 
-def test_span_f1_cells_get_significance_pooled_over_seeds(gold, tmp_path):
+def test_span_f1_cells_get_the_hierarchical_test(gold, tmp_path):
     rng = random.Random(2)
     path = tmp_path / "items.jsonl"
     append_items(path, "old|1", [1, 0, 1], [2, 1, 1])  # an accuracy line of an older run: still loads
     recs, preds = [], {}
     for model, p_keep in (("none", 0.3), ("ibm1", 0.9), ("muse", 0.3)):
-        for seed in (1, 2):
+        for seed in (1, 2, 3):
             pred = perturb(gold, rng, p_keep)
             preds[model, seed] = pred
             its = item_scores("span_f1", gold, pred)
@@ -124,22 +128,21 @@ def test_span_f1_cells_get_significance_pooled_over_seeds(gold, tmp_path):
     t = aggregate(recs, "ner-wikiann", "macro_f1")
     add_significance(t, items, "none", n_boot=300, metric="macro_f1")
     up, same, old = t["de"]["ibm1"].sig, t["de"]["muse"].sig, t["de"]["old"].sig
-    assert up["significant"] == 1.0 and up["lo"] > 0 and up["n_items"] == len(gold)
-    # pooled over seeds = the F1 of the seeds' predictions taken together as one corpus
-    pooled = {m: span_f1(gold * 2, preds[m, 1] + preds[m, 2])["macro_f1"] for m in ("none", "ibm1")}
-    assert math.isclose(up["diff"], pooled["ibm1"] - pooled["none"], abs_tol=1e-12)
+    assert up["significant"] and up["lo"] > 0 and up["n_items"] == len(gold) and up["runs_a"] == up["runs_b"] == 3
+    # the difference of the cells' means (each seed's seqeval F1, averaged over the seeds)
+    assert math.isclose(up["diff"], t["de"]["ibm1"].mean - t["de"]["none"].mean, abs_tol=1e-12)
     assert same["lo"] <= same["diff"] <= same["hi"] and "error" in old and t["de"]["none"].sig is None
     md = to_markdown(t, reference="none")
     cells = [c.strip() for c in md.split("| de |")[1].split("|")]
-    assert cells[1].endswith("(n=2) *") and not cells[0].endswith("*") and not cells[3].endswith("*")
+    assert cells[1].endswith(f"(n=3, {len(gold)} items) *") and not cells[0].endswith("*") and not cells[3].endswith("*")
     assert "excludes 0" in md and "not computed for span F1" not in md
     assert "significance not computed for de / old: no per-item scores" in md
     rows = list(csv.DictReader(io.StringIO(to_csv(t))))
     assert float(rows[0]["ibm1_lo"]) > 0 and rows[0]["none_lo"] == "" and rows[0]["old_lo"] == ""
-    assert json.loads(json.dumps(to_json(t)))["de"]["ibm1"]["sig"]["significant"] == 1.0
+    assert json.loads(json.dumps(to_json(t)))["de"]["ibm1"]["sig"]["significant"] is True
     # span counts need the table's span metric; micro F1 is bootstrapped as micro F1
     add_significance(t, items, "none", n_boot=300)
     assert "span metric" in t["de"]["ibm1"].sig["error"]
     add_significance(t, items, "none", n_boot=300, metric="micro_f1")
-    pooled = {m: span_f1(gold * 2, preds[m, 1] + preds[m, 2])["micro_f1"] for m in ("none", "ibm1")}
-    assert math.isclose(t["de"]["ibm1"].sig["diff"], pooled["ibm1"] - pooled["none"], abs_tol=1e-12)
+    micro = {m: np.mean([span_f1(gold, preds[m, k])["micro_f1"] for k in (1, 2, 3)]) for m in ("none", "ibm1")}
+    assert math.isclose(t["de"]["ibm1"].sig["diff"], micro["ibm1"] - micro["none"], abs_tol=1e-12)

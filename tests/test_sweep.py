@@ -100,3 +100,22 @@ def test_slurm_options_reach_the_sbatch_script(tmp_path):
                  "#SBATCH --cpus-per-task=4", "#SBATCH --account=proj", "#SBATCH --array=0-3%3", "module load cuda"):
         assert line in text, (line, text)
     assert [sweep.parse_time(t) for t in ("90", "1:30:00", "45:30", "2-00")] == [90, 90, 45.5, 2880]
+
+
+def test_slurm_jobs_collected_as_they_complete(tmp_path, monkeypatch):
+    """The SLURM path submits one job array and collects each job as it ends (submitit.helpers.as_completed):
+    a failed job is reported with its log and never counted as done. submitit's local executor stands in
+    for sbatch (same Job interface)."""
+    import argparse
+
+    import submitit
+
+    p = argparse.ArgumentParser()
+    sweep.add_launcher_args(p)
+    launcher = sweep.Launcher(p.parse_args(["--launcher", "slurm"]), str(tmp_path))
+    monkeypatch.setattr(launcher, "executor", lambda: submitit.LocalExecutor(folder=str(tmp_path / "logs" / "%j")))
+    launcher.poll_s = 0.2
+    done = []
+    failed = launcher.run([("ok", [sys.executable, "-c", "pass"], done.append),
+                           ("bad", [sys.executable, "-c", "raise SystemExit(3)"], done.append)])
+    assert failed == ["bad"] and done == ["ok"]

@@ -55,27 +55,37 @@ def test_failure_flags_majority_baseline_and_collapse():
     assert majority_predictions(gold_o, [["x"] * 3, ["y"]]) == [["O"] * 3, ["O"]]
 
 
-def _rec(model, seed, value, lang="fr", proto="p1", flags=(), items=None, unk=None):
+def _rec(model, seed, value, lang="fr", proto="p1", flags=(), items=None, unk=None, unk_words=None, eval_flags=(), n=None):
     return dict(model=model, task="pos", lang=lang, split="test", seed=seed, protocol=proto, flags=list(flags),
-                metrics={"accuracy": value}, items=items, unk_rate=unk)
+                metrics={"accuracy": value}, items=items, unk_rate=unk, unk_word_rate=unk_words,
+                eval_flags=list(eval_flags), n=n)
 
 
 def test_failed_runs_are_out_of_the_mean_and_cells_show_n():
-    recs = [_rec("ibm1", 1, 0.5), _rec("ibm1", 2, 0.7), _rec("ibm1", 3, 0.07, flags=[COLLAPSED]),
-            _rec("ibm1", 4, 0.9), _rec("ibm1", 4, 0.6),  # a re-run replaces
+    """Runs flagged on dev are out of the mean; a test-time collapse is a note next to a value that stays in."""
+    recs = [_rec("ibm1", 1, 0.5, n=500), _rec("ibm1", 2, 0.7, n=500), _rec("ibm1", 3, 0.07, flags=[COLLAPSED], n=500),
+            _rec("ibm1", 4, 0.9), _rec("ibm1", 4, 0.6, n=500),  # a re-run replaces
             _rec("none", 1, 0.3333, flags=[BELOW_MAJORITY, COLLAPSED]), _rec("none", 2, 0.3333, flags=[BELOW_MAJORITY]),
-            _rec("ibm1", 1, 0.1, lang="hi", unk=0.98)]
+            _rec("ibm1", 1, 0.07, lang="hi", unk=0.49, unk_words=0.977, eval_flags=[COLLAPSED], n=300),
+            _rec("ibm1", 2, 0.08, lang="hi", unk=0.49, unk_words=0.977, n=300)]
     t = aggregate(recs, "pos", "accuracy")
     c = t["fr"]["ibm1"]
-    assert c.n == 3 and c.failed == 1 and math.isclose(c.mean, 0.6) and math.isclose(c.std, 0.1)
+    assert c.n == 3 and c.failed == 1 and math.isclose(c.mean, 0.6) and math.isclose(c.std, 0.1) and c.n_items == 500
     assert c.flags == {3: [COLLAPSED]} and t["fr"]["none"].n == 0 and t["fr"]["none"].failed == 2
-    md = to_markdown(t)
-    assert "| fr | 0.6000 ± 0.1000 (n=3); 1 failed | failed (2 of 2) |" in md
-    assert "| hi | 0.1000 ± 0.0000 (n=1) | - |" in md
-    assert "hi / ibm1: 98% of the input pieces are <unk>" in md and "fr / none: seed(s) 1, 2 failed" in md
+    hi = t["hi"]["ibm1"]
+    assert hi.n == 2 and math.isclose(hi.mean, 0.075) and hi.notes == {1: [COLLAPSED]} and hi.failed == 0
+    md = to_markdown(t, train_lang="en")
+    assert "| fr | 0.6000 ± 0.1000 (n=3, 500 items); 1 failed | failed (2 of 2) |" in md
+    assert "| hi | 0.0750 ± 0.0071 (n=2, 300 items) † | - |" in md
+    assert "hi / ibm1: 98% of the words are entirely <unk> for this vocabulary (49% of the pieces)" in md
+    assert "hi / ibm1: run(s) 1 collapsed on this test set; kept in the mean" in md
+    assert "fr / none: run(s) 1, 2 excluded on the en dev set (below_majority, collapsed)" in md
     rows = list(csv.DictReader(io.StringIO(to_csv(t))))
     assert rows[0]["ibm1_n"] == "3" and rows[0]["ibm1_failed"] == "1" and rows[0]["none_mean"] == ""
+    assert rows[0]["ibm1_items"] == "500" and rows[1]["ibm1_notes"] == "1" and rows[1]["ibm1_unk_word_rate"] == "0.9770"
     assert json.loads(json.dumps(to_json(t)))["fr"]["none"]["mean"] is None
+    # only the command's seeds enter a cell
+    assert aggregate(recs, "pos", "accuracy", seeds={1, 2})["fr"]["ibm1"].values == [0.5, 0.7]
 
 
 def test_a_cell_never_mixes_protocols():
@@ -88,7 +98,7 @@ def test_a_cell_never_mixes_protocols():
     assert sorted(only["fr"]) == ["ibm1", "none"] and only["fr"]["ibm1"].values == [0.4]
 
 
-def test_paired_bootstrap_against_the_reference_pooled_over_seeds(tmp_path):
+def test_hierarchical_test_against_the_reference(tmp_path):
     import random
 
     rng = random.Random(0)
@@ -105,19 +115,38 @@ def test_paired_bootstrap_against_the_reference_pooled_over_seeds(tmp_path):
     t = aggregate(recs, "pos", "accuracy")
     add_significance(t, load_items(path), "none", n_boot=500)
     up, same = t["fr"]["ibm1"].sig, t["fr"]["muse"].sig
-    assert up["significant"] == 1.0 and up["lo"] > 0 and up["n_items"] == 400
+    assert up["significant"] and up["lo"] > 0 and up["n_items"] == 400 and up["runs_a"] == 2
     assert math.isclose(up["diff"], t["fr"]["ibm1"].mean - t["fr"]["none"].mean, abs_tol=1e-9)
     assert same["lo"] <= same["diff"] <= same["hi"]
     assert t["fr"]["none"].sig is None
     md = to_markdown(t, reference="none")
     cells = md.split("| fr |")[1].split("|")
     assert cells[1].strip().endswith("(n=2) *") and "excludes 0" in md and "1 failed" in cells[2]
+    assert "hierarchical bootstrap (runs and test items" in md  # the legend names the test
     rows = list(csv.DictReader(io.StringIO(to_csv(t))))
     assert float(rows[0]["ibm1_lo"]) > 0 and rows[0]["none_lo"] == ""
     # token accuracy items are sentences with their word counts (span F1: tests/test_span_f1_bootstrap.py)
     assert item_scores("token_accuracy", [["A", "B"], ["C"]], [["A", "A"], ["C"]]) == ([1, 1], [2, 1])
     with pytest.raises(KeyError, match="not a column"):
         add_significance(t, {}, "nosuch")
+    # one kept seed: its seed variance is unknown, so no interval (said under the table)
+    one = aggregate([r for r in recs if not (r["model"] == "ibm1" and r["seed"] == 2)], "pos", "accuracy")
+    add_significance(one, load_items(path), "none", n_boot=200)
+    assert "at least 2 runs" in one["fr"]["ibm1"].sig["error"]
+    assert "significance not computed for fr / ibm1" in to_markdown(one, reference="none")
+    # a column of two pretrained checkpoints (pretraining seeds): one column, the test's third level
+    cols = {("none", "p1"): "none", ("ibm1", "p1"): "ibm1", ("ibm1b", "p1"): "ibm1"}
+    for seed in (1, 2):
+        pred = [g if rng.random() < 0.8 else "x" for g in gold]
+        append_items(path, f"ibm1b|{seed}", *item_scores("sentence_metrics", gold, pred))
+        recs.append(_rec("ibm1b", seed, sum(g == p for g, p in zip(gold, pred)) / 400, items=f"ibm1b|{seed}"))
+    three = aggregate(recs, "pos", "accuracy", columns=cols)
+    assert list(three["fr"]) == ["none", "ibm1"] and three["fr"]["ibm1"].n == 4 and three["fr"]["ibm1"].checkpoints == 2
+    assert three["fr"]["ibm1"].groups == [0, 0, 1, 1]
+    add_significance(three, load_items(path), "none", n_boot=200)
+    sig = three["fr"]["ibm1"].sig
+    assert sig["level_b"] == "pretraining checkpoints" and sig["units_b"] == 2 and sig["runs_b"] == 4
+    assert "(n=4 in 2 ckpts)" in to_markdown(three, reference="none")
 
 
 def _raw_tagging(d, train, test):
@@ -176,3 +205,19 @@ def test_unk_rates_per_language(tmp_path):
     got = unk_rates(tmp_path, ["\u2581a", "\u2581b"])
     assert math.isclose(got["en.test"], 1 / 3) and got["hi.test"] == 0.75
     assert unk_rates(tmp_path)["en.test"] == 0.0
+
+
+def test_unk_word_rates_count_words_that_are_nothing_but_unk(tmp_path):
+    """A script the vocabulary lacks is a known boundary piece plus <unk> per word: half unknown by pieces,
+    entirely unknown by words (Hindi POS under an en-fr vocabulary, csfair issue 19)."""
+    from csfair.evaluation.tasks import unk_rates, unk_word_rates
+
+    vocab = ["\u2581", "\u2581a", "\u2581b", "c"]
+    (tmp_path / "hi.test.input0").write_text("\u2581 <unk> \u2581 <unk> \u2581a\n<unk> \u2581 <unk>\n")
+    (tmp_path / "fr.test.input0").write_text("\u2581a c \u2581b <unk> \u2581 <unk> zz\n")
+    (tmp_path / "fr.test.input1").write_text("\u2581a\n")
+    words = unk_word_rates(tmp_path, vocab)
+    assert unk_rates(tmp_path, vocab)["hi.test"] == 4 / 8 and words["hi.test"] == 4 / 5
+    # "▁b <unk>" has a known piece: not an unknown word; "▁ <unk> zz" (zz not in the vocabulary) is
+    assert words["fr.test"] == 1 / 4
+    assert unk_word_rates(tmp_path)["fr.test"] == 0.0  # sentencepiece's <unk> only: zz counts as known

@@ -7,6 +7,7 @@ skip a step whose output exists.
 import argparse
 import json
 import random
+import sys
 
 from csfair.cli import run_cli
 from csfair.io import LineIssues, atomic_write, iter_lines
@@ -175,7 +176,13 @@ def cmd_fairseq_dict(args) -> None:
 def cmd_parallel(args) -> None:
     """Aligned parallel pretraining data (WEAM, TLM): pieces of both sides and word links."""
     from csfair.baselines.parallel_data import write_parallel_data
+    from csfair.lexicons.ibm1 import resolve_aligner
 
+    try:  # fast_align's diagonal model has no stand-in (Python 3.12 has no systran-align): say so before any work
+        resolve_aligner("fast_align", favor_diagonal=True)
+    except RuntimeError as e:
+        print(f"csfair-prep parallel: error: word alignments: {e}", file=sys.stderr)
+        sys.exit(2)
     stats = write_parallel_data(args.src_file, args.tgt_file, args.src_lang, args.tgt_lang, args.spm, args.out_dir,
                                 valid=args.valid, max_pairs=args.max_pairs, workers=args.workers)
     print(json.dumps(stats))

@@ -844,3 +844,50 @@ def unk_rates(raw_dir: PathLike, vocabulary: Optional[Sequence[str]] = None) -> 
                         unk += piece == "<unk>" or (vocab is not None and piece not in vocab)
         out[base] = unk / total if total else 0.0
     return out
+
+
+def unk_word_rates(raw_dir: PathLike, vocabulary: Optional[Sequence[str]] = None) -> Dict[str, float]:
+    """Share of input *words* that are entirely ``<unk>`` for a model's vocabulary, per ``<lang>.<split>``.
+
+    :func:`unk_rates` counts pieces, and a script the vocabulary lacks is cut into a known
+    word-boundary piece ``▁`` and an ``<unk>`` for the rest: Hindi under an en-fr vocabulary is
+    ~0.5 ``<unk>`` by pieces although ~98% of its words carry nothing but ``<unk>``. A word here is a
+    piece starting with ``▁`` (or a line's first piece) and the pieces up to the next such piece; it
+    is unknown when it has an unknown piece (as in :func:`unk_rates`) and every other piece of it is
+    a bare ``▁``.
+
+    Args:
+        raw_dir: the ``raw/`` directory of :func:`write_task_data` (``input0`` and ``input1`` files).
+        vocabulary: the dictionary's symbols; None: only sentencepiece's ``<unk>`` counts.
+
+    Returns:
+        ``{"<lang>.<split>": rate}`` (0.0 for a split with no words).
+    """
+    vocab = set(vocabulary) if vocabulary is not None else None
+    out: Dict[str, float] = {}
+    for name in sorted(os.listdir(raw_dir)):
+        if not name.endswith(".input0"):
+            continue
+        base = name[: -len(".input0")]
+        total = unk = 0
+        for field_name in ("input0", "input1"):
+            path = os.path.join(raw_dir, f"{base}.{field_name}")
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8") as fh:
+                for line in fh:
+                    word = None  # [has an unknown piece, every piece unknown or a bare boundary]
+                    for j, piece in enumerate(line.split()):
+                        if j == 0 or piece.startswith("\u2581"):
+                            if word is not None:
+                                total += 1
+                                unk += word[0] and word[1]
+                            word = [False, True]
+                        bad = piece == "<unk>" or (vocab is not None and piece not in vocab)
+                        word[0] |= bad
+                        word[1] &= bad or piece == "\u2581"
+                    if word is not None:
+                        total += 1
+                        unk += word[0] and word[1]
+        out[base] = unk / total if total else 0.0
+    return out

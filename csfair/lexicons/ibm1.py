@@ -1,10 +1,26 @@
-"""IBM Model 1 translation tables with fast_align (systran-align's Python bindings).
+"""IBM Model 1 translation tables with fast_align (systran-align's Python bindings) or Thot (sil-thot).
 
 Visser et al. (2025), Section 3.1 train IBM models on parallel text and use the translation
 table ``p(target word | source word)`` as the candidate distribution for code-switching.
 fast_align (Dyer et al., 2013) without its diagonal prior (``favor_diagonal=False``) *is* IBM
 Model 1 (uniform alignment prior, plus a NULL word); ``iterations`` EM iterations (default 5).
 One call estimates both directions: forward ``p(tgt | src)`` and backward ``p(src | tgt)``.
+
+Two implementations (``aligner``), chosen by what is installed (``auto``: fast_align first):
+
+* ``fast_align``: systran-align 3.5.0, the reference (README numbers). It has wheels for Python
+  <= 3.11 only and no source package, so it is not installable on Python 3.12.
+* ``thot``: SIL's Thot toolkit (sil-thot, maintained, wheels for Python 3.10-3.14),
+  ``thot.alignment.Ibm1AlignmentModel``: the same model (uniform prior over the source words and
+  NULL, plain EM, no smoothing). fast_align's last iteration only computes the likelihood (no
+  M-step), so its ``iterations`` are ``iterations - 1`` Thot updates. Measured on 3,000 Multi30k
+  en-fr pairs, one thread each: every probability within 6.3e-7 of fast_align's (float32 storage),
+  the same candidates in every row (``tests/test_ibm1_lexicon.py`` checks it where both are
+  installed). Thot's tables are written in fast_align's binary format below, with fast_align's
+  export beam, so everything downstream is unchanged. fast_align's diagonal model
+  (``favor_diagonal=True``, used by :mod:`csfair.lexicons.alignment` for word alignments) is not
+  Thot's ``FastAlignModel`` (which re-estimates the tension; measured differences up to 0.7), so
+  it needs systran-align.
 
 Binary table format (written by ``systran_align.generate_alignment_probabilities``; all integers
 little-endian int32, probabilities little-endian float32)::
@@ -45,6 +61,63 @@ from csfair.text import moses_tokenize_lines
 
 NULL_WORD = "<eps>"
 SEPARATOR = "|||"
+ALIGNERS = ("fast_align", "thot")
+#: the importable module and the package that provides it, per aligner
+_ALIGNER_MODULES = {"fast_align": ("systran_align", "systran-align==3.5.0 (Python <= 3.11)"),
+                    "thot": ("thot", "sil-thot==3.5.3")}
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def resolve_aligner(aligner: str = "auto", favor_diagonal: bool = False) -> str:
+    """The IBM-1 implementation to use.
+
+    Args:
+        aligner: ``"auto"`` (fast_align where systran-align is installed, else Thot), ``"fast_align"``
+            or ``"thot"``.
+        favor_diagonal: fast_align's diagonal model is wanted (only ``fast_align`` has it).
+
+    Returns:
+        ``"fast_align"`` or ``"thot"``.
+
+    Raises:
+        ValueError: unknown name.
+        RuntimeError: the chosen (or, for ``auto``, every) implementation is not installed; the message
+            says which package to install for this Python.
+    """
+    import platform
+
+    if aligner not in ("auto",) + ALIGNERS:
+        raise ValueError(f"aligner must be auto, fast_align or thot; got {aligner!r}")
+    py = platform.python_version()
+    if favor_diagonal:
+        if aligner == "thot":
+            raise RuntimeError("fast_align's diagonal model (favor_diagonal=True) needs aligner='fast_align': "
+                               "Thot's FastAlignModel re-estimates the tension and gives other tables")
+        aligner = "fast_align"
+    if aligner == "auto":
+        for name in ALIGNERS:
+            if _importable(_ALIGNER_MODULES[name][0]):
+                return name
+        raise RuntimeError(
+            f"IBM-1 needs an aligner and none is installed in this Python ({py}, {sys.executable}): install "
+            f"{_ALIGNER_MODULES['fast_align'][1]} or {_ALIGNER_MODULES['thot'][1]} (requirements/runtime.txt; "
+            "scripts/setup.sh installs the one that exists for this Python)")
+    module, package = _ALIGNER_MODULES[aligner]
+    if not _importable(module):
+        hint = ""
+        if aligner == "fast_align" and sys.version_info >= (3, 12):
+            hint = (" (systran-align has no package for Python 3.12 and later: use Python 3.11)" if favor_diagonal
+                    else " (systran-align has no package for Python 3.12 and later: use aligner 'thot', which gives "
+                    "the same IBM-1 tables)")
+        what = "fast_align's diagonal model (word alignments)" if favor_diagonal else f"aligner {aligner!r}"
+        raise RuntimeError(f"{what} needs {package}, which is not installed in this Python ({py}, "
+                           f"{sys.executable}){hint}")
+    return aligner
 
 
 @dataclass
@@ -174,6 +247,7 @@ def train_ibm1(
     verbose: bool = False,
     threads: int = 1,
     favor_diagonal: bool = False,
+    aligner: str = "auto",
 ) -> Tuple[FastAlignTable, FastAlignTable]:
     """Estimate IBM Model 1 (or, with ``favor_diagonal``, fast_align's model) in both directions.
 
@@ -190,25 +264,39 @@ def train_ibm1(
             cores).
         favor_diagonal: fast_align's diagonal prior (its default; used for word alignment); False
             is IBM Model 1 (used for the translation lexicons).
+        aligner: ``"auto"``, ``"fast_align"`` or ``"thot"`` (:func:`resolve_aligner`; the module
+            docstring says how they compare).
 
     Returns:
         (forward, backward): ``p(tgt | src)`` and ``p(src | tgt)`` tables.
 
     Raises:
-        RuntimeError: fast_align failed (its stderr is included).
+        RuntimeError: the aligner is not installed (the message says what to install), or it failed (its
+            stderr is included).
     """
+    aligner = resolve_aligner(aligner, favor_diagonal)
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1; got {iterations}")
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         inp, fw, bw = (os.path.join(tmp, n) for n in ("input.txt", "fw.bin", "bw.bin"))
         with open(inp, "w", encoding="utf-8") as fh:
             for s, t in pairs:
                 fh.write(f"{s} {SEPARATOR} {t}\n")
         # A child process, so that OMP_NUM_THREADS takes effect whatever this process has loaded.
-        code = (
-            "import sys, systran_align; systran_align.generate_alignment_probabilities("
-            "sys.argv[1], sys.argv[2], sys.argv[3], verbose=sys.argv[4] == '1', iterations=int(sys.argv[5]), "
-            "favor_diagonal=sys.argv[7] == '1', beam_threshold=float(sys.argv[6]))"
-        )
+        if aligner == "fast_align":
+            code = (
+                "import sys, systran_align; systran_align.generate_alignment_probabilities("
+                "sys.argv[1], sys.argv[2], sys.argv[3], verbose=sys.argv[4] == '1', iterations=int(sys.argv[5]), "
+                "favor_diagonal=sys.argv[7] == '1', beam_threshold=float(sys.argv[6]))"
+            )
+        else:
+            code = ("import sys; from csfair.lexicons.ibm1 import _thot_tables; _thot_tables(sys.argv[1], sys.argv[2], "
+                    "sys.argv[3], verbose=sys.argv[4] == '1', iterations=int(sys.argv[5]), "
+                    "beam_threshold=float(sys.argv[6]))")
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        # the child imports this csfair (the Thot path), wherever it was imported from
+        pkg_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join([pkg_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
         proc = subprocess.run(
             [sys.executable, "-c", code, inp, fw, bw, "1" if verbose else "0", str(iterations), str(beam_threshold),
              "1" if favor_diagonal else "0"],
@@ -216,8 +304,84 @@ def train_ibm1(
             text=True,
         )
         if proc.returncode != 0:
-            raise RuntimeError(f"fast_align failed ({proc.returncode}): {(proc.stderr or '')[-2000:]}")
+            raise RuntimeError(f"{aligner} failed ({proc.returncode}): {(proc.stderr or '')[-2000:]}")
         return read_fast_align_table(fw), read_fast_align_table(bw)
+
+
+def _thot_tables(inp: str, fw_path: str, bw_path: str, verbose: bool = False, iterations: int = 5,
+                 beam_threshold: float = -1000.0) -> None:
+    """Thot's IBM Model 1 in both directions, written as fast_align's binary tables (run in a child process
+    by :func:`train_ibm1`).
+
+    Args:
+        inp: ``source ||| target`` lines (what fast_align reads).
+        fw_path, bw_path: output tables ``p(tgt | src)`` and ``p(src | tgt)`` (format in the module docstring).
+        iterations: fast_align's count; Thot runs ``iterations - 1`` EM updates (fast_align's last
+            iteration only computes the likelihood).
+        beam_threshold: fast_align's export beam: a candidate is kept if
+            ``log p >= -log(max_p) * beam_threshold`` (``ttable.h``'s ``ExportToFile``).
+    """
+    import thot.alignment as ta
+
+    src_lines, tgt_lines = [], []
+    with open(inp, encoding="utf-8") as fh:
+        for line in fh:
+            s, t = line.rstrip("\n").split(f" {SEPARATOR} ", 1)
+            src_lines.append(s.split())
+            tgt_lines.append(t.split())
+    # one shared vocabulary, as fast_align's: id 1 the NULL word, id 2 the separator, then words by first use
+    ids = {NULL_WORD: 1, SEPARATOR: 2}
+    for sent in src_lines + tgt_lines:
+        for w in sent:
+            if w not in ids:
+                ids[w] = len(ids) + 1
+    for (src, tgt), path in (((src_lines, tgt_lines), fw_path), ((tgt_lines, src_lines), bw_path)):
+        t0 = time.time()
+        model = ta.Ibm1AlignmentModel()
+        for s, t in zip(src, tgt):
+            model.add_sentence_pair(s, t)
+        model.start_training()
+        for _ in range(iterations - 1):
+            model.train()
+        model.end_training()
+        rows = []
+        # Thot's ids: 0 the NULL word, 1 and 2 reserved, words from 3 on
+        src_ids = [0] + list(range(3, model.src_vocab_size))
+        tgt_map = np.full(model.trg_vocab_size, -1, dtype=np.int64)
+        for k in range(3, model.trg_vocab_size):
+            tgt_map[k] = ids[model.get_trg_word(k)]
+        for k in src_ids:
+            cands = model.get_translations(k, 0.0)
+            if not cands:
+                continue
+            tid = np.array([c[0] for c in cands], dtype=np.int64)
+            p = np.array([c[1] for c in cands], dtype=np.float64)
+            keep = (tid >= 3) & (p > 0)
+            tid, p = tid[keep], p[keep]
+            if not len(p):
+                continue
+            keep = np.log(p) >= -np.log(p.max()) * beam_threshold
+            sid = 1 if k == 0 else ids[model.get_src_word(k)]
+            rows.append((sid, tgt_map[tid[keep]], p[keep]))
+        _write_fast_align_table(path, list(ids), rows)
+        if verbose:
+            print(f"thot IBM-1: {len(src)} pairs, {iterations - 1} EM updates, {len(rows)} rows, "
+                  f"{time.time() - t0:.1f} s", file=sys.stderr)
+
+
+def _write_fast_align_table(path: str, words: List[str], rows) -> None:
+    """Write fast_align's binary table (module docstring) for ``words`` (id k+1 is ``words[k]``) and
+    ``rows`` of ``(source id, int target ids, float probabilities)``."""
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<ii", 2, len(words)))
+        fh.write(b"".join(w.encode("utf-8") + b"\0" for w in words))
+        fh.write(struct.pack("<i", max((r[0] for r in rows), default=0) + 1))
+        pair = np.dtype([("t", "<i4"), ("p", "<f4")])
+        for sid, tid, p in sorted(rows, key=lambda r: r[0]):
+            fh.write(struct.pack("<ii", sid, len(tid)))
+            rec = np.empty(len(tid), dtype=pair)
+            rec["t"], rec["p"] = tid, p
+            fh.write(rec.tobytes())
 
 
 def build_ibm1_lexicons(
@@ -234,6 +398,7 @@ def build_ibm1_lexicons(
     progress: bool = True,
     threads: int = 1,
     max_chars: Optional[int] = 10000,
+    aligner: str = "auto",
 ) -> Tuple[Lexicon, Lexicon, dict]:
     """IBM-1 lexicons in both directions from two line-aligned raw text files.
 
@@ -252,16 +417,21 @@ def build_ibm1_lexicons(
         progress: show tqdm progress bars.
         threads: fast_align OpenMP threads (1: bit-reproducible tables; see :func:`train_ibm1`).
         max_chars: pairs with a side longer than this are skipped and counted (None: no limit).
+        aligner: IBM-1 implementation (:func:`resolve_aligner`: ``auto`` takes fast_align where
+            systran-align is installed, else Thot).
 
     Returns:
         (forward, backward, stats): lexicons ``src->tgt`` and ``tgt->src`` and counts
-        (``pairs_read``, ``pairs_used``, ``pairs_skipped``, ``seconds``).
+        (``pairs_read``, ``pairs_used``, ``pairs_skipped``, ``seconds``, ``aligner``).
 
     Raises:
         InputFormatError: the files differ in length (names the shorter file and line), or hold no
             usable pair (empty files, or every line skipped).
+        RuntimeError: no IBM-1 implementation is installed (before any file is read).
     """
     from tqdm import tqdm
+
+    aligner = resolve_aligner(aligner)  # fail before the (long) tokenisation
 
     issues = issues if issues is not None else LineIssues(f"{src_path} ||| {tgt_path}")
     t0 = time.time()
@@ -290,11 +460,11 @@ def build_ibm1_lexicons(
         why = f"all {read} pair(s) read were skipped ({issues.total} skipped lines in all)" if read or issues.total \
             else "the files are empty"
         raise InputFormatError(src_path, 0, f"no usable sentence pairs in {src_path} ||| {tgt_path}: {why}")
-    fw, bw = train_ibm1(pairs, iterations=iterations, threads=threads)
+    fw, bw = train_ibm1(pairs, iterations=iterations, threads=threads, aligner=aligner)
     fwd = table_to_lexicon(fw, src_lang, tgt_lang, min_prob=min_prob)
     bwd = table_to_lexicon(bw, tgt_lang, src_lang, min_prob=min_prob)
     stats = dict(
         pairs_read=read, pairs_used=len(pairs), pairs_skipped=issues.total,
-        seconds=round(time.time() - t0, 2), iterations=iterations,
+        seconds=round(time.time() - t0, 2), iterations=iterations, aligner=aligner,
     )
     return fwd, bwd, stats

@@ -12,6 +12,7 @@ compiled pass (Python + NumPy fallback). Compiled and fallback versions give ide
 runs (csfair issue 13, part 4).
 """
 import logging
+import warnings
 from typing import Optional, Tuple
 
 import numpy as np
@@ -23,8 +24,15 @@ try:  # numba is a dependency of umap-learn, pinned in requirements/runtime.txt
 
     # its compiler logs every pass at DEBUG, which fairseq's root logger would print
     logging.getLogger("numba").setLevel(logging.WARNING)
-except ImportError:  # pragma: no cover - exercised where numba is missing
+except ImportError as e:  # pragma: no cover - exercised where numba is missing
     numba = None
+    # Said once, when this module is first imported (DataLoader workers forked later inherit the module and
+    # do not repeat it); the fallback gives the same arrays, only slower.
+    warnings.warn(
+        f"numba cannot be imported ({type(e).__name__}: {e}): code-switching's word scan and replacement run their "
+        "NumPy versions (same results, ~30% fewer tokens/s per DataLoader worker with --cs-mode multiview; "
+        "bench/data_path.py measures it). Install the pinned numba (requirements/runtime.txt) to compile them.",
+        RuntimeWarning, stacklevel=2)
 
 
 def scan_words_numpy(original: np.ndarray, target: np.ndarray, pad_idx: int, word_start: np.ndarray,

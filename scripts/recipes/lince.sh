@@ -12,7 +12,7 @@
 #   --checkpoint  the model to start from (default: the demo's checkpoints/en-fr/ibm1/checkpoint_last.pt)
 #   --updates     continued-pretraining updates (default 300)
 #   --tasks       lid-calcs,lid-sentimix,sentiment-sentimix,pos-sagt,pos-arabizi (default: all)
-#   --out         results/lince
+#   --out         runs/lince (git-ignored)
 #
 # Transformers models (the Spanglish protocol on any Hugging Face masked LM, e.g. mBERT):
 #   bash scripts/recipes/lince.sh --hf-model NAME_OR_PATH [--hf-lines N] [--hf-epochs 3] [--hf-batch 32]
@@ -30,7 +30,7 @@ cd "$ROOT"
 [ -x "$ROOT/.venv/bin/python" ] && export PATH="$ROOT/.venv/bin:$PATH"
 export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
 
-CKPT=checkpoints/en-fr/ibm1/checkpoint_last.pt UPDATES=300 SEEDS=1,2,3 OUT=results/lince EXTRA=()
+CKPT=checkpoints/en-fr/ibm1/checkpoint_last.pt UPDATES=300 SEEDS=1,2,3 OUT=runs/lince EXTRA=()
 HF_MODEL="" HF_LINES="" HF_EPOCHS=3 HF_BATCH=32 HF_LR=5e-5 CS_TABLE="" MAX_TRAIN=3000 MAX_EVAL=500
 TASKS=lid-calcs,lid-sentimix,sentiment-sentimix,pos-sagt,pos-arabizi
 while [ $# -gt 0 ]; do

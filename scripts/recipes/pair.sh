@@ -224,8 +224,8 @@ if [ "$MODE" = list ]; then
   exit 0
 fi
 
-# DataLoader workers (csfair issue 13, part 4): one worker masks + code-switches >= 1M tokens/s per core
-# (bench/data_path.py), roberta-base trains at 0.27-0.43M tokens/s per GPU: 2 workers per GPU process
+# DataLoader workers (csfair issue 13, part 4): one worker masks + code-switches about 1M tokens/s per core
+# (0.9-1.1M measured, bench/data_path.py), roberta-base trains at 0.27-0.43M tokens/s per GPU: 2 workers per GPU process
 # keep multiview from waiting on data with >= 4x headroom (slower cluster cores, the per-epoch worker
 # restart); on CPU the workers would take cores from the trainer itself, so 1.
 if [ -z "$NUM_WORKERS" ]; then

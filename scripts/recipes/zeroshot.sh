@@ -13,10 +13,13 @@
 #                    where its data is present MNLI -> XNLI 1.0 test (xnli-mnli) for xnli and PAN-X (panx) for
 #                    ner-wikiann; without it the dev-split xnli fallback, named so in the tables (scripts/zeroshot.py
 #                    --paper); default is the CPU preset below
-#   --out DIR        results/zeroshot (results.jsonl, items.jsonl, tables/<task>.md|csv|json); finished runs
-#                    of the same protocol (hyperparameters, data sizes, code version, checkpoint SHA-256) are skipped
-#   --reference NAME paired bootstrap of every column against NAME (default: none, when the demo's none run
-#                    is a column); flagged runs (dev <= majority class, or predictions one label) are left out
+#   --out DIR        runs/zeroshot, git-ignored (results.jsonl, items.jsonl, runs/, tables/<task>.md|csv|json with
+#                    <task>.manifest.json and <task>.forest.png); finished runs of the same protocol
+#                    (hyperparameters, data sizes, code version, checkpoint SHA-256) are skipped
+#   --reference NAME every column against NAME by the hierarchical bootstrap over seeds and test items (default:
+#                    none, when the demo's none run is a column); runs flagged on English dev (dev <= majority
+#                    class, or dev predictions one label) are left out; a test-set collapse is a note only
+#   NAME=CKPT NAME=CKPT2  the same NAME twice: one column of two pretrained checkpoints (pretraining seeds)
 #   NAME=hf:DIR_OR_ID a transformers model column (a directory, or a Hub id already in the local cache: nothing
 #                    is downloaded), fine-tuned with AutoModelFor{Token,Sequence}Classification on the same data,
 #                    seeds, lr and selection rule: e.g. mbert=hf:bert-base-multilingual-cased ibm1=checkpoints/...
@@ -32,7 +35,9 @@ cd "$ROOT"
 [ -x "$ROOT/.venv/bin/python" ] && export PATH="$ROOT/.venv/bin:$PATH"
 export CSFAIR_DATA=${CSFAIR_DATA:-$ROOT/../shared/data}
 
-TASKS=pos,ner-wikiann,xnli LANGS="" SEEDS="" PAPER=0 OUT=results/zeroshot CKPTS=() EXTRA=() REF=""
+TASKS=pos,ner-wikiann,xnli LANGS="" SEEDS="" PAPER=0 OUT=runs/zeroshot CKPTS=() EXTRA=() REF=""
+# the manifest next to each table records this command as well as the runner's
+export CSFAIR_RECIPE_COMMAND="bash scripts/recipes/zeroshot.sh $*"
 while [ $# -gt 0 ]; do
   case "$1" in
     --tasks) TASKS=$2; shift 2 ;;
@@ -42,7 +47,7 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --reference) REF=$2; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *=*) CKPTS+=(--checkpoint "$1"); shift ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
