@@ -6,6 +6,8 @@ Subcommands:
   muse     a MUSE dictionary as a lexicon (uniform probabilities)
   table    the token-level substitution table for a sentencepiece model and fairseq dictionary,
            or for a transformers fast tokenizer (--hf-tokenizer DIR_OR_HUB_ID)
+  align    word alignments of parallel text (IBM-1 or fast_align, symmetrised) as Pharaoh ``i-j`` lines;
+           with --gold, their alignment error rate against gold alignments
   inspect  print ``target<TAB>prob<TAB>sampling_prob`` rows of a word in a table
   export   a table as TSV
 """
@@ -101,6 +103,20 @@ def cmd_table(args) -> None:
         keep_identical=not args.drop_identical, name_min_capitalised=args.name_min_capitalised,
     )
     lex.src_lang, lex.tgt_lang = src_lang, tgt_lang
+    excluded = None
+    if args.exclude_words:
+        from csfair.lexicons.lexicon import filter_lexicon, read_word_list
+
+        words = read_word_list(args.exclude_words)
+        unknown = sorted(set(words) - {src_lang, tgt_lang})
+        if unknown:
+            raise ValueError(f"{args.exclude_words}: words of language(s) {', '.join(unknown)}; this table is "
+                             f"{src_lang}-{tgt_lang}")
+        lex, excluded = filter_lexicon(lex, words.get(src_lang, set()), words.get(tgt_lang, set()))
+        excluded.update(file=str(args.exclude_words), sha256=sha256_file(args.exclude_words),
+                        words={k: len(v) for k, v in sorted(words.items())})
+        print(f"excluded words ({args.exclude_words}): {excluded['rows_removed']:,} source words and "
+              f"{excluded['candidates_removed']:,} candidates removed from the lexicon", file=sys.stderr)
     if args.hf_tokenizer:
         # transformers stays out of csfair/: the encoders come from the csfair_hf glue (imported here only)
         from csfair_hf.tokenization import describe, load_tokenizer, word_encoder, word_key_encoder
@@ -124,6 +140,8 @@ def cmd_table(args) -> None:
             lexicon=str(args.lexicon), spm_model=str(args.spm_model), spm_sha256=sha256_file(args.spm_model),
             dict_path=str(args.dict), dict_sha256=enc.vocab.sha256(), dict_size=len(enc.vocab),
         )
+    if excluded is not None:
+        extra["excluded_words"] = excluded
     table, stats = build_table(lex, encode, unk, cfg, extra_meta=extra, progress=not args.quiet,
                                src_corpus=src_corpus, tgt_corpus=tgt_corpus, encode_key=encode_key)
     if not len(table):
@@ -137,6 +155,66 @@ def cmd_table(args) -> None:
     for line in filter_report(table.meta):
         print(f"{src_lang}->{tgt_lang}: {line}", file=sys.stderr)
     print(json.dumps({"output": args.out, "bytes_on_disk": size, **stats}))
+
+
+def _read_side(path: str, lang: str, tokenised: bool, lowercase: bool):
+    from csfair.io import read_text
+    from csfair.text import moses_tokenize_lines
+
+    lines = read_text(path).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not tokenised:
+        lines = list(moses_tokenize_lines(lines, lang, lowercase))
+    elif lowercase:
+        lines = [ln.lower() for ln in lines]
+    return [ln.split() for ln in lines]
+
+
+def cmd_align(args) -> None:
+    from csfair.io import atomic_write
+    from csfair.lexicons.alignment import (
+        align_corpus,
+        alignment_error_rate,
+        diagonal_alignment,
+        format_pharaoh,
+        read_gold_alignments,
+    )
+
+    lc = not args.no_lowercase
+    src = _read_side(args.src_file, args.src_lang, args.tokenised, lc)
+    tgt = _read_side(args.tgt_file, args.tgt_lang, args.tokenised, lc)
+    if len(src) != len(tgt):
+        raise ValueError(f"{args.src_file} has {len(src)} lines but {args.tgt_file} has {len(tgt)}: not line-aligned")
+    if not src:
+        raise ValueError(f"{args.src_file}: no sentence pairs to align")
+    extra = []
+    if args.train_src or args.train_tgt:
+        if not (args.train_src and args.train_tgt):
+            raise ValueError("--train-src and --train-tgt go together")
+        ts = _read_side(args.train_src, args.src_lang, args.tokenised, lc)
+        tt = _read_side(args.train_tgt, args.tgt_lang, args.tokenised, lc)
+        if len(ts) != len(tt):
+            raise ValueError(f"{args.train_src} and {args.train_tgt} differ in length ({len(ts)} vs {len(tt)})")
+        extra = list(zip(ts, tt))
+    if args.model == "diagonal":
+        links = [diagonal_alignment(len(s), len(t)) for s, t in zip(src, tgt)]
+        stats = dict(pairs=len(src), links=sum(map(len, links)), training_pairs=0)
+    else:
+        links, stats = align_corpus(list(zip(src, tgt)), iterations=args.iterations, threads=args.threads,
+                                    favor_diagonal=args.model == "fast_align", symmetrise=args.symmetrise,
+                                    extra_pairs=extra)
+    if args.out:
+        with atomic_write(args.out) as fh:
+            fh.writelines(format_pharaoh(a) + "\n" for a in links)
+    res = dict(model=args.model, symmetrise=None if args.model == "diagonal" else args.symmetrise, **stats,
+               output=args.out)
+    if args.gold:
+        gold = read_gold_alignments(args.gold, n_pairs=len(src), fmt=args.gold_format, reverse=args.gold_reverse)
+        if len(gold) != len(src):
+            raise ValueError(f"{args.gold} has {len(gold)} sentences, {args.src_file} {len(src)}")
+        res.update(alignment_error_rate(links, gold), gold=args.gold)
+    print(json.dumps(res))
 
 
 def cmd_inspect(args) -> None:
@@ -249,9 +327,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-punct", action="store_true",
                    help="keep candidates/source words without any letter or digit (dropped by default: "
                    "Moses tokenisation makes IBM-1 align words to punctuation; not a paper filter)")
+    s.add_argument("--exclude-words", default=None,
+                   help="LANG<TAB>word lines: words held out of the table, as keys (source language) and as "
+                   "candidates (target language), in any casing (their Title/UPPER variants too); e.g. the "
+                   "word-translation test words of docs/experiments.md. Recorded in meta.json (SHA-256, counts)")
     s.add_argument("--tsv", default=None, help="also export the table as TSV here")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_table)
+
+    s = sub.add_parser("align", help="word alignments (Pharaoh i-j lines); with --gold, the alignment error rate")
+    s.add_argument("--src-file", required=True, help="source side, one sentence per line")
+    s.add_argument("--tgt-file", required=True, help="target side, line-aligned with --src-file")
+    s.add_argument("--src-lang", required=True)
+    s.add_argument("--tgt-lang", required=True)
+    s.add_argument("--model", default="ibm1", choices=["ibm1", "fast_align", "diagonal"],
+                   help="ibm1: IBM Model 1 (the lexicons' model, uniform alignment prior); fast_align: with its "
+                   "diagonal prior; diagonal: no model, each target word linked to the source word at the same "
+                   "relative position (the baseline)")
+    s.add_argument("--symmetrise", default="grow-diag-final-and",
+                   choices=["grow-diag-final-and", "intersect", "union", "forward", "backward"])
+    s.add_argument("--tokenised", action="store_true",
+                   help="the files are tokenised already (positions are whitespace tokens; default: Moses first)")
+    s.add_argument("--no-lowercase", action="store_true", help="keep case (default: lower-case both sides)")
+    s.add_argument("--train-src", default=None, help="more parallel text to estimate the model on (not aligned)")
+    s.add_argument("--train-tgt", default=None)
+    s.add_argument("--iterations", type=int, default=5)
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--out", default=None, help="write the alignments here (one line per pair, 0-based i-j)")
+    s.add_argument("--gold", default=None, help="gold alignments: Pharaoh (i-j sure, i?j possible) or NAACL lines")
+    s.add_argument("--gold-format", default="auto", choices=["auto", "pharaoh", "naacl"])
+    s.add_argument("--gold-reverse", action="store_true", help="the gold file lists target-source links")
+    s.set_defaults(func=cmd_align)
 
     s = sub.add_parser("inspect", help="print target<TAB>prob<TAB>sampling_prob rows of a word")
     s.add_argument("table")

@@ -31,7 +31,7 @@ import csfair
 
 ROOT = Path(csfair.__file__).resolve().parent
 REPO = ROOT.parent
-LAYER = {"pretraining": 3, "baselines": 3, "lexicons": 2, "evaluation": 2, "text": 1,
+LAYER = {"experiments": 4, "pretraining": 3, "baselines": 3, "lexicons": 2, "evaluation": 2, "text": 1,
          "io": 0, "paths": 0, "locks": 0, "": 0}
 PACKAGES = ("csfair", "csfair_cli", "csfair_hf", "user_dir")
 SCRIPTS = {p.stem for p in (REPO / "scripts").glob("*.py")}

@@ -19,12 +19,12 @@ order, so a MUSE dictionary's first translation stays first).
 """
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
 from csfair.io import InputFormatError, LineIssues, PathLike, atomic_write, iter_lines
-from csfair.text import lower
+from csfair.text import lower, title, upper
 
 HEADER_TAG = "# csfair-lexicon"
 
@@ -240,3 +240,54 @@ class Lexicon:
             src_lang, tgt_lang, kind, probabilistic,
             [src_words[r] for r in rows], offsets, [tgt_words[i] for i in idx], probs[idx],
         )
+
+
+def word_forms(word: str, lang: Optional[str]) -> Set[str]:
+    """The lower-cased forms of a word and of its case variants (a table also keys ``Title`` and
+    ``UPPER`` forms: ``groß`` -> ``GROSS``, which is also ``gross`` upper-cased)."""
+    return {lower(word, lang), lower(upper(word, lang), lang), lower(title(word, lang), lang)}
+
+
+def filter_lexicon(lex: Lexicon, drop_src: Set[str], drop_tgt: Set[str]) -> Tuple[Lexicon, dict]:
+    """``lex`` without the source words in ``drop_src`` and the candidates in ``drop_tgt`` (compared
+    lower-cased with each side's language rules, also through their case variants: see
+    :func:`word_forms`); rows left without a candidate are dropped.
+
+    Returns:
+        (lexicon, counts of the removed rows and candidates)
+    """
+    mapping: "OrderedDict[str, List[Tuple[str, float]]]" = OrderedDict()
+    removed_rows = removed_cands = 0
+    for i, s in enumerate(lex.src_words):
+        a, b = lex.offsets[i], lex.offsets[i + 1]
+        if word_forms(s, lex.src_lang) & drop_src:
+            removed_rows += 1
+            continue
+        cands = [(t, float(p)) for t, p in zip(lex.tgt_words[a:b], lex.probs[a:b])
+                 if not word_forms(t, lex.tgt_lang) & drop_tgt]
+        removed_cands += int(b - a) - len(cands)
+        if cands:
+            mapping[s] = cands
+        else:
+            removed_rows += 1
+    out = Lexicon.from_mapping(mapping, lex.src_lang, lex.tgt_lang, lex.kind, lex.probabilistic)
+    return out, dict(rows_removed=removed_rows, candidates_removed=removed_cands, rows_kept=len(out))
+
+
+def read_word_list(path: PathLike) -> Dict[str, Set[str]]:
+    """Words per language from ``LANG<TAB>word`` lines (``#`` comment lines and blank lines ignored),
+    lower-cased with each language's rules: the words held out of every substitution table
+    (``csfair-lexicon table --exclude-words``).
+
+    Raises:
+        InputFormatError: a line without exactly two tab-separated fields (file and line named).
+    """
+    out: Dict[str, Set[str]] = {}
+    for lineno, text in iter_lines(path, LineIssues(str(path), strict=True)):
+        if text.startswith("#"):
+            continue
+        f = text.split("\t")
+        if len(f) != 2 or not f[0] or not f[1].strip():
+            raise InputFormatError(path, lineno, "expected LANG<TAB>word")
+        out.setdefault(f[0], set()).add(lower(f[1].strip(), f[0]))
+    return out

@@ -34,6 +34,9 @@
 #                         no Xhosa list) | none: csfair-lexicon table --src/--tgt-stopwords (docs/pretraining.md)
 #   --identical I         keep (default, the paper: candidates equal to their word stay in p^(1/T)/sum, a draw of
 #                         one changes nothing) | drop (csfair-lexicon table --drop-identical)
+#   --heldout-words FILE  LANG<TAB>word lines held out of every substitution table, as keys and candidates
+#                         (csfair-lexicon table --exclude-words; the word-translation test words of
+#                         scripts/effect.py pair, docs/experiments.md); part of the tables' configuration
 #   --eval-tasks T        zero-shot tasks whose evaluation splits the held-out split removes (default all;
 #                         csfair-prep split-pair --eval-tasks)
 #   --cs-mode M           multiview (default) | static   (ignored with --cs none)
@@ -90,7 +93,7 @@ DATA=$CSFAIR_DATA
 
 PAIR="" CS=ibm1 CS_MODE=multiview ARCH=cs_roberta_tiny TPS=128 BSZ=32 UPDATE_FREQ=1 LR=1.5e-3 WARMUP=80
 MAX_UPDATE=800 VOCAB=8000 MAX_TRAIN="" TEST_LINES=2000 VALID_LINES=500 NUM_WORKERS="" SEED=1 RUN=""
-DATA_BIN="" WORK="" SAVE_ROOT="" TB="" EXTRA=() PROFILE="" STOPWORDS=function IDENTICAL=keep EVAL_TASKS=all MODE=run PREP_ONLY=0
+DATA_BIN="" WORK="" SAVE_ROOT="" TB="" HELDOUT_WORDS="" EXTRA=() PROFILE="" STOPWORDS=function IDENTICAL=keep EVAL_TASKS=all MODE=run PREP_ONLY=0
 CMDLINE="bash $0 $*"  # recorded in the folder locks (who holds them)
 case "${1:-}" in en-*) PAIR=$1; shift ;; esac
 while [ $# -gt 0 ]; do
@@ -100,6 +103,7 @@ while [ $# -gt 0 ]; do
     --cs) CS=$2; shift 2 ;;
     --cs-mode) CS_MODE=$2; shift 2 ;;
     --stopwords) STOPWORDS=$2; shift 2 ;;
+    --heldout-words) HELDOUT_WORDS=$2; shift 2 ;;
     --identical) IDENTICAL=$2; shift 2 ;;
     --eval-tasks) EVAL_TASKS=$2; shift 2 ;;
     --arch) ARCH=$2; shift 2 ;;
@@ -344,6 +348,11 @@ STOP_ARGS=(--src-stopwords "$STOPWORDS" --tgt-stopwords "$STOPWORDS")
 # (or before it existed: top:20 stopwords, identical candidates dropped) are refused, as are finished runs
 # trained on other tables (RUN/tables.config.txt).
 TABLE_CONFIG="tables=2 stopwords=$STOPWORDS identical=$IDENTICAL"
+if [ -n "$HELDOUT_WORDS" ]; then
+  [ -f "$HELDOUT_WORDS" ] || { echo "--heldout-words $HELDOUT_WORDS: no such file" >&2; exit 2; }
+  STOP_ARGS+=(--exclude-words "$HELDOUT_WORDS")
+  TABLE_CONFIG="$TABLE_CONFIG heldout=$(sha256sum "$HELDOUT_WORDS" | cut -c1-16)"
+fi
 if [ -n "$(ls "$DATA_BIN"/tables/*/meta.json 2>/dev/null)" ] && [ "$(cat "$DATA_BIN/tables/config.txt" 2>/dev/null)" != "$TABLE_CONFIG" ]; then
   echo "$DATA_BIN/tables was built with: $(cat "$DATA_BIN/tables/config.txt" 2>/dev/null || echo "older options (top:20 stopwords, identical candidates dropped: before csfair issue 20)")" >&2
   echo "now asked for: $TABLE_CONFIG" >&2
