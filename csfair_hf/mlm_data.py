@@ -14,7 +14,7 @@ word ids csfair's collator needs.
   that fetches an id that is neither a directory nor in the local cache (offline runs).
 """
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 #: file extension -> ``datasets`` builder (everything else: ``text``)
 BUILDERS = {"json": "json", "jsonl": "json", "csv": "csv"}
@@ -182,3 +182,24 @@ def tokenize_datasets(raw, tokenizer, text_column: str, max_seq_length: int, lin
             out[split] = tok.map(map_group_texts, desc=f"{split}: grouping into blocks of {max_seq_length} tokens",
                                  fn_kwargs=dict(block_size=max_seq_length), **common)
     return type(raw)(out)
+
+
+def load_tables(paths: Sequence[str], temperature: Optional[float] = None, min_prob: Optional[float] = None) -> List:
+    """The substitution tables of ``--cs_table`` (``csfair-lexicon table --hf-tokenizer`` directories),
+    verified on load, with ``temperature``/``min_prob`` re-applied when given (None: the table's own).
+
+    Raises:
+        FileNotFoundError: a table directory is missing.
+        csfair.pretraining.substitution_table.CorruptTableError: a table's arrays differ from the
+            checksum recorded when it was built (csfair issue 21).
+    """
+    from csfair.pretraining.substitution_table import SubstitutionTable
+
+    tables = []
+    for path in paths:
+        t = SubstitutionTable.load(path)
+        if temperature is not None or min_prob is not None:
+            t = t.with_sampling(temperature if temperature is not None else t.meta["temperature"],
+                                min_prob if min_prob is not None else t.meta["min_prob"])
+        tables.append(t)
+    return tables

@@ -20,8 +20,14 @@ from conftest import ROOT, VENV_BIN, data_path, head_lines
 # ------------------------------------------------------------------ results files (silent case 4)
 
 def _real_records(n=3):
-    with open(ROOT / "results" / "zeroshot" / "results.jsonl", encoding="utf-8") as fh:
-        return [json.loads(next(fh)) for _ in range(n)]
+    """Records of the zero-shot runner's shape (``csfair.evaluation.zeroshot.protocol.run_record`` plus
+    the runner's keys): a nested ``metrics`` object, lists, floats, non-ASCII text."""
+    return [dict(model="ibm1", task="pos", protocol="3f9c2a71d0e4b6a8", seed=seed, lang=lang, split="test",
+                 metrics=dict(accuracy=0.8123 - 0.01 * seed, macro_f1=0.6518 + 0.002 * seed), n=500,
+                 flags=[], eval_flags=[], unk_rate=0.0123, unk_word_rate=0.0311, unseen_labels={"X": 2},
+                 majority_baseline=0.1674, items=f"3f9c2a71d0e4b6a8/{seed}/{lang}/test", params=5385811,
+                 note="données réelles")
+            for seed, lang in zip(range(1, n + 1), ("fr", "de", "tr", "es", "ru"))]
 
 
 def test_append_cut_short_by_a_full_disk_loses_no_record(tmp_path, monkeypatch):
@@ -313,14 +319,13 @@ def test_a_corrupted_table_is_refused_naming_it(tiny_pair, tmp_path):
                                    tokens_per_sample=128, sample_break_mode="complete", seed=1)
     with pytest.raises(CorruptTableError, match=str(table)):
         CodeSwitchMaskedLMTask.setup_task(cfg)
-    # the transformers path (scripts/run_mlm_cs.py --cs_table) refuses it too
-    from argparse import Namespace
-
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import run_mlm_cs
+    # the transformers path (scripts/run_mlm_cs.py --cs_table loads through csfair_hf.mlm_data) refuses it too
+    from csfair_hf.mlm_data import load_tables
 
     with pytest.raises(CorruptTableError, match=str(table)):
-        run_mlm_cs.load_tables(Namespace(cs_table=[str(table)], cs_temperature=None, cs_min_prob=None))
+        load_tables([str(table)])
+    with pytest.raises(CorruptTableError, match=str(table)):
+        load_tables([str(table)], temperature=1.0)
     # the CLI: one line, exit 2
     p = subprocess.run([str(VENV_BIN / "csfair-lexicon"), "inspect", str(table), "house"], capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))

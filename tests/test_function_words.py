@@ -100,5 +100,5 @@ def test_fallbacks_for_languages_without_a_treebank(tmp_path):
 
 
 def test_ud_languages_are_those_of_the_data_sources():
-    with open(ROOT / "csfair" / "cli" / "data_sources.toml", "rb") as fh:
+    with open(ROOT / "csfair_cli" / "data_sources.toml", "rb") as fh:
         assert UD_LANGS == set(tomllib.load(fh)["kinds"]["ud"]["treebanks"])
