@@ -1,9 +1,16 @@
-"""bench/gpu_throughput.py in its reduced (CPU/CI) mode, on the tiny real en-fr data; its FLOP count and goals."""
+"""bench/gpu_throughput.py in its reduced (CPU/CI) mode, on the tiny real en-fr data; its FLOP count and goals.
+
+Tests of a benchmark, not of csfair: out of the default suite (csfair issue 22, section 5); whoever changes
+the benchmark runs them with ``bash scripts/test.sh -m benchmark``."""
 import json
 import re
 import sys
 
+import pytest
+
 from conftest import ROOT, run
+
+pytestmark = pytest.mark.benchmark
 
 sys.path.insert(0, str(ROOT / "bench"))
 import gpu_throughput as gt  # noqa: E402

@@ -209,7 +209,7 @@ def test_weam_and_tlm_train_above_chance(parallel, system):
 def test_taggers_and_scratch_baseline_beat_the_majority_class(tiny_pair, tmp_path):
     p = run([sys.executable, ROOT / "scripts" / "zeroshot.py", "--checkpoint", "mme=mme", "--checkpoint", "hme=hme",
              "--checkpoint", "s2=scratch:1:128", "--tasks", "lid-calcs", "--seeds", "1,2", "--max-train", "400",
-             "--max-eval", "100", "--epochs", "5", "--scratch-lr", "2e-3", "--spm", tiny_pair["spm"],
+             "--max-eval", "100", "--epochs", "3", "--scratch-lr", "2e-3", "--spm", tiny_pair["spm"],
              "--dict", tiny_pair["dict"], "--out", tmp_path, "--fasttext-lines", "8000", "--fasttext-bucket", "100000"])
     recs = [json.loads(x) for x in open(tmp_path / "results.jsonl")]
     gold = [json.loads(x)["labels"] for x in open(next((tmp_path / "data").rglob("raw/cs.valid.jsonl")))]
