@@ -359,6 +359,22 @@ def read_text(path: PathLike) -> str:
                                f"invalid UTF-8 (byte {e.start - line_start})") from None
 
 
+def read_toml(path: PathLike) -> dict:
+    """A TOML file as a dict, read as every text file is (``utf-8-sig``: a byte-order mark is no error).
+
+    Raises:
+        FileNotFoundError: no such file.
+        InputFormatError: not valid TOML, at the line ``tomllib`` names.
+    """
+    import tomllib
+
+    try:
+        return tomllib.loads(read_text(path))
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise InputFormatError(path, int(m.group(1)) if m else 0, f"not valid TOML: {e}") from None
+
+
 def _tmp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 

@@ -39,3 +39,14 @@ def data_file(relative: str) -> Path:
         how = "CSFAIR_DATA" if os.environ.get("CSFAIR_DATA") else "default ../shared/data (set CSFAIR_DATA)"
         raise FileNotFoundError(f"{path}: not found under the data root {data_root()} ({how})")
     return path
+
+
+def find_upwards(start: str, name: str, levels: int) -> "str | None":
+    """``start/name``, or ``name`` in one of ``start``'s ``levels - 1`` nearest parents (e.g. the
+    vocabulary of a checkpoint copied with its data folder); None when none of them has it."""
+    cur = os.path.abspath(start)
+    for _ in range(levels):
+        if os.path.exists(os.path.join(cur, name)):
+            return os.path.join(cur, name)
+        cur = os.path.dirname(cur)
+    return None

@@ -29,7 +29,6 @@ import random
 import shutil
 import sys
 import tarfile
-import tomllib
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +37,7 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from csfair_cli import run_cli
 from csfair_cli.fetch import ChecksumMismatch, SourceUnreachable, fetch
 from csfair_cli.pairs import load_pairs
-from csfair.io import InputFormatError, atomic_write, sha256_file
+from csfair.io import InputFormatError, atomic_write, read_toml, sha256_file
 from csfair.paths import data_root
 
 #: the sources file shipped with the package
@@ -62,10 +61,7 @@ def load_sources(path: Optional[os.PathLike] = None) -> Dict:
     path = Path(path or SOURCES)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: sources file not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise InputFormatError(path, getattr(e, "lineno", 0) or 0, f"invalid TOML: {e}") from None
+    data = read_toml(path)
     if not data.get("kinds"):
         raise InputFormatError(path, 0, "no [kinds.*] tables")
     return data

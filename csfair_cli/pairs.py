@@ -15,12 +15,11 @@ exits 2 naming the file and the entry (:class:`csfair.io.InputFormatError`).
 import argparse
 import shlex
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from csfair.io import InputFormatError
+from csfair.io import InputFormatError, read_toml
 
 #: the table shipped with the package
 PAIRS_FILE = Path(__file__).with_name("pairs.toml")
@@ -59,10 +58,7 @@ def load_pairs(path: Optional[Path] = None) -> Dict[str, Pair]:
     path = Path(path or PAIRS_FILE)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: pairs table not found")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise InputFormatError(path, getattr(e, "lineno", 0) or 0, f"invalid TOML: {e}") from None
+    data = read_toml(path)
     source = data.get("source") or {}
     _check(isinstance(source.get("lang"), str), path, "[source]", "needs lang = \"en\"")
     src = source["lang"]

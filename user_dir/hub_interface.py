@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from csfair.paths import find_upwards
 import user_dir  # noqa: F401  (registers the plugin)
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,15 +34,6 @@ def _resolve(path: str, *bases: str) -> Optional[str]:
         cand = os.path.join(base, path)
         if os.path.exists(cand):
             return os.path.abspath(cand)
-    return None
-
-
-def _find_upwards(start: str, name: str, levels: int = 5) -> Optional[str]:
-    cur = os.path.abspath(start)
-    for _ in range(levels):
-        if os.path.exists(os.path.join(cur, name)):
-            return os.path.join(cur, name)
-        cur = os.path.dirname(cur)
     return None
 
 
@@ -82,7 +74,7 @@ def from_pretrained(model_dir: str, checkpoint_file: str = "checkpoint_last.pt",
         overrides.update(cs_mode="none", cs_tables="", cs_table_name="")  # tables are loaded on demand
     del state  # fairseq reads it again, applying the overrides
     models, cfg, task, _ = load_model_and_task(path, overrides)
-    bpe = bpe_model or _find_upwards(data, "spm.model") or _find_upwards(model_dir, "spm.model")
+    bpe = bpe_model or find_upwards(data, "spm.model", 5) or find_upwards(model_dir, "spm.model", 5)
     if bpe is None or not os.path.exists(bpe):
         raise FileNotFoundError(f"no sentencepiece model (spm.model) near {data} or {model_dir}; pass bpe_model")
     hub = CodeSwitchHubInterface(cfg, task, models[0], bpe, data, dict(task_cfg))

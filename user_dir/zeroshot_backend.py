@@ -27,6 +27,7 @@ from csfair.evaluation.zeroshot.backend import Finetuned, Prepared
 from csfair.evaluation.zeroshot.columns import column_key
 from csfair.evaluation.zeroshot.protocol import DATA_FORMAT, FINETUNE_POSITIONS
 from csfair.io import sha256_file
+from csfair.paths import find_upwards
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,16 +39,6 @@ def log(msg):
 def _bucket(args):
     """--fasttext-bucket, fastText's default when not given."""
     return FASTTEXT_BUCKET if args.fasttext_bucket is None else args.fasttext_bucket
-
-
-def _near(start, name, levels=3):
-    """``name`` in ``start`` or one of its parents (a checkpoint copied with its vocabulary next to it)."""
-    cur = os.path.abspath(start)
-    for _ in range(levels):
-        if os.path.exists(os.path.join(cur, name)):
-            return os.path.join(cur, name)
-        cur = os.path.dirname(cur)
-    return None
 
 
 def _vocab_of(model, args):
@@ -84,10 +75,10 @@ def _vocab_of(model, args):
                          str(h), "--encoder-ffn-embed-dim", str(4 * h), "--encoder-attention-heads", str(max(1, h // 64))]
     dict_names = ["dict.txt"] + [os.path.join(lg, "dict.txt") for lg in langs]
     spm = args.spm or next((p for p in ([os.path.join(data, "spm.model")] if data else []) if os.path.exists(p)),
-                           None) or (near and _near(near, "spm.model"))
+                           None) or (near and find_upwards(near, "spm.model", 3))
     dict_path = args.dict or next((os.path.join(data, n) for n in dict_names if data and
                                    os.path.exists(os.path.join(data, n))), None) or \
-        (near and next(filter(None, (_near(near, n) for n in dict_names)), None))
+        (near and next(filter(None, (find_upwards(near, n, 3) for n in dict_names)), None))
     what = f"--checkpoint {model.name}" + (f" ({model.path})" if model.path else "")
     looked = f"{data or 'no data directory saved'}" + (f", then {near} and its parents" if near else "")
     sha = f" (the checkpoint records the dictionary's sha256 {want[:12]}...)" if want else ""

@@ -22,7 +22,6 @@ import hashlib
 import inspect
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -588,15 +587,9 @@ def load_tasks_file(path: PathLike, known: Optional[Dict[str, TaskSpec]] = None)
         InputFormatError: not valid TOML (with its line), a file that declares no task.
         TaskError: an unknown or missing key, an unknown reader or inherited task (naming the file and task).
     """
-    import tomllib
+    from csfair.io import read_toml
 
-    from csfair.io import read_text
-
-    try:
-        doc = tomllib.loads(read_text(path))  # utf-8-sig: a byte-order mark is not a TOML error
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"line (\d+)", str(e))
-        raise InputFormatError(path, int(m.group(1)) if m else 0, f"not valid TOML: {e}") from None
+    doc = read_toml(path)
     if not doc:
         raise InputFormatError(path, 0, "declares no task (expected [NAME] tables with the keys of "
                                         "csfair/evaluation/tasks.toml)")
@@ -811,6 +804,24 @@ class _null:
         return False
 
 
+def _input_pieces(raw_dir: PathLike):
+    """``(<lang>.<split>, lines)`` for each split of a :func:`write_task_data` ``raw/`` directory, where
+    ``lines`` iterates over the pieces of every line of its ``input0`` and (if present) ``input1`` files."""
+
+    def lines(base):
+        for field_name in ("input0", "input1"):
+            path = os.path.join(raw_dir, f"{base}.{field_name}")
+            if os.path.exists(path):
+                with open(path, encoding="utf-8") as fh:
+                    for line in fh:
+                        yield line.split()
+
+    for name in sorted(os.listdir(raw_dir)):
+        if name.endswith(".input0"):
+            base = name[: -len(".input0")]
+            yield base, lines(base)
+
+
 def unk_rates(raw_dir: PathLike, vocabulary: Optional[Sequence[str]] = None) -> Dict[str, float]:
     """Share of input pieces that are ``<unk>`` for a model's vocabulary, per ``<lang>.<split>``.
 
@@ -828,20 +839,12 @@ def unk_rates(raw_dir: PathLike, vocabulary: Optional[Sequence[str]] = None) -> 
     """
     vocab = set(vocabulary) if vocabulary is not None else None
     out: Dict[str, float] = {}
-    for name in sorted(os.listdir(raw_dir)):
-        if not name.endswith(".input0"):
-            continue
-        base = name[: -len(".input0")]
+    for base, lines in _input_pieces(raw_dir):
         total = unk = 0
-        for field_name in ("input0", "input1"):
-            path = os.path.join(raw_dir, f"{base}.{field_name}")
-            if not os.path.exists(path):
-                continue
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    for piece in line.split():
-                        total += 1
-                        unk += piece == "<unk>" or (vocab is not None and piece not in vocab)
+        for pieces in lines:
+            for piece in pieces:
+                total += 1
+                unk += piece == "<unk>" or (vocab is not None and piece not in vocab)
         out[base] = unk / total if total else 0.0
     return out
 
@@ -865,29 +868,21 @@ def unk_word_rates(raw_dir: PathLike, vocabulary: Optional[Sequence[str]] = None
     """
     vocab = set(vocabulary) if vocabulary is not None else None
     out: Dict[str, float] = {}
-    for name in sorted(os.listdir(raw_dir)):
-        if not name.endswith(".input0"):
-            continue
-        base = name[: -len(".input0")]
+    for base, lines in _input_pieces(raw_dir):
         total = unk = 0
-        for field_name in ("input0", "input1"):
-            path = os.path.join(raw_dir, f"{base}.{field_name}")
-            if not os.path.exists(path):
-                continue
-            with open(path, encoding="utf-8") as fh:
-                for line in fh:
-                    word = None  # [has an unknown piece, every piece unknown or a bare boundary]
-                    for j, piece in enumerate(line.split()):
-                        if j == 0 or piece.startswith("\u2581"):
-                            if word is not None:
-                                total += 1
-                                unk += word[0] and word[1]
-                            word = [False, True]
-                        bad = piece == "<unk>" or (vocab is not None and piece not in vocab)
-                        word[0] |= bad
-                        word[1] &= bad or piece == "\u2581"
+        for pieces in lines:
+            word = None  # [has an unknown piece, every piece unknown or a bare boundary]
+            for j, piece in enumerate(pieces):
+                if j == 0 or piece.startswith("\u2581"):
                     if word is not None:
                         total += 1
                         unk += word[0] and word[1]
+                    word = [False, True]
+                bad = piece == "<unk>" or (vocab is not None and piece not in vocab)
+                word[0] |= bad
+                word[1] &= bad or piece == "\u2581"
+            if word is not None:
+                total += 1
+                unk += word[0] and word[1]
         out[base] = unk / total if total else 0.0
     return out
